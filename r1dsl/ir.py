@@ -1,0 +1,213 @@
+"""The checked, frozen intermediate representation of a recipe.
+
+Every backend reads these types (or the YAML compiled from them) and never a parse tree.
+Field metadata is the schema: the checker validates each field from its `metadata`
+(`min`, `max`, `min_exclusive`, `choices`, `doc`), so adding a knob is one field here.
+Units live in names (`lr`, `max_completion_tokens`, `time_limit_min`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+
+def knob(default: Any, doc: str, **limits: Any) -> Any:
+    """A recipe setting with its default, one-line doc and limits (min, max, min_exclusive, choices)."""
+    return field(default=default, metadata={"doc": doc, **limits})
+
+
+@dataclass(frozen=True)
+class Span:
+    file: str
+    line: int
+    col: int
+    end_line: int
+    end_col: int
+
+
+# ---------------------------------------------------------------- models
+
+
+@dataclass(frozen=True)
+class TinyModelConfig:
+    """A small transformers architecture built from a config, for the embedded default."""
+
+    arch: str = knob("qwen2", "transformers architecture", choices=("qwen2", "llama"))
+    hidden_size: int = knob(128, "width", min=8)
+    num_layers: int = knob(4, "depth", min=1)
+    num_heads: int = knob(4, "attention heads", min=1)
+    intermediate_size: int = knob(512, "MLP width", min=8)
+    vocab_size: int = knob(512, "size of the locally trained tokenizer", min=64)
+    max_position_embeddings: int = knob(512, "longest sequence", min=16)
+
+
+@dataclass(frozen=True)
+class Model:
+    name: str
+    source: str  # "tiny" | "hf" (hub id) | "local" (a directory with config.json)
+    path: str | None = None
+    tiny: TinyModelConfig | None = None
+    span: Span | None = None
+
+
+# ---------------------------------------------------------------- data
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    source: str  # "generator" | "jsonl" | "parquet" | "hf" | "stage" (an earlier stage's output)
+    generator: str | None = None  # arithmetic | countdown | code | chat | corpus
+    path: str | None = None  # file, hub name, or producing stage name when source == "stage"
+    split: str = "train"
+    size: int | None = None  # rows to generate or to take
+    seed: int = 0
+    fields: Mapping[str, str] = field(default_factory=dict)  # canonical name -> column in the file
+    params: Mapping[str, Any] = field(default_factory=dict)  # generator parameters (difficulty, ...)
+    provides: tuple[str, ...] = ()  # canonical fields a row carries: prompt, answer, tests, response, ...
+    span: Span | None = None
+
+
+@dataclass(frozen=True)
+class Template:
+    name: str
+    text: str  # contains "{prompt}"
+    span: Span | None = None
+
+
+@dataclass(frozen=True)
+class Reward:
+    """One weighted reward rule; `datasets` routes it (empty: every dataset of the stage)."""
+
+    name: str
+    rule: str  # key in the reward registry
+    weight: float = 1.0
+    params: Mapping[str, Any] = field(default_factory=dict)
+    datasets: tuple[str, ...] = ()
+    span: Span | None = None
+
+
+# ---------------------------------------------------------------- stage settings
+
+
+@dataclass(frozen=True)
+class Resources:
+    nodes: int = knob(1, "machines", min=1)
+    gpus_per_node: int = knob(0, "GPUs per machine (0: CPU)", min=0)
+    tensor_parallel: int = knob(1, "tensor-parallel size", min=1)
+    pipeline_parallel: int = knob(1, "pipeline-parallel size", min=1)
+    rollout_gpus: int = knob(0, "GPUs reserved for generation (0: colocated)", min=0)
+    cpu_processes: int = knob(1, "processes per node when gpus_per_node is 0 (DDP on gloo)", min=1)
+    time_limit_min: int = knob(60, "wall-clock limit of the stage's job", min=1)
+    partition: str | None = knob(None, "SLURM partition")
+    account: str | None = knob(None, "SLURM account")
+    container_image: str | None = knob(None, "container image (pyxis)")
+
+
+@dataclass(frozen=True)
+class Optim:
+    lr: float = knob(1e-4, "peak learning rate", min_exclusive=0.0)
+    min_lr_ratio: float = knob(0.1, "cosine floor as a fraction of lr", min=0.0, max=1.0)
+    lr_schedule: str = knob("cosine", "learning-rate schedule", choices=("cosine", "constant", "linear"))
+    warmup_steps: int = knob(0, "linear warm-up steps", min=0)
+    weight_decay: float = knob(0.0, "AdamW weight decay", min=0.0)
+    max_grad_norm: float = knob(1.0, "gradient clipping", min_exclusive=0.0)
+
+
+@dataclass(frozen=True)
+class Train:
+    """Settings shared by pretrain, sft and distill."""
+
+    steps: int = knob(100, "optimizer steps", min=1)
+    epochs: int | None = knob(None, "passes over the data (overrides steps when set)", min=1)
+    batch_size: int = knob(16, "sequences per optimizer step (global)", min=1)
+    micro_batch_size: int = knob(16, "sequences per forward pass per process", min=1)
+    max_seq_len: int = knob(256, "tokens per sequence", min=8)
+    checkpoint_every: int = knob(50, "steps between checkpoints", min=1)
+    seed: int = knob(0, "random seed")
+
+
+@dataclass(frozen=True)
+class GRPO:
+    """GRPO as in DeepSeekMath eq. 3; names follow NeMo-RL where a term exists."""
+
+    num_generations_per_prompt: int = knob(8, "group size G", min=2)
+    num_prompts_per_step: int = knob(8, "questions per step", min=1)
+    micro_batch_size: int = knob(16, "sequences per forward/backward", min=1)
+    steps: int = knob(100, "GRPO steps", min=1)
+    kl_penalty: float = knob(0.001, "beta, the KL coefficient", min=0.0)
+    kl_type: str = knob("k3", "KL estimator", choices=("k1", "k2", "k3"))
+    ratio_clip_min: float = knob(0.2, "epsilon low", min_exclusive=0.0)
+    ratio_clip_max: float = knob(0.2, "epsilon high", min_exclusive=0.0)
+    loss_aggregation: str = knob(
+        "sequence", "sequence (paper), token (DAPO) or constant (Dr. GRPO)", choices=("sequence", "token", "constant")
+    )
+    advantage_scaling: str = knob("std", "divide by group std, or not (Dr. GRPO)", choices=("std", "none"))
+    inner_epochs: int = knob(1, "updates per rollout batch", min=1)
+    temperature: float = knob(1.0, "rollout temperature", min_exclusive=0.0)
+    top_p: float = knob(1.0, "rollout nucleus", min_exclusive=0.0, max=1.0)
+    max_prompt_tokens: int = knob(128, "longest prompt", min=1)
+    max_completion_tokens: int = knob(64, "longest completion", min=1)
+    reference_refresh_steps: int | None = knob(None, "replace the reference by the policy every N steps", min=1)
+    truncated: str = knob("keep", "completions cut at the length limit", choices=("keep", "mask", "penalize"))
+    checkpoint_every: int = knob(25, "steps between checkpoints", min=1)
+    seed: int = knob(0, "random seed")
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Generation for rejection sampling and evaluation."""
+
+    samples_per_prompt: int = knob(4, "k completions per prompt", min=1)
+    temperature: float = knob(0.6, "sampling temperature (0: greedy)", min=0.0)
+    top_p: float = knob(0.95, "nucleus", min_exclusive=0.0, max=1.0)
+    max_completion_tokens: int = knob(64, "longest completion", min=1)
+    max_prompts: int | None = knob(None, "take at most this many prompts", min=1)
+    seed: int = knob(0, "random seed")
+
+
+@dataclass(frozen=True)
+class RejectionFilters:
+    correct: bool = knob(True, "keep only completions the rule rewards call correct")
+    format: bool = knob(True, "keep only well-formatted completions")
+    language: float | None = knob(None, "minimum language-consistency score", min=0.0, max=1.0)
+    judge: str | None = knob(None, "reward name of a judge whose verdict must pass")
+    max_completion_tokens: int | None = knob(None, "drop longer completions", min=1)
+    dedup: bool = knob(True, "drop duplicate completions per prompt")
+    keep_per_prompt: int | None = knob(None, "keep at most this many per prompt", min=1)
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    kind: str  # pretrain | sft | grpo | rejection_sample | distill | eval
+    init: str  # a model name or an earlier stage's name
+    init_is_stage: bool
+    data: tuple[str, ...]  # dataset names (a stage-sourced dataset names its producer)
+    template: str | None = None
+    rewards: tuple[Reward, ...] = ()
+    optim: Optim = field(default_factory=Optim)
+    train: Train = field(default_factory=Train)
+    grpo: GRPO | None = None
+    sampling: Sampling | None = None
+    filters: RejectionFilters | None = None
+    resources: Resources = field(default_factory=Resources)
+    eval_data: tuple[str, ...] = ()  # held-out sets evaluated after training
+    after: tuple[str, ...] = ()  # stages this one reads from (derived: init and stage-sourced data)
+    student_of: str | None = None  # distill: the declaration this job was expanded from
+    span: Span | None = None
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    file: str
+    models: Mapping[str, Model]
+    datasets: Mapping[str, Dataset]
+    templates: Mapping[str, Template]
+    rewards: Mapping[str, Reward]
+    stages: tuple[Stage, ...]  # in a valid run order
+
+    def stage(self, name: str) -> Stage:
+        return next(s for s in self.stages if s.name == name)
