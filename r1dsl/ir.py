@@ -211,3 +211,24 @@ class Recipe:
 
     def stage(self, name: str) -> Stage:
         return next(s for s in self.stages if s.name == name)
+
+
+# ---------------------------------------------------------------- compiled jobs
+
+
+@dataclass(frozen=True)
+class StageJob:
+    """One stage compiled: what a launcher needs to write and submit its script."""
+
+    stage: Stage
+    config: Mapping[str, Any]  # the content of <dir>/config.yaml
+    dir: str  # absolute stage folder
+    config_hash: str  # content hash of the resolved config, its inputs' hashes and the code version
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    recipe: Recipe
+    run_dir: str  # absolute
+    target: str  # local | slurm | nemo-rl
+    jobs: tuple[StageJob, ...]  # in run order
