@@ -1,0 +1,173 @@
+"""Rollouts for GRPO: G completions per prompt in one batch, and the per-token log-probs of a policy.
+
+Sampling is a plain decode loop over a Hugging Face causal LM with its KV cache (what `generate` does
+underneath, without its per-step machinery): each distinct prompt is prefilled once and its cache is
+repeated G times, so a group costs one prefill. A row stops at EOS or once its text contains a stop
+string (`</answer>`); the loop ends when every row has stopped or at max_completion_tokens.
+
+Shapes: P prompts, G completions each, B = P * G rows (a group's rows are contiguous), Lp prompt
+tokens (left-padded), T completion tokens (right-padded).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+
+@dataclass
+class Rollout:
+    prompt_ids: Tensor  # (B, Lp) left-padded
+    prompt_mask: Tensor  # (B, Lp) 1 on real tokens
+    completion_ids: Tensor  # (B, T) right-padded
+    completion_mask: Tensor  # (B, T) 1 up to and including the stop token
+    truncated: Tensor  # (B,) bool: hit max_completion_tokens without stopping
+    texts: list[str]  # (B,) completion text, cut after the stop string
+
+    @property
+    def lengths(self) -> Tensor:
+        return self.completion_mask.sum(-1)  # (B,)
+
+
+def encode_prompts(tokenizer, prompts: list[str], max_prompt_tokens: int) -> tuple[Tensor, Tensor]:
+    """Token ids of each prompt (keeping the last max_prompt_tokens), left-padded: (P, Lp) ids and mask."""
+    encoded = [ids[-max_prompt_tokens:] for ids in tokenizer(prompts, add_special_tokens=False)["input_ids"]]
+    width = max(len(ids) for ids in encoded)
+    pad = pad_id(tokenizer)
+    ids = torch.tensor([[pad] * (width - len(x)) + x for x in encoded], dtype=torch.long)
+    mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in encoded], dtype=torch.long)
+    return ids, mask
+
+
+def pad_id(tokenizer) -> int:
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+
+
+def positions(mask: Tensor) -> Tensor:
+    """Position ids that skip left padding: 0 at each row's first real token."""
+    return (mask.cumsum(-1) - 1).clamp(min=0)
+
+
+def sample_next(logits: Tensor, temperature: float, top_p: float, generator: torch.Generator | None) -> Tensor:
+    """One token per row from logits (B, V) at this temperature and nucleus. Returns (B,)."""
+    probs = torch.softmax(logits.float() / temperature, dim=-1)
+    if top_p < 1.0:
+        sorted_probs, order = probs.sort(dim=-1, descending=True)
+        outside = sorted_probs.cumsum(-1) - sorted_probs > top_p  # keep the smallest prefix reaching top_p
+        sorted_probs = sorted_probs.masked_fill(outside, 0.0)
+        probs = torch.zeros_like(probs).scatter_(-1, order, sorted_probs)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+class StopStrings:
+    """Finds rows whose text now contains a stop string, decoding only rows whose last token could end one."""
+
+    def __init__(self, tokenizer, stops: tuple[str, ...]):
+        self.tokenizer, self.stops = tokenizer, stops
+        vocab = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
+        last_chars = {s[-1] for s in stops}
+        texts = [tokenizer.convert_tokens_to_string([t]) if t is not None else "" for t in vocab]
+        self.can_end = torch.tensor([any(c in t for c in last_chars) for t in texts], dtype=torch.bool)
+        self.window = max(len(s) for s in stops) + 2  # tokens: each is at least one character
+
+    def hits(self, tokens: list[Tensor], live: Tensor) -> Tensor:
+        """tokens: the (B,) tokens sampled so far; live: (B,) rows not yet stopped. Returns (B,) bool."""
+        hit = torch.zeros_like(live)
+        if not self.stops:
+            return hit
+        rows = (live & self.can_end[tokens[-1]]).nonzero().flatten().tolist()
+        if rows:
+            tail = torch.stack(tokens[-self.window :], dim=1)[rows]  # (R, window)
+            for r, text in zip(rows, self.tokenizer.batch_decode(tail)):
+                hit[r] = any(s in text for s in self.stops)
+        return hit
+
+
+@torch.no_grad()
+def sample_groups(
+    model,
+    tokenizer,
+    prompts: list[str],
+    group_size: int,
+    *,
+    max_prompt_tokens: int,
+    max_completion_tokens: int,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    stop: tuple[str, ...] = ("</answer>",),
+    generator: torch.Generator | None = None,
+) -> Rollout:
+    """G completions for each prompt, all prompts in one batch with a KV cache."""
+    device = next(model.parameters()).device
+    eos, pad = tokenizer.eos_token_id, pad_id(tokenizer)
+    ids, mask = encode_prompts(tokenizer, prompts, max_prompt_tokens)  # (P, Lp)
+    ids, mask = ids.to(device), mask.to(device)
+    stops = StopStrings(tokenizer, stop)
+    stops.can_end = stops.can_end.to(device)
+
+    # prefill each distinct prompt once, then give every completion of the group its own copy of the cache
+    out = model(input_ids=ids, attention_mask=mask, position_ids=positions(mask), use_cache=True, logits_to_keep=1)
+    cache = out.cache
+    cache.batch_repeat_interleave(group_size)
+    logits = out.logits[:, -1].repeat_interleave(group_size, dim=0)  # (B, V)
+    attention = mask.repeat_interleave(group_size, dim=0)  # (B, Lp + t)
+    next_position = positions(mask)[:, -1:].repeat_interleave(group_size, dim=0) + 1  # (B, 1)
+
+    B = logits.shape[0]
+    done = torch.zeros(B, dtype=torch.bool, device=device)
+    ended_at = torch.full((B,), max_completion_tokens, dtype=torch.long, device=device)  # tokens kept per row
+    tokens: list[Tensor] = []
+    for t in range(max_completion_tokens):
+        token = sample_next(logits, temperature, top_p, generator)  # (B,)
+        token = torch.where(done, torch.full_like(token, pad), token)
+        tokens.append(token)
+        stopped = ~done & ((token == eos) | stops.hits(tokens, ~done))
+        ended_at = torch.where(stopped, torch.full_like(ended_at, t + 1), ended_at)
+        done |= stopped
+        if bool(done.all()) or t == max_completion_tokens - 1:
+            break
+        attention = torch.cat([attention, torch.ones_like(attention[:, :1])], dim=1)
+        out = model(input_ids=token[:, None], attention_mask=attention, position_ids=next_position, cache=cache,
+                    use_cache=True)
+        cache, logits, next_position = out.cache, out.logits[:, -1], next_position + 1
+
+    completion_ids = torch.stack(tokens, dim=1)  # (B, T)
+    T = completion_ids.shape[1]
+    completion_mask = (torch.arange(T, device=device)[None, :] < ended_at[:, None]).long()  # (B, T)
+    completion_ids = completion_ids.masked_fill(completion_mask == 0, pad)
+    texts = [cut_after(s, stop) for s in tokenizer.batch_decode(completion_ids, skip_special_tokens=True)]
+    return Rollout(
+        prompt_ids=ids.repeat_interleave(group_size, dim=0),
+        prompt_mask=mask.repeat_interleave(group_size, dim=0),
+        completion_ids=completion_ids,
+        completion_mask=completion_mask,
+        truncated=~done,
+        texts=texts,
+    )
+
+
+def cut_after(text: str, stops: tuple[str, ...]) -> str:
+    """The text up to and including the first stop string (a stop token may carry a few characters more)."""
+    ends = [text.index(s) + len(s) for s in stops if s in text]
+    return text[: min(ends)] if ends else text
+
+
+def token_logprobs(
+    model, prompt_ids: Tensor, prompt_mask: Tensor, completion_ids: Tensor, completion_mask: Tensor,
+    temperature: float = 1.0, with_entropy: bool = False,
+) -> tuple[Tensor, Tensor | None]:
+    """log pi(o_t | q, o_<t) of each completion token at the rollout temperature: (B, T), and its entropy (B, T)."""
+    ids = torch.cat([prompt_ids, completion_ids], dim=1)  # (B, Lp + T)
+    mask = torch.cat([prompt_mask, completion_mask], dim=1)  # (B, Lp + T)
+    T = completion_ids.shape[1]
+    logits = model(input_ids=ids, attention_mask=mask, position_ids=positions(mask), logits_to_keep=T + 1).logits
+    logits = logits[:, :-1].float() / temperature  # (B, T, V): the logits that predicted each completion token
+    logp_all = torch.log_softmax(logits, dim=-1)  # (B, T, V)
+    logp = logp_all.gather(-1, completion_ids.unsqueeze(-1)).squeeze(-1)  # (B, T)
+    entropy = None
+    if with_entropy:
+        with torch.no_grad():
+            entropy = -(logp_all.exp() * logp_all).sum(-1)  # (B, T)
+    return logp, entropy
