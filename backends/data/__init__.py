@@ -1,0 +1,3 @@
+"""Datasets. Importing this package registers the built-in synthetic generators in `generators.GENERATORS`."""
+
+from backends.data import synthetic  # noqa: F401  (registers arithmetic, countdown, code, chat, corpus)

@@ -1,0 +1,130 @@
+"""Load the rows of one compiled dataset entry (`model.data.train[i]` of a stage config).
+
+Every source ends as a list of dicts with canonical field names (prompt, answer, tests, response, text);
+`fields` maps a canonical name to the file's column. Rows also carry `_dataset` (the dataset name) and,
+when the stage routes rewards to this dataset, `_rewards` (the reward names `registry.score` applies).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+
+class DataError(Exception):
+    """A dataset that cannot be read; the message starts with the place (`path:line: why`)."""
+
+
+def load_rows(dataset_cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The rows of a dataset entry: generated, read from jsonl/parquet/hf, or an earlier stage's output."""
+    cfg = dict(dataset_cfg)
+    source = cfg.get("source")
+    size = cfg.get("size")
+    if source == "generator":
+        rows = _generate(cfg)
+    elif source in ("jsonl", "stage"):
+        rows = read_jsonl(cfg["path"], limit=size)
+    elif source == "parquet":
+        rows = _read_parquet(cfg["path"], limit=size)
+    elif source == "hf":
+        rows = _read_hf(cfg["path"], cfg.get("split") or "train", limit=size)
+    else:
+        raise DataError(f"{cfg.get('name', '?')}: unknown dataset source {source!r}")
+    rows = [_map_fields(row, cfg.get("fields") or {}) for row in rows]
+    _check_provides(rows, cfg)
+    for row in rows:
+        row["_dataset"] = cfg.get("name")
+        if cfg.get("rewards"):
+            row["_rewards"] = list(cfg["rewards"])
+    return rows
+
+
+def _generate(cfg: dict[str, Any]) -> list[dict[str, Any]]:
+    from backends.data.generators import GENERATORS
+
+    import backends.data  # noqa: F401  (registers the built-in generators)
+
+    name = cfg.get("generator")
+    if name not in GENERATORS:
+        raise DataError(f"{cfg.get('name', '?')}: unknown generator {name!r} (known: {', '.join(sorted(GENERATORS))})")
+    params = dict(cfg.get("params") or {})
+    return GENERATORS[name].fn(int(cfg.get("size") or 1000), seed=int(cfg.get("seed") or 0), **params)
+
+
+def read_jsonl(path: str | os.PathLike, limit: int | None = None) -> list[dict[str, Any]]:
+    """Rows of a JSON-lines file; blank lines are skipped; a bad line raises DataError("path:line: why")."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: no such file")
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(f"{path}:{lineno}: not valid JSON ({e.msg} at column {e.colno})") from None
+            if not isinstance(row, dict):
+                raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
+            rows.append(row)
+            if limit is not None and len(rows) >= limit:
+                break
+    return rows
+
+
+def _read_parquet(path: str, limit: int | None) -> list[dict[str, Any]]:
+    if not Path(path).exists():
+        raise DataError(f"{path}: no such file")
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise DataError(f"{path}: reading parquet needs pyarrow (pip install pyarrow)") from None
+    try:
+        rows = pq.read_table(path).to_pylist()
+    except Exception as e:  # pyarrow raises several types for corrupt files
+        raise DataError(f"{path}: not a readable parquet file ({e})") from None
+    return rows[:limit] if limit is not None else rows
+
+
+def _read_hf(name: str, split: str, limit: int | None) -> list[dict[str, Any]]:
+    """A Hugging Face dataset from the local cache only: this project never downloads in a stage."""
+    try:
+        import datasets
+    except ImportError:
+        raise DataError(f"{name}: hf datasets need the `datasets` package (pip install datasets)") from None
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    try:
+        ds = datasets.load_dataset(name, split=split)
+    except Exception as e:
+        raise DataError(
+            f"{name}: not in the local Hugging Face cache (split {split!r}); stages run offline. "
+            f"Download it once with `datasets.load_dataset({name!r})` on a machine with network, "
+            f"or export it to jsonl and use `jsonl = ...`. ({type(e).__name__}: {e})"
+        ) from None
+    if limit is not None:
+        ds = ds.select(range(min(limit, len(ds))))
+    return [dict(r) for r in ds]
+
+
+def _map_fields(row: dict[str, Any], fields: Mapping[str, str]) -> dict[str, Any]:
+    """Rename file columns to canonical names (`fields` is canonical -> column); other columns stay."""
+    if not fields:
+        return dict(row)
+    out = dict(row)
+    for canonical, column in fields.items():
+        if column in row:
+            out[canonical] = row[column]
+    return out
+
+
+def _check_provides(rows: list[dict[str, Any]], cfg: Mapping[str, Any]) -> None:
+    needed = list(cfg.get("provides") or [])
+    where = cfg.get("path") or cfg.get("generator") or cfg.get("name")
+    for i, row in enumerate(rows):
+        missing = [f for f in needed if f not in row]
+        if missing:
+            raise DataError(f"{where}: row {i + 1} lacks field(s) {', '.join(missing)} (map them with `fields {{ ... }}`)")

@@ -1,0 +1,149 @@
+"""Load the policy a stage starts from: the tiny model built from a config, or a Hugging Face checkpoint.
+
+`load_policy(init_cfg, device) -> (model, tokenizer)` where `init_cfg` is a compiled `model.init`:
+  {source: tiny, tiny: {arch, hidden_size, ...}}  a fresh transformers model + a locally trained BPE tokenizer
+  {source: local | stage, path: DIR}              AutoModelForCausalLM / AutoTokenizer from a directory
+  {source: hf, path: "org/name"}                  the same, from the local Hugging Face cache only
+Every tokenizer comes back with a pad token and left padding (generation pads prompts on the left).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+
+EOS = "<|endoftext|>"
+PAD = "<|pad|>"
+# Single tokens in the tiny vocabulary, but not "special": decoding keeps them, the rewards read them.
+TAGS = ("<think>", "</think>", "<answer>", "</answer>")
+
+
+class ModelError(Exception):
+    """A model that cannot be loaded; the message says what to do."""
+
+
+def load_policy(init_cfg: Mapping[str, Any], device: str | torch.device = "cpu"):
+    """(model, tokenizer) for a compiled `model.init` entry, the model on `device` in train mode."""
+    source = init_cfg.get("source")
+    if source == "tiny":
+        tokenizer = build_tiny_tokenizer(int(init_cfg["tiny"].get("vocab_size", 512)))
+        model = build_tiny_model(init_cfg["tiny"], tokenizer)
+    elif source in ("local", "stage"):
+        model, tokenizer = _load_pretrained(str(init_cfg["path"]), local_only=True)
+    elif source == "hf":
+        model, tokenizer = _load_pretrained(str(init_cfg["path"]), local_only=False)
+    else:
+        raise ModelError(f"unknown model source {source!r} (tiny, local, stage or hf)")
+    return model.to(device).train(), tokenizer
+
+
+# ---------------------------------------------------------------- the tiny model
+
+
+def tokenizer_training_text(num_docs: int = 4000) -> list[str]:
+    """What the tiny tokenizer learns its merges from: the synthetic corpus plus the other generators."""
+    from backends.data import synthetic
+
+    texts = [r["text"] for r in synthetic.corpus(num_docs, seed=0)]
+    texts += [r["prompt"] + " " + r["answer"] for r in synthetic.countdown(200, seed=0)]
+    texts += [r["prompt"] + "\n" + r["response"] for r in synthetic.code(200, seed=0)]
+    texts += [r["prompt"] + " " + r["response"] for r in synthetic.chat(200, seed=0)]
+    return texts
+
+
+def build_tiny_tokenizer(vocab_size: int):
+    """A byte-level BPE trained here on synthetic text (digits split one per token), as a PreTrainedTokenizerFast."""
+    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    # One token per digit: arithmetic generalises across numbers instead of memorising each one.
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
+    )
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size - len(TAGS),
+        special_tokens=[EOS, PAD],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(tokenizer_training_text(), trainer=trainer)
+    tok.add_tokens([AddedToken(t, single_word=False, normalized=False) for t in TAGS])
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=EOS, pad_token=PAD, padding_side="left")
+    fast.model_max_length = 1 << 30
+    return fast
+
+
+def build_tiny_model(tiny: Mapping[str, Any], tokenizer):
+    """A freshly initialised transformers causal LM (Qwen2 or Llama) sized by the recipe's `tiny` block."""
+    from transformers import AutoModelForCausalLM, LlamaConfig, Qwen2Config
+
+    config_class = {"qwen2": Qwen2Config, "llama": LlamaConfig}[tiny.get("arch", "qwen2")]
+    heads = int(tiny.get("num_heads", 4))
+    config = config_class(
+        vocab_size=len(tokenizer),
+        hidden_size=int(tiny.get("hidden_size", 128)),
+        num_hidden_layers=int(tiny.get("num_layers", 4)),
+        num_attention_heads=heads,
+        num_key_value_heads=heads,
+        intermediate_size=int(tiny.get("intermediate_size", 512)),
+        max_position_embeddings=int(tiny.get("max_position_embeddings", 512)),
+        tie_word_embeddings=True,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    model = AutoModelForCausalLM.from_config(config, attn_implementation="sdpa")
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    return model
+
+
+# ---------------------------------------------------------------- checkpoints
+
+
+def _load_pretrained(name_or_dir: str, local_only: bool):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if local_only and not (Path(name_or_dir) / "config.json").exists():
+        raise ModelError(f"{name_or_dir}: not a Hugging Face model directory (no config.json)")
+    if not local_only:
+        # Stages never download: a hub id must already be in the local cache.
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name_or_dir, local_files_only=True)
+        model = AutoModelForCausalLM.from_pretrained(name_or_dir, local_files_only=True, dtype=torch.float32)
+    except OSError as e:
+        if local_only:
+            raise ModelError(f"{name_or_dir}: cannot load the model ({e})") from None
+        raise ModelError(
+            f"{name_or_dir}: not in the local Hugging Face cache; stages run offline. Download it once with "
+            f"`huggingface-cli download {name_or_dir}` or point the model at a directory with `path = \"...\"`."
+        ) from None
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "left"
+    if model.generation_config.pad_token_id is None:
+        model.generation_config.pad_token_id = tokenizer.pad_token_id
+    return model, tokenizer
+
+
+def save_policy(model, tokenizer, directory: str | os.PathLike) -> None:
+    """save_pretrained of model and tokenizer into `directory` (written to a temp folder, then renamed)."""
+    import shutil
+
+    directory = Path(directory)
+    tmp = directory.with_name(directory.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    shutil.rmtree(directory, ignore_errors=True)
+    os.replace(tmp, directory)
+
+
+def count_parameters(model) -> int:
+    return sum(p.numel() for p in model.parameters())
