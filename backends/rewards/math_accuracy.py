@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from backends.rewards.equivalence import equivalent
+from backends.rewards.equivalence import MAX_ANSWER_CHARS, equivalent
 from backends.rewards.extract import extract_answer, gold_answer
 from backends.rewards.registry import Param, register
 
@@ -18,12 +18,19 @@ from backends.rewards.registry import Param, register
             choices=("answer_tag", "boxed", "last_number"),
         ),
         "answer_tag": Param("answer", str, "name of the answer tag when extract = answer_tag"),
+        "timeout_s": Param(1.0, (int, float), "wall-clock bound of one sympy check (the fast path needs none)"),
+        "max_answer_chars": Param(MAX_ANSWER_CHARS, int, "longer extracted answers score 0 without being parsed"),
+        "use_sympy": Param(True, bool, "fall back to sympy (in a worker process) when the fast path cannot decide"),
     },
     doc="1.0 when the completion's final answer equals the row's `answer` (up to notation), else 0.0.",
 )
-def math_accuracy(completions, rows, extract="answer_tag", answer_tag="answer"):
+def math_accuracy(
+    completions, rows, extract="answer_tag", answer_tag="answer", timeout_s=1.0, max_answer_chars=MAX_ANSWER_CHARS,
+    use_sympy=True,
+):
     out = []
     for completion, row in zip(completions, rows):
         pred = extract_answer(completion, extract, answer_tag)
-        out.append(1.0 if pred is not None and equivalent(gold_answer(row["answer"]), pred) else 0.0)
+        ok = pred is not None and equivalent(gold_answer(row["answer"]), pred.strip(), timeout_s, max_answer_chars, use_sympy)
+        out.append(1.0 if ok else 0.0)
     return out
