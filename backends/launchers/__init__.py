@@ -3,3 +3,11 @@
 `TARGETS[name]` is a module-level object with `emit(pipeline) -> list[Path]` and
 `run(pipeline, dry_run: bool) -> int`. Torch-free: the compiler imports this.
 """
+
+from backends.launchers import slurm
+
+# The local target is added by the front end (here or in r1dsl); each entry may also offer
+# `unsupported(pipeline) -> list[str]`: recipe features the target cannot honour, reported as warnings.
+TARGETS = {
+    "slurm": slurm,
+}

@@ -1,0 +1,213 @@
+"""The SLURM target: one sbatch script per stage and a submit script that chains them with afterok.
+
+Layout written into the run folder (next to the compiler's config.yaml and manifest.json):
+
+    <run_dir>/submit.sh             submits every stage not DONE; `submit.sh --dry-run` prints the sbatch lines
+    <run_dir>/<stage>/job.sbatch    srun + torchrun of `python -m backends.run_stage <stage>/config.yaml`
+    <run_dir>/<stage>/slurm-<id>.out
+
+Every sbatch option is computed here and passed on the sbatch command line in submit.sh, where the
+`q` filter quotes it. `#SBATCH` lines are comments that sbatch parses with its own rules (and a
+newline in a value would end the comment and start a shell command), so the stage script repeats
+only the options whose values are plain words. Torch-free: the compiler imports this module.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from r1dsl.ir import Pipeline, StageJob
+from r1dsl.render import render
+
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+SUBMIT_SCRIPT = "submit.sh"
+STAGE_SCRIPT = "job.sbatch"
+
+_PLAIN_WORD = re.compile(r"[A-Za-z0-9_.,:/@%+=-]+")
+
+
+def plain(value: str) -> bool:
+    """True when `value` can sit unquoted in an `#SBATCH` line: no blanks, quotes, `$`, `#` or newlines (`%` is a SLURM filename pattern)."""
+    return bool(_PLAIN_WORD.fullmatch(value))
+
+
+def label(text: str) -> str:
+    """A rendering of a name safe in a comment or a job name (never used for paths or arguments)."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", text)[:64] or "_"
+
+
+def slurm_path(path: str | Path) -> str:
+    """A path as sbatch --output reads it: `%` starts a SLURM filename pattern, so double it."""
+    return str(path).replace("%", "%%")
+
+
+@dataclass(frozen=True)
+class Submission:
+    """One sbatch call of submit.sh: what submit.sh.j2 renders for a stage."""
+
+    index: int
+    name: str
+    label: str
+    done: str  # the stage's DONE file
+    after: tuple[int, ...]  # indices of the stages it waits for (afterok)
+    args: tuple[str, ...]  # sbatch options and the script (and its arguments)
+    prefix: tuple[str, ...] = ()  # words before `sbatch`, e.g. ("env", "COMMAND=...") for ray.sub
+
+    def as_template_values(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "name": self.name,
+            "label": self.label,
+            "done": self.done,
+            "after": list(self.after),
+            "args": list(self.args),
+            "prefix": list(self.prefix),
+        }
+
+
+def job_index(pipeline: Pipeline) -> dict[str, int]:
+    """Stage name -> 1-based position in run order."""
+    return {job.stage.name: i for i, job in enumerate(pipeline.jobs, start=1)}
+
+
+def after_indices(job: StageJob, pipeline: Pipeline) -> tuple[int, ...]:
+    """Positions of the stages `job` reads from (its init stage and stage-sourced data)."""
+    index = job_index(pipeline)
+    return tuple(sorted({index[name] for name in job.stage.after if name in index}))
+
+
+def stage_dir(job: StageJob) -> Path:
+    return Path(job.dir)
+
+
+def common_options(job: StageJob, pipeline: Pipeline, *, gpus_per_node: int | None = None) -> list[str]:
+    """sbatch options every stage job gets: name, nodes, time, partition, account, logs, requeue."""
+    res = job.stage.resources
+    gpus = res.gpus_per_node if gpus_per_node is None else gpus_per_node
+    options = [
+        f"--job-name={label(pipeline.recipe.name)}.{label(job.stage.name)}",
+        f"--nodes={res.nodes}",
+        f"--ntasks={res.nodes}",
+        "--ntasks-per-node=1",
+        f"--time={res.time_limit_min}",
+        f"--output={slurm_path(stage_dir(job))}/slurm-%j.out",
+        "--open-mode=append",
+        "--requeue",
+        "--kill-on-invalid-dep=yes",
+    ]
+    if gpus > 0:
+        options.append(f"--gres=gpu:{gpus}")
+    else:
+        options.append(f"--cpus-per-task={res.cpu_processes}")
+    if res.partition:
+        options.append(f"--partition={res.partition}")
+    if res.account:
+        options.append(f"--account={res.account}")
+    return options
+
+
+def stage_script_values(job: StageJob, pipeline: Pipeline) -> dict[str, Any]:
+    """Everything templates/slurm/stage.sbatch.j2 renders, computed here (templates hold no logic)."""
+    res = job.stage.resources
+    run_dir = Path(pipeline.run_dir)
+    srun_args: list[str] = []
+    python = sys.executable
+    workdir = PROJECT_DIR
+    if res.container_image:
+        mounts = sorted({str(run_dir), str(PROJECT_DIR)})
+        srun_args += [
+            f"--container-image={res.container_image}",
+            f"--container-mounts={','.join(f'{m}:{m}' for m in mounts)}",
+            f"--container-workdir={PROJECT_DIR}",
+        ]
+        python = "python"  # the container's interpreter, not this machine's
+    options = common_options(job, pipeline)
+    return {
+        "directives": [o for o in options if plain(o)],
+        "stage_dir": str(stage_dir(job)),
+        "config": str(stage_dir(job) / "config.yaml"),
+        "python": python,
+        "workdir": str(workdir),
+        "project": str(PROJECT_DIR),
+        "srun_args": srun_args,
+        "nproc_per_node": res.gpus_per_node if res.gpus_per_node > 0 else res.cpu_processes,
+    }
+
+
+def write_stage_config(job: StageJob) -> Path:
+    """Write <stage>/config.yaml from the job unless the compiler already did."""
+    from omegaconf import OmegaConf
+
+    path = stage_dir(job) / "config.yaml"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(OmegaConf.to_yaml(OmegaConf.create(_plain_data(job.config))))
+    return path
+
+
+def _plain_data(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _plain_data(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain_data(v) for v in value]
+    return value
+
+
+def write_script(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    path.chmod(0o755)
+    return path
+
+
+def emit_stage(job: StageJob, pipeline: Pipeline) -> tuple[list[Path], Submission]:
+    """Write one stage's config.yaml and job.sbatch; return them and its line of submit.sh."""
+    config = write_stage_config(job)
+    script = write_script(stage_dir(job) / STAGE_SCRIPT, render("slurm/stage.sbatch.j2", **stage_script_values(job, pipeline)))
+    submission = Submission(
+        index=job_index(pipeline)[job.stage.name],
+        name=job.stage.name,
+        label=f"{label(job.stage.name)} ({label(job.stage.kind)})",
+        done=str(stage_dir(job) / "DONE"),
+        after=after_indices(job, pipeline),
+        args=(*common_options(job, pipeline), str(script)),
+    )
+    return [config, script], submission
+
+
+def write_submit_script(pipeline: Pipeline, submissions: Sequence[Submission]) -> Path:
+    text = render(
+        "slurm/submit.sh.j2",
+        target_label=label(pipeline.target),
+        stages=[s.as_template_values() for s in submissions],
+    )
+    return write_script(Path(pipeline.run_dir) / SUBMIT_SCRIPT, text)
+
+
+def emit(pipeline: Pipeline) -> list[Path]:
+    """Write every stage's job.sbatch (and config.yaml if missing) and the run's submit.sh."""
+    written: list[Path] = []
+    submissions: list[Submission] = []
+    for job in pipeline.jobs:
+        paths, submission = emit_stage(job, pipeline)
+        written += paths
+        submissions.append(submission)
+    written.append(write_submit_script(pipeline, submissions))
+    return written
+
+
+def run(pipeline: Pipeline, dry_run: bool = False) -> int:
+    """Emit, then run submit.sh (which submits each stage after its inputs); return its exit status."""
+    emit(pipeline)
+    command = ["bash", str(Path(pipeline.run_dir) / SUBMIT_SCRIPT)] + (["--dry-run"] if dry_run else [])
+    return subprocess.call(command)
+
+
+def unsupported(pipeline: Pipeline) -> list[str]:
+    """Recipe features this target cannot honour: none (every stage runs through our own backend)."""
+    return []
