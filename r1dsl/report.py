@@ -26,10 +26,11 @@ REPORT_DIR = "report"
 # `reward/*` columns (one per reward rule) are added to the first panel at read time.
 PANELS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("reward per rule", "reward", ("reward",)),
-    ("accuracy", "rate", ("accuracy", "format_rate")),
+    ("accuracy", "rate", ("accuracy", "format", "format_rate")),
     ("mean response length", "tokens", ("completion_length",)),
     ("KL to reference", "KL", ("kl",)),
     ("loss", "loss", ("loss",)),
+    ("entropy", "nats per token", ("entropy",)),
     ("learning rate", "lr", ("lr",)),
     ("throughput", "tokens/s", ("tokens_per_s",)),
 )
@@ -239,8 +240,11 @@ def plot_training_curves(stage: StageInfo, path: Path) -> Path | None:
 
 
 def plot_eval(results: Mapping[str, Mapping[str, float]], path: Path) -> Path | None:
-    """The eval table as bars: one panel per metric (metrics have different scales), a bar per stage."""
-    metrics = sorted({m for values in results.values() for m in values})
+    """The eval table as bars: one panel per metric (metrics have different scales), a bar per stage.
+
+    Counts (`num_prompts`, ...) stay in the table only.
+    """
+    metrics = sorted({m for values in results.values() for m in values if not m.rsplit("/", 1)[-1].startswith("num_")})
     if not metrics:
         return None
     cols = min(3, len(metrics))

@@ -26,7 +26,7 @@ RESULTS = {
     "base": {"accuracy": 0.035, "format_rate": 0.0},
     "zero": {"accuracy": 0.4375, "format_rate": 0.9125, "reward/accuracy": 0.4375, "reward/format": 0.9125},
     "cold_sft": {"accuracy": 0.52, "format_rate": 0.985},
-    "final_eval": {"accuracy": 0.6125, "format_rate": 0.99, "completion_length": 31.5},
+    "final_eval": {"num_prompts": 200, "accuracy": 0.6125, "format_rate": 0.99, "mean_completion_tokens": 31.5, "pass@1": 0.571, "cons@4": 0.64},
 }
 SUMMARY = {
     "seen": 1200,
@@ -77,7 +77,7 @@ def _write_metrics(path: Path, columns: list[str], steps: int, seed: int) -> Non
                 "reward/accuracy": 1 - math.exp(-3 * t) + rng.gauss(0, 0.05),
                 "reward/format": min(1.0, 1.5 * t) + rng.gauss(0, 0.03),
                 "accuracy": 0.05 + 0.5 * t + rng.gauss(0, 0.03),
-                "format_rate": min(1.0, 1.5 * t),
+                "format": min(1.0, 1.5 * t),
                 "completion_length": 12 + 30 * t + rng.gauss(0, 2),
                 "kl": 0.002 * step + abs(rng.gauss(0, 0.001)),
                 "loss": 4 * math.exp(-2 * t) + rng.gauss(0, 0.05),
@@ -102,7 +102,8 @@ def run_dir(tmp_path: Path) -> Path:
             {"name": name, "kind": kind, "after": after, "inputs": after, "outputs": [f"{name}/model"], "config_hash": f"{len(name):064x}"}
         )
     _write_metrics(run / "base" / "metrics.csv", ["loss", "lr", "tokens_per_s"], 60, seed=1)
-    grpo_columns = ["reward", "reward/accuracy", "reward/format", "accuracy", "format_rate", "completion_length", "kl", "loss", "lr", "tokens_per_s"]
+    # The columns backends/grpo/step.py logs (a subset: the report ignores the others).
+    grpo_columns = ["reward", "reward/accuracy", "reward/format", "accuracy", "format", "completion_length", "kl", "loss", "lr", "tokens_per_s"]
     _write_metrics(run / "zero" / "metrics.csv", grpo_columns, 60, seed=2)
     _write_metrics(run / "cold_sft" / "metrics.csv", ["loss", "lr"], 20, seed=3)
     (run / "cold_samples" / "data_summary.json").write_text(json.dumps(SUMMARY))
@@ -169,8 +170,8 @@ def test_markdown_has_the_kept_seen_table_graph_and_image_links(run_dir: Path) -
     assert "  s_zero --> s_cold_samples" in md
     assert "![evaluation](eval.png)" in md and "![zero](curves_zero.png)" in md
     # Columns are the sorted union of metrics; a stage without a metric gets an empty cell.
-    assert "| stage | accuracy | completion_length | format_rate | reward/accuracy | reward/format |" in md
-    assert "| final_eval | 0.6125 | 31.5 | 0.99 |  |  |" in md
+    assert "| stage | accuracy | cons@4 | format_rate | mean_completion_tokens | num_prompts | pass@1 | reward/accuracy | reward/format |" in md
+    assert "| final_eval | 0.6125 | 0.64 | 0.99 | 31.5 | 200 | 0.571 |  |  |" in md
 
 
 def test_sparse_metrics_csv_reads_each_column_at_its_own_steps(tmp_path: Path) -> None:
