@@ -1,0 +1,92 @@
+"""`code_accuracy`: run the completion's Python code block against the row's tests in the sandbox."""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from concurrent.futures import ThreadPoolExecutor
+
+from backends.rewards.extract import answer_tag_content
+from backends.rewards.registry import Param, register
+
+_FENCE = re.compile(r"```[ \t]*(?:python|py|python3)?[ \t]*\n(.*?)```", re.DOTALL | re.IGNORECASE)
+
+
+def extract_code(completion: str, answer_tag: str = "answer") -> str | None:
+    """The last fenced code block (preferring one inside the answer tag), else the answer tag's content."""
+    inside = answer_tag_content(completion, answer_tag)
+    for text in (inside, completion):
+        if text:
+            blocks = _FENCE.findall(text)
+            if blocks:
+                return blocks[-1]
+    return inside.strip() if inside and inside.strip() else None
+
+
+def split_tests(tests) -> list:
+    """A row's tests as a list: Python asserts (a string is split into one test per top-level assert, each
+    preceded by the string's other statements) or {"input", "output"} dicts."""
+    if isinstance(tests, str):
+        stripped = tests.strip()
+        if stripped.startswith("["):
+            try:
+                return split_tests(json.loads(stripped))
+            except ValueError:
+                pass
+        try:
+            body = ast.parse(tests).body
+        except SyntaxError:
+            return [tests]
+        setup = [ast.get_source_segment(tests, n) for n in body if not isinstance(n, ast.Assert)]
+        asserts = [ast.get_source_segment(tests, n) for n in body if isinstance(n, ast.Assert)]
+        if not asserts:
+            return [tests]
+        return ["\n".join(setup + [a]) for a in asserts]
+    if isinstance(tests, (list, tuple)):
+        return [t if isinstance(t, dict) else str(t) for t in tests]
+    if isinstance(tests, dict) and "inputs" in tests and "outputs" in tests:  # APPS / TACO style
+        return [{"input": i, "output": o} for i, o in zip(tests["inputs"], tests["outputs"])]
+    return [str(tests)]
+
+
+@register(
+    "code_accuracy",
+    needs=("tests",),
+    params={
+        "mode": Param("pass_rate", str, "pass_rate: fraction of tests passed; all_pass: 1.0 only if every test passes",
+                      choices=("pass_rate", "all_pass")),
+        "language": Param("python", str, "language of the code block", choices=("python",)),
+        "answer_tag": Param("answer", str, "a code block inside this tag is preferred over earlier ones"),
+        "timeout_s": Param(10.0, (int, float), "wall-clock limit of one sandbox run (all of a row's tests)"),
+        "per_test_s": Param(2.0, (int, float), "time limit of loading the solution and of each test"),
+        "memory_mb": Param(512, int, "address-space limit of the sandbox"),
+        "file_size_mb": Param(16, int, "largest file the sandbox may write"),
+        "max_processes": Param(16, int, "processes the sandbox may add"),
+        "max_workers": Param(4, int, "sandboxes run at the same time"),
+    },
+    doc="Runs the completion's last Python code block against the row's `tests` in a sandbox (no network, "
+    "read-only filesystem but its temp dir, CPU/memory/file/process limits); pass rate or all-pass.",
+)
+def code_accuracy(completions, rows, mode="pass_rate", language="python", answer_tag="answer", timeout_s=10.0,
+                  per_test_s=2.0, memory_mb=512, file_size_mb=16, max_processes=16, max_workers=4):
+    from backends.rewards.sandbox import Limits, run_tests
+
+    limits = Limits(float(timeout_s), float(per_test_s), int(memory_mb), int(file_size_mb), int(max_processes))
+
+    def one(pair):
+        completion, row = pair
+        code = extract_code(completion, answer_tag)
+        tests = split_tests(row["tests"])
+        if code is None or not tests:
+            return 0.0
+        passed = run_tests(code, tests, limits)
+        if mode == "all_pass":
+            return 1.0 if all(passed) else 0.0
+        return sum(passed) / len(passed)
+
+    pairs = list(zip(completions, rows))
+    if len(pairs) <= 1 or max_workers <= 1:
+        return [one(p) for p in pairs]
+    with ThreadPoolExecutor(max_workers=min(int(max_workers), len(pairs))) as pool:
+        return list(pool.map(one, pairs))
