@@ -19,7 +19,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from r1dsl.ir import Pipeline, StageJob
 from r1dsl.render import render
@@ -201,11 +201,16 @@ def emit(pipeline: Pipeline) -> list[Path]:
     return written
 
 
-def run(pipeline: Pipeline, dry_run: bool = False) -> int:
-    """Emit, then run submit.sh (which submits each stage after its inputs); return its exit status."""
-    emit(pipeline)
+def run_submit(pipeline: Pipeline, emit_fn: Callable[[Pipeline], list[Path]], dry_run: bool) -> int:
+    """Emit with `emit_fn`, then run the run's submit.sh (`--dry-run`: print the sbatch lines)."""
+    emit_fn(pipeline)
     command = ["bash", str(Path(pipeline.run_dir) / SUBMIT_SCRIPT)] + (["--dry-run"] if dry_run else [])
     return subprocess.call(command)
+
+
+def run(pipeline: Pipeline, dry_run: bool = False) -> int:
+    """Emit, then run submit.sh (which submits each stage after its inputs); return its exit status."""
+    return run_submit(pipeline, emit, dry_run)
 
 
 def unsupported(pipeline: Pipeline) -> list[str]:
