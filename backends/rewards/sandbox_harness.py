@@ -103,6 +103,7 @@ def main():
     os.chdir(workdir)
     if req["isolate_fs"]:
         read_only_filesystem(workdir)
+        os.chdir(workdir)  # re-enter through the writable bind mount (the old cwd is on the read-only one)
     results_fd = os.dup(1)
     out = os.open(os.path.join(workdir, "output.txt"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.dup2(out, 1)

@@ -1,0 +1,118 @@
+"""math_accuracy: extraction, the labelled answer pairs, and hostile answers."""
+
+import json
+import multiprocessing
+import os
+import threading
+import time
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from backends.rewards import REWARDS
+from backends.rewards.equivalence import clear_cache, equivalent
+from backends.rewards.extract import extract_answer, gold_answer, last_boxed
+from backends.rewards.sympy_pool import sympy_equivalent
+
+PAIRS = os.path.join(os.path.dirname(__file__), "..", "data", "answer_pairs.jsonl")
+acc = REWARDS["math_accuracy"].fn
+
+
+def test_extraction_modes():
+    c = " <think> 2+2 is \\boxed{5}? no. 3 </think> <answer> \\boxed{4} </answer>"
+    assert extract_answer(c, "answer_tag") == "4"
+    assert extract_answer(c, "boxed") == "4"
+    assert extract_answer("so the total is 1,250 dollars", "last_number") == "1,250"
+    assert extract_answer(" <think> no answer tag", "answer_tag") is None
+    assert last_boxed("\\boxed{\\frac{1}{2}} and \\boxed{3}") == "3"
+    assert gold_answer("Natalia sold 48 clips... #### 72") == "72"
+    assert gold_answer("so $\\boxed{\\frac{\\pi}{2}}$.") == "\\frac{\\pi}{2}"
+
+
+def test_rule_scores_r1_zero_completions():
+    rows = [{"answer": "\\frac{1}{2}"}] * 3 + [{"answer": "#### 1,000"}]
+    comps = [" <think> half </think> <answer> 0.5 </answer>", " <think> </think> <answer> 1/3 </answer>",
+             "0.5 without tags", "<think>.</think><answer>1000</answer>"]
+    assert acc(comps, rows) == [1.0, 0.0, 0.0, 1.0]
+    assert acc(["the answer is 0.5"], rows[:1], extract="last_number") == [1.0]
+    assert acc(["so \\boxed{\\tfrac12}"], rows[:1], extract="boxed") == [1.0]
+
+
+def test_labelled_pairs_all_agree_with_the_labels():
+    rows = [json.loads(line) for line in open(PAIRS)]
+    assert len(rows) >= 300 and len({r["form"] for r in rows}) >= 15
+    clear_cache()
+    wrong = [(r["gold"], r["predicted"]) for r in rows if equivalent(r["gold"], r["predicted"]) != r["equivalent"]]
+    assert wrong == []
+
+
+@given(st.fractions(max_denominator=10**6))
+@settings(max_examples=100, deadline=None)
+def test_a_fraction_equals_its_own_spellings(q):
+    assert equivalent(str(q), f"\\frac{{{q.numerator}}}{{{q.denominator}}}", use_sympy=False)
+    assert not equivalent(str(q), str(q + 1), use_sympy=False)
+
+
+@given(st.text(max_size=60))
+@settings(max_examples=150, deadline=None)
+def test_arbitrary_text_never_raises(s):
+    assert equivalent("1", s, timeout_s=0.5) in (True, False)
+
+
+HOSTILE = {
+    "huge power": "10^{10^{10}}",
+    "huge tower": "9^{9^{9^{9}}}",
+    "huge factorial": "100000000!",
+    "nested brackets": "(" * 5000 + "1" + ")" * 5000,
+    "nested braces": "\\frac{" * 300 + "1" + "}{2}" * 300,
+    "one megabyte": "1" * 1_000_000,
+    "unbalanced boxed": "\\boxed{" + "{" * 1000 + "42",
+    "unicode look-alikes": "\u0417\u0030\uff14\u2212\u0661",  # Cyrillic Ze, zero, fullwidth 4, minus, Arabic one
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_hostile_answers_return_within_the_bound(name):
+    answer = HOSTILE[name]
+    t = time.perf_counter()
+    got = acc([f" <think> x </think> <answer> {answer} </answer>", f"\\boxed{{{answer}"], [{"answer": "42"}] * 2,
+              timeout_s=1.0)
+    assert got == [0.0, 0.0]
+    assert time.perf_counter() - t < 3.0  # a sympy timeout (1 s) plus a margin for a loaded machine
+
+
+def test_unicode_digits_fold_to_ascii():
+    assert equivalent("42", "\uff14\uff12") and equivalent("-3", "\u22123")
+
+
+def test_sympy_timeout_kills_the_worker_and_the_next_call_works():
+    sympy_equivalent("1", "1", 60.0)  # warm
+    heavy = ("(x+y+z+w)^{40}", "\\sin(x)^{2}+\\cos(x)^{2}+(w+x+y+z)^{40}")
+    t = time.perf_counter()
+    assert sympy_equivalent(*heavy, timeout_s=0.02) is None
+    assert time.perf_counter() - t < 0.5
+    assert sympy_equivalent("\\sin(x)^2+\\cos(x)^2", "1", timeout_s=60.0) is True
+
+
+def test_bounded_from_a_non_main_thread():
+    got = []
+    th = threading.Thread(target=lambda: got.append(sympy_equivalent("(x+y+z+w)^{40}", "(w+x+y+z)^{40}+1", 0.02)))
+    th.start()
+    th.join(10)
+    assert got == [None]
+
+
+def _in_daemon(q):
+    from backends.rewards.equivalence import equivalent as eq
+
+    q.put((eq("\\mathbb{R}", "(-\\infty, \\infty)", timeout_s=30.0), eq("1/2", "0.5")))
+
+
+def test_works_inside_a_daemonic_worker_process():
+    ctx = multiprocessing.get_context("spawn")
+    q = ctx.Queue()
+    p = ctx.Process(target=_in_daemon, args=(q,), daemon=True)
+    p.start()
+    assert q.get(timeout=60) == (True, True)
+    p.join(10)

@@ -1,0 +1,56 @@
+"""The registry contract the checker and the trainers rely on."""
+
+import math
+import subprocess
+import sys
+
+import pytest
+
+from backends.rewards import REWARDS, Param, score
+
+EXPECTED = {"math_accuracy", "code_accuracy", "format", "language_consistency", "length", "overlong", "repetition"}
+
+
+def test_every_builtin_rule_is_registered_by_importing_the_package():
+    assert EXPECTED <= set(REWARDS)
+    assert "judge" not in REWARDS and "preference_model" not in REWARDS  # no stubs
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_every_param_is_declared_with_a_typed_default_and_valid_choices(name):
+    rule = REWARDS[name]
+    assert rule.doc
+    for pname, p in rule.params.items():
+        assert isinstance(p, Param), pname
+        assert isinstance(p.default, p.type), (name, pname)
+        assert p.doc
+        if p.choices is not None:
+            assert p.default in p.choices
+
+
+def test_needs_declare_the_dataset_fields():
+    assert REWARDS["math_accuracy"].needs == ("answer",)
+    assert REWARDS["code_accuracy"].needs == ("tests",)
+    assert REWARDS["format"].needs == ()
+
+
+def test_import_is_fast_and_torch_free():
+    code = (
+        "import time, sys; t = time.perf_counter(); import backends.rewards; dt = time.perf_counter() - t; "
+        "assert 'torch' not in sys.modules and 'sympy' not in sys.modules, 'heavy import'; print(dt)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert float(out.stdout) < 0.3
+
+
+def test_score_applies_weights_routing_and_logs_each_rule():
+    completions = [" <think> 6*7 </think> <answer> 42 </answer>", " <think> x </think> <answer> 41 </answer>", "42"]
+    rows = [{"answer": "42"}, {"answer": "42"}, {"answer": "42", "_rewards": ["fmt"]}]
+    rewards = [
+        {"name": "acc", "rule": "math_accuracy", "weight": 1.0, "params": {}},
+        {"name": "fmt", "rule": "format", "weight": 0.5, "params": {"mode": "strict"}},
+    ]
+    total, per = score(rewards, completions, rows)
+    assert per["acc"][:2] == [1.0, 0.0] and math.isnan(per["acc"][2])  # not routed to row 2
+    assert per["fmt"] == [1.0, 1.0, 0.0]
+    assert total == [1.5, 0.5, 0.0]
