@@ -1,0 +1,288 @@
+"""The `r1dsl` command: check, compile, fmt, graph, explain, plan, run-stage.
+
+Exit status: 0 ok, 1 recipe errors (or a failed run), 2 usage errors, 3 an internal error (a bug in
+r1dsl: reported in one line, never as a traceback). Imports stay lazy so `r1dsl check` starts fast
+and never loads torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+OK, RECIPE_ERROR, USAGE_ERROR, INTERNAL_ERROR = 0, 1, 2, 3
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        print("r1dsl: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return OK
+    except Exception as e:  # the promise: no traceback for any input
+        import os
+
+        where = ""
+        tb = e.__traceback__
+        while tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+        if tb is not None:
+            where = f" at {os.path.basename(tb.tb_frame.f_code.co_filename)}:{tb.tb_lineno}"
+        print(f"r1dsl: internal error ({type(e).__name__}{where}): {e}", file=sys.stderr)
+        print("This is a bug in r1dsl, not in your recipe; please report it with the recipe that caused it.", file=sys.stderr)
+        return INTERNAL_ERROR
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="r1dsl", description="Compile DeepSeek-R1-style training recipes (.r1 files).")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    def overrides(q):
+        q.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a setting before checking: stage.section.key, stage.lr|steps|group_size, or a const")
+
+    q = sub.add_parser("check", help="check recipes; report every mistake found")
+    q.add_argument("files", nargs="+", metavar="FILE")
+    q.add_argument("--format", choices=("text", "json", "github"), default="text")
+    overrides(q)
+
+    q = sub.add_parser("compile", help="write the run folder (configs, launch scripts, manifest)")
+    q.add_argument("file", metavar="FILE")
+    q.add_argument("-o", "--output", metavar="DIR", help="run folder (default: runs/<recipe name>)")
+    q.add_argument("--target", choices=("local", "slurm", "nemo-rl"), default="local")
+    q.add_argument("--run", action="store_true", help="run the stages after compiling")
+    q.add_argument("--dry-run", action="store_true", help="print what would run")
+    overrides(q)
+
+    q = sub.add_parser("fmt", help="rewrite recipes in the canonical layout (comments kept)")
+    q.add_argument("files", nargs="+", metavar="FILE")
+    q.add_argument("--check", action="store_true", help="only report files that are not formatted (exit 1)")
+
+    q = sub.add_parser("graph", help="print the stage graph")
+    q.add_argument("file", metavar="FILE")
+    q.add_argument("--format", choices=("mermaid", "dot"), default="mermaid")
+    overrides(q)
+
+    q = sub.add_parser("explain", help="explain a diagnostic code (E002, W101, ...)")
+    q.add_argument("code", metavar="CODE")
+
+    q = sub.add_parser("plan", help="estimate a recipe's compute (when r1dsl.plan is available)")
+    q.add_argument("file", metavar="FILE")
+    overrides(q)
+
+    q = sub.add_parser("run-stage", help="run one compiled stage: CONFIG is <run_dir>/<stage>/config.yaml")
+    q.add_argument("config", metavar="CONFIG")
+    return p
+
+
+def _main(argv: list[str] | None) -> int:
+    args = _parser().parse_args(argv)
+    return {
+        "check": cmd_check,
+        "compile": cmd_compile,
+        "fmt": cmd_fmt,
+        "graph": cmd_graph,
+        "explain": cmd_explain,
+        "plan": cmd_plan,
+        "run-stage": cmd_run_stage,
+    }[args.command](args)
+
+
+def _usage(message: str) -> int:
+    print(f"r1dsl: {message}", file=sys.stderr)
+    return USAGE_ERROR
+
+
+def _check(path: str, overrides: list[str]):
+    """(result, None) or (None, exit status) when the file cannot be read."""
+    from r1dsl.frontend import check_file
+    from r1dsl.loader import UsageError
+
+    try:
+        return check_file(path, overrides), None
+    except UsageError as e:
+        return None, _usage(str(e))
+
+
+def _print_diagnostics(result, stream=None) -> None:
+    from r1dsl.diagnostics import render_text, summary
+
+    stream = stream or sys.stderr
+    for d in result.diagnostics:
+        print(render_text(d, result.sources), file=stream)
+    if result.diagnostics:
+        print(f"{summary(result.diagnostics)}", file=stream)
+
+
+# ---------------------------------------------------------------- subcommands
+
+
+def cmd_check(args) -> int:
+    from r1dsl.diagnostics import render_github, render_json, render_text, summary
+
+    status = OK
+    everything = []
+    for path in args.files:
+        result, err = _check(path, args.overrides)
+        if result is None:
+            status = max(status, err)
+            continue
+        everything.append(result)
+        if not result.ok:
+            status = max(status, RECIPE_ERROR)
+    diags = [d for r in everything for d in r.diagnostics]
+    if args.format == "json":
+        print(render_json(diags))
+    elif args.format == "github":
+        for d in diags:
+            print(render_github(d))
+    else:
+        sources = {k: v for r in everything for k, v in r.sources.items()}
+        for d in diags:
+            print(render_text(d, sources))
+        if everything:
+            checked = len(everything)
+            print(f"checked {checked} file{'s' if checked != 1 else ''}: {summary(diags)}")
+    return status
+
+
+def cmd_compile(args) -> int:
+    from r1dsl.compiler import compile_recipe, write_run_folder
+
+    result, err = _check(args.file, args.overrides)
+    if result is None:
+        return err
+    if not result.ok:
+        _print_diagnostics(result)
+        return RECIPE_ERROR
+    if result.diagnostics:
+        _print_diagnostics(result)
+    pipeline = compile_recipe(result.recipe, args.output, args.target)
+    target = _target(args.target)
+    if isinstance(target, str):
+        return _usage(target)
+    written = write_run_folder(pipeline)
+    written += target.emit(pipeline)
+    print(f"compiled {result.recipe.name}: {len(pipeline.jobs)} stage(s) -> {pipeline.run_dir}")
+    for job in pipeline.jobs:
+        print(f"  {job.stage.name:<28} {job.stage.kind:<17} {job.config_hash[:12]}")
+    if args.run or args.dry_run:
+        return target.run(pipeline, dry_run=args.dry_run)
+    return OK
+
+
+def _target(name: str):
+    """The launch target: r1dsl.local, or backends.launchers.<name> (emit/run); an error message if unavailable."""
+    import importlib
+
+    if name == "local":
+        from r1dsl import local
+
+        return local
+    module_name = name.replace("-", "_")
+    try:
+        launchers = importlib.import_module("backends.launchers")
+        registry = getattr(launchers, "TARGETS", {}) or {}
+        if name in registry:
+            return registry[name]
+        module = importlib.import_module(f"backends.launchers.{module_name}")
+    except ModuleNotFoundError as e:
+        return f"target `{name}` is not available: backends/launchers/{module_name}.py is missing ({e})"
+    except Exception as e:
+        return f"target `{name}` failed to load: {type(e).__name__}: {e}"
+    if not (hasattr(module, "emit") and hasattr(module, "run")):
+        return f"target `{name}` is incomplete: backends/launchers/{module_name}.py must define emit(pipeline) and run(pipeline, dry_run)"
+    return module
+
+
+def cmd_fmt(args) -> int:
+    from pathlib import Path
+
+    from r1dsl.diagnostics import render_text
+    from r1dsl.fmt import format_text
+    from r1dsl.loader import UsageError, read_source
+    from r1dsl.parser import ParseError
+
+    status = OK
+    for path in args.files:
+        try:
+            text = read_source(path)
+        except UsageError as e:
+            status = max(status, _usage(str(e)))
+            continue
+        try:
+            formatted = format_text(text, path)
+        except ParseError as e:
+            print(render_text(e.diagnostic, {path: text}), file=sys.stderr)
+            status = max(status, RECIPE_ERROR)
+            continue
+        if formatted == text:
+            continue
+        if args.check:
+            print(f"{path}: not formatted (run `r1dsl fmt {path}`)")
+            status = max(status, RECIPE_ERROR)
+        else:
+            Path(path).write_text(formatted)
+            print(f"formatted {path}")
+    return status
+
+
+def cmd_graph(args) -> int:
+    from r1dsl import graph
+
+    result, err = _check(args.file, args.overrides)
+    if result is None:
+        return err
+    if not result.ok:
+        _print_diagnostics(result)
+        return RECIPE_ERROR
+    print(graph.mermaid(result.recipe) if args.format == "mermaid" else graph.dot(result.recipe), end="")
+    return OK
+
+
+def cmd_explain(args) -> int:
+    from r1dsl.codes import CODES, explain
+
+    text = explain(args.code)
+    if text is None:
+        return _usage(f"unknown code `{args.code}`; known codes: {', '.join(CODES)}")
+    print(text, end="")
+    return OK
+
+
+def cmd_plan(args) -> int:
+    import importlib
+
+    try:
+        plan_module = importlib.import_module("r1dsl.plan")
+    except ModuleNotFoundError:
+        print("r1dsl plan is not available yet (r1dsl/plan.py is missing)", file=sys.stderr)
+        return USAGE_ERROR
+    result, err = _check(args.file, args.overrides)
+    if result is None:
+        return err
+    if not result.ok:
+        _print_diagnostics(result)
+        return RECIPE_ERROR
+    out = plan_module.plan(result.recipe)
+    if out is not None:
+        print(out if isinstance(out, str) else str(out))
+    return OK
+
+
+def cmd_run_stage(args) -> int:
+    import importlib
+
+    try:
+        run_stage = importlib.import_module("backends.run_stage")
+    except ModuleNotFoundError as e:
+        return _usage(f"the training backend is not available: {e}")
+    code = run_stage.main([args.config])
+    return int(code or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,264 @@
+"""Checked IR -> Pipeline of StageJobs -> run folder (config.yaml per stage, manifest.json).
+
+The compiled config of a stage (docs/design.md, "The compiled stage config") is the single source of
+truth of its runner: everything is resolved here (absolute paths, routing, defaults), so a backend
+never re-reads the recipe. Launch scripts are the target's business (r1dsl/local.py, backends/launchers).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from r1dsl import ir
+
+ROOT = Path(__file__).resolve().parent.parent  # the project: r1dsl/, backends/, templates/
+TRAINING_KINDS = ("pretrain", "sft", "grpo")
+
+
+def compile_recipe(recipe: ir.Recipe, run_dir: str | os.PathLike | None = None, target: str = "local") -> ir.Pipeline:
+    """One StageJob per stage, in run order; `run_dir` defaults to runs/<recipe name>."""
+    run = Path(run_dir if run_dir is not None else Path("runs") / recipe.name).resolve()
+    code = code_version()
+    jobs: list[ir.StageJob] = []
+    hashes: dict[str, str] = {}
+    for stage in recipe.stages:
+        config = stage_config(recipe, stage, run)
+        inputs = _inputs(recipe, stage, run)
+        digest = hashlib.sha256()
+        digest.update(json.dumps(config, sort_keys=True, default=str).encode())
+        for dep in stage.after:
+            digest.update(hashes.get(dep, dep).encode())
+        for path in inputs:
+            digest.update(_input_fingerprint(path).encode())
+        digest.update(code.encode())
+        hashes[stage.name] = digest.hexdigest()
+        jobs.append(ir.StageJob(stage, config, str(run / stage.name), hashes[stage.name]))
+    return ir.Pipeline(recipe, str(run), target, tuple(jobs))
+
+
+# ---------------------------------------------------------------- one stage's config
+
+
+def stage_config(recipe: ir.Recipe, stage: ir.Stage, run: Path) -> dict[str, Any]:
+    res = stage.resources
+    gpu = res.gpus_per_node > 0
+    devices = res.gpus_per_node if gpu else res.cpu_processes
+    exp_dir = run / stage.name
+    if stage.kind == "grpo":
+        max_steps, seed, every = stage.grpo.steps, stage.grpo.seed, stage.grpo.checkpoint_every
+    elif stage.kind in ("pretrain", "sft"):
+        max_steps, seed, every = stage.train.steps, stage.train.seed, stage.train.checkpoint_every
+    else:
+        max_steps, seed, every = None, (stage.sampling.seed if stage.sampling else 0), stage.train.checkpoint_every
+    train_sets = [] if stage.kind == "eval" else list(stage.data)
+    scored_train = stage.kind in ("grpo", "rejection_sample")
+    return {
+        "name": stage.name,
+        "kind": stage.kind,
+        "recipe": recipe.name,
+        "student_of": stage.student_of,
+        "trainer": {
+            "accelerator": "gpu" if gpu else "cpu",
+            "devices": devices,
+            "num_nodes": res.nodes,
+            "strategy": "ddp" if devices * res.nodes > 1 else "auto",
+            "precision": "bf16-mixed" if gpu else "32-true",
+            "max_steps": max_steps,
+            "seed": seed,
+        },
+        "model": {
+            "init": _init(recipe, stage, run),
+            "template": recipe.templates[stage.template].text if stage.template else None,
+            "data": {
+                "train": [_dataset(recipe, name, run, stage, scored_train) for name in train_sets],
+                "eval": [_dataset(recipe, name, run, stage, True) for name in stage.eval_data],
+            },
+            "rewards": [
+                {"name": r.name, "rule": r.rule, "weight": r.weight, "params": _plain(r.params)} for r in stage.rewards
+            ],
+            "optim": _plain(stage.optim),
+            "train": _plain(stage.train),
+            "grpo": _plain(stage.grpo) if stage.kind == "grpo" else None,
+            "sampling": _plain(stage.sampling) if stage.sampling is not None else None,
+            "filters": _plain(stage.filters) if stage.filters is not None else None,
+        },
+        "resources": _plain(res),
+        "exp_manager": {
+            "run_dir": str(run),
+            "exp_dir": str(exp_dir),
+            "name": stage.name,
+            "resume_if_exists": True,
+            "create_tensorboard_logger": True,
+            "create_csv_logger": True,
+            "checkpoint_callback_params": {
+                "dirpath": str(exp_dir / "checkpoints"),
+                "every_n_train_steps": every,
+                "save_last": True,
+            },
+        },
+    }
+
+
+def _init(recipe: ir.Recipe, stage: ir.Stage, run: Path) -> dict[str, Any]:
+    if stage.init_is_stage:
+        return {"source": "stage", "path": str(run / stage.init / "model"), "tiny": None, "name": stage.init}
+    model = recipe.models[stage.init]
+    return {
+        "source": model.source,
+        "path": model.path,
+        "tiny": _plain(model.tiny) if model.tiny is not None else None,
+        "name": model.name,
+    }
+
+
+def _dataset(recipe: ir.Recipe, name: str, run: Path, stage: ir.Stage, scored: bool) -> dict[str, Any]:
+    ds = recipe.datasets[name]
+    path = str(run / ds.path / "data.jsonl") if ds.source == "stage" else ds.path
+    rewards = [r.name for r in stage.rewards if not r.datasets or name in r.datasets] if scored else []
+    return {
+        "name": ds.name,
+        "source": ds.source,
+        "generator": ds.generator,
+        "path": path,
+        "split": ds.split,
+        "size": ds.size,
+        "seed": ds.seed,
+        "fields": dict(ds.fields),
+        "params": _plain(ds.params),
+        "provides": list(ds.provides),
+        "rewards": rewards,
+    }
+
+
+def _plain(value: Any) -> Any:
+    """Dataclasses, mappings and tuples as plain dicts and lists (what OmegaConf and JSON take)."""
+    if dataclasses.is_dataclass(value):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value) if f.name != "span"}
+    if isinstance(value, dict) or hasattr(value, "items"):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+# ---------------------------------------------------------------- inputs, outputs, hashes
+
+
+def _inputs(recipe: ir.Recipe, stage: ir.Stage, run: Path) -> list[str]:
+    out = [_init(recipe, stage, run)["path"] or f"tiny:{stage.init}"]
+    if not stage.init_is_stage and recipe.models[stage.init].source == "hf":
+        out[0] = f"hf:{recipe.models[stage.init].path}"
+    for name in list(stage.data) + [d for d in stage.eval_data if d not in stage.data]:
+        ds = recipe.datasets[name]
+        if ds.source == "stage":
+            out.append(str(run / ds.path / "data.jsonl"))
+        elif ds.source == "generator":
+            out.append(f"generator:{ds.generator}")
+        elif ds.source == "hf":
+            out.append(f"hf:{ds.path}")
+        else:
+            out.append(ds.path)
+    return out
+
+
+def outputs(job: ir.StageJob) -> list[str]:
+    d = Path(job.dir)
+    kind = job.stage.kind
+    files = []
+    if kind in TRAINING_KINDS:
+        files.append(d / "model")
+    if kind == "rejection_sample":
+        files += [d / "data.jsonl", d / "data_summary.json"]
+    if job.stage.eval_data:
+        files.append(d / "eval.json")
+    files.append(d / "DONE")
+    return [str(f) for f in files]
+
+
+def _input_fingerprint(path: str) -> str:
+    """A file's content hash (size and mtime above 64 MiB); other inputs (hub ids, generators) by name."""
+    p = Path(path)
+    try:
+        if p.is_file():
+            stat = p.stat()
+            if stat.st_size > 64 << 20:
+                return f"{path}:{stat.st_size}:{stat.st_mtime_ns}"
+            return hashlib.sha256(p.read_bytes()).hexdigest()
+    except OSError:
+        pass
+    return path
+
+
+def code_version() -> str:
+    """A hash of the code that runs a stage (r1dsl, backends, templates): a change re-keys every stage."""
+    digest = hashlib.sha256()
+    for folder in ("r1dsl", "backends", "templates"):
+        base = ROOT / folder
+        if not base.is_dir():
+            continue
+        for path in sorted(base.rglob("*")):
+            if path.suffix in (".py", ".lark", ".j2") and "__pycache__" not in path.parts:
+                digest.update(str(path.relative_to(ROOT)).encode())
+                digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+# ---------------------------------------------------------------- the run folder
+
+
+def manifest(pipeline: ir.Pipeline) -> dict[str, Any]:
+    return {
+        "recipe": pipeline.recipe.name,
+        "file": os.path.abspath(pipeline.recipe.file),
+        "target": pipeline.target,
+        "run_dir": pipeline.run_dir,
+        "code_version": code_version(),
+        "order": [job.stage.name for job in pipeline.jobs],
+        "stages": [
+            {
+                "name": job.stage.name,
+                "kind": job.stage.kind,
+                "after": list(job.stage.after),
+                "student_of": job.stage.student_of,
+                "dir": job.dir,
+                "config": str(Path(job.dir) / "config.yaml"),
+                "inputs": _inputs(pipeline.recipe, job.stage, Path(pipeline.run_dir)),
+                "outputs": outputs(job),
+                "config_hash": job.config_hash,
+            }
+            for job in pipeline.jobs
+        ],
+    }
+
+
+def write_run_folder(pipeline: ir.Pipeline) -> list[Path]:
+    """config.yaml of every stage and manifest.json; returns the files written."""
+    from omegaconf import OmegaConf
+
+    written = []
+    run = Path(pipeline.run_dir)
+    for job in pipeline.jobs:
+        folder = Path(job.dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / "config.yaml"
+        _write(path, OmegaConf.to_yaml(OmegaConf.create(dict(job.config))))
+        written.append(path)
+    path = run / "manifest.json"
+    _write(path, json.dumps(manifest(pipeline), indent=2) + "\n")
+    written.append(path)
+    return written
+
+
+def _write(path: Path, text: str, mode: int | None = None) -> None:
+    """Write through a temp file and a rename, so a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    if mode is not None:
+        tmp.chmod(mode)
+    os.replace(tmp, path)
