@@ -1,4 +1,4 @@
-"""The `r1dsl` command: check, compile, fmt, graph, explain, plan, run-stage.
+"""The `r1dsl` command: check, compile, fmt, graph, explain, plan, report, run-stage.
 
 Exit status: 0 ok, 1 recipe errors (or a failed run), 2 usage errors, 3 an internal error (a bug in
 r1dsl: reported in one line, never as a traceback). Imports stay lazy so `r1dsl check` starts fast
@@ -73,6 +73,9 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("file", metavar="FILE")
     overrides(q)
 
+    q = sub.add_parser("report", help="plots and a Markdown/HTML report of a run folder (into RUN_DIR/report/)")
+    q.add_argument("run_dir", metavar="RUN_DIR")
+
     q = sub.add_parser("run-stage", help="run one compiled stage: CONFIG is <run_dir>/<stage>/config.yaml")
     q.add_argument("config", metavar="CONFIG")
     return p
@@ -87,6 +90,7 @@ def _main(argv: list[str] | None) -> int:
         "graph": cmd_graph,
         "explain": cmd_explain,
         "plan": cmd_plan,
+        "report": cmd_report,
         "run-stage": cmd_run_stage,
     }[args.command](args)
 
@@ -270,6 +274,17 @@ def cmd_plan(args) -> int:
     out = plan_module.plan(result.recipe)
     if out is not None:
         print(out if isinstance(out, str) else str(out))
+    return OK
+
+
+def cmd_report(args) -> int:
+    from pathlib import Path
+
+    from r1dsl.report import build_report
+
+    if not Path(args.run_dir).is_dir():
+        return _usage(f"no run folder at {args.run_dir}")
+    print(build_report(args.run_dir))
     return OK
 
 
