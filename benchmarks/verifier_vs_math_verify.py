@@ -1,7 +1,7 @@
 """Our math verifier against the `math-verify` package on tests/data/answer_pairs.jsonl, in one run.
 
-Prints, for each verifier, agreement with the human labels (overall and per form) and verifications per
-second. Ours is timed with a cold cache on every pass (the cache would otherwise answer everything);
+Prints, for each verifier, agreement with the human labels (overall, per form, and on the pairs held
+out from tuning: our verifier was developed against the others) and verifications per second. Ours is timed with a cold cache on every pass (the cache would otherwise answer everything);
 its sympy worker is started before timing, as math-verify's imports are. math-verify is given each
 answer as `$...$` or `\\boxed{...}`, whichever agrees more with the labels (reported).
 
@@ -66,6 +66,9 @@ def report(name, rows, verdicts, per_s):
     print(f"{name}: accuracy {sum(right)}/{len(rows)} = {sum(right) / len(rows):.3f}  (false +: {fp}, false -: {fn})  "
           f"{per_s:,.0f} verifications/s")
     print("   " + "  ".join(f"{form} {a}/{b}" for form, (a, b) in sorted(by_form.items())))
+    held = [ok for ok, r in zip(right, rows) if r.get("holdout")]
+    tuned = [ok for ok, r in zip(right, rows) if not r.get("holdout")]
+    print(f"   tuning pairs {sum(tuned)}/{len(tuned)}, held-out pairs {sum(held)}/{len(held)}")
     return sum(right) / len(rows)
 
 

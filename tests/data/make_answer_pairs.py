@@ -138,13 +138,36 @@ PAIRS = {
 }
 
 
+# Written after the verifier was tuned on PAIRS and never used to tune it: an honest estimate of accuracy.
+HOLDOUT = [
+    ("integer", "144", "12^2", Y), ("integer", "-15", "-(15)", Y), ("integer", "8", "\\sqrt{64}", Y), ("integer", "5", "5.5", N),
+    ("decimal", "0.2", "\\frac{1}{5}", Y), ("decimal", "2.75", "11/4", Y), ("decimal", "0.45", "0.54", N),
+    ("fraction", "\\frac{5}{8}", "0.625", Y), ("fraction", "\\frac{-3}{4}", "-0.75", Y), ("fraction", "\\frac{3}{5}", "\\frac{5}{3}", N),
+    ("root", "\\sqrt{27}", "3\\sqrt{3}", Y), ("root", "\\frac{\\sqrt{6}}{3}", "\\sqrt{\\frac{2}{3}}", Y), ("root", "\\sqrt{10}", "\\sqrt{11}", N),
+    ("pi", "\\frac{5\\pi}{6}", "150^\\circ", N), ("pi", "8\\pi", "8 \\pi \\text{ square units}", Y), ("pi", "\\frac{\\pi}{6}", "\\pi/6", Y),
+    ("percentage", "25\\%", "\\frac14", Y), ("percentage", "60\\%", "0.6", Y), ("percentage", "15\\%", "0.15\\%", N),
+    ("units", "40", "40 \\text{ km/h}", Y), ("units", "12", "12\\text{ students}", Y), ("units", "9", "9 \\text{cm}^2", Y),
+    ("thousands", "45000", "45,000", Y), ("thousands", "3500", "3,500 \\text{ dollars}", Y), ("thousands", "4500", "45,00", N),
+    ("scientific", "0.00052", "5.2 \\times 10^{-4}", Y), ("scientific", "7\\times10^{5}", "700000", Y), ("scientific", "2e5", "20000", N),
+    ("equation", "4", "t = 4", Y), ("equation", "y=3x-2", "3x-y=2", Y), ("equation", "x = -1", "x = 1", N),
+    ("interval", "(-1, 4]", "-1 < x \\leq 4", Y), ("interval", "[0, 1]", "[0,1)", N), ("interval", "(2,\\infty)", "x>2", Y),
+    ("tuple", "(3, -2)", "(3,-2)", Y), ("tuple", "(1, \\frac{1}{2})", "(1, 0.5)", Y), ("tuple", "(4, 5)", "(5, 4)", N),
+    ("set", "\\{2, 4, 6\\}", "6, 4, 2", Y), ("set", "-3, 3", "\\pm 3", Y), ("set", "1, 4", "1, 5", N),
+    ("matrix", "\\begin{pmatrix}0&1\\\\1&0\\end{pmatrix}", "\\begin{bmatrix}0 & 1 \\\\ 1 & 0\\end{bmatrix}", Y),
+    ("expression", "x^2+5x+6", "(x+2)(x+3)", Y), ("expression", "\\frac{x+1}{2}", "\\frac{x}{2}+\\frac12", Y),
+    ("expression", "3(a+b)", "3a+b", N), ("expression", "e^{2x}", "(e^x)^2", Y), ("text", "Tuesday", "\\text{tuesday}", Y),
+]
+
+
 def main() -> None:
     here = os.path.dirname(os.path.abspath(__file__))
     with open(os.path.join(here, "answer_pairs.jsonl"), "w") as f:
         for form, pairs in PAIRS.items():
             for gold, pred, eq in pairs:
                 f.write(json.dumps({"gold": gold, "predicted": pred, "equivalent": eq, "form": form}) + "\n")
-    print(sum(len(p) for p in PAIRS.values()), "pairs")
+        for form, gold, pred, eq in HOLDOUT:
+            f.write(json.dumps({"gold": gold, "predicted": pred, "equivalent": eq, "form": form, "holdout": True}) + "\n")
+    print(sum(len(p) for p in PAIRS.values()) + len(HOLDOUT), "pairs", len(HOLDOUT), "of them held out")
 
 
 if __name__ == "__main__":
