@@ -1,0 +1,124 @@
+"""Rejection sampling: the filters in order, the provenance of kept rows, and resumption after a crash."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+
+from backends.stages.rejection_sample import FILTERS, Candidate, apply_filters
+
+from tests.backends.conftest import generated, stage_config, write_config
+
+REWARDS = [
+    {"name": "accuracy", "rule": "math_accuracy", "weight": 1.0, "params": {}},
+    {"name": "format", "rule": "format", "weight": 1.0, "params": {}},
+    {"name": "language", "rule": "language_consistency", "weight": 1.0, "params": {}},
+]
+
+
+def candidate(prompt_id, text, accuracy, fmt, language=1.0, truncated=False, tokens=10):
+    c = Candidate({"prompt": f"p{prompt_id}", "answer": "1"}, prompt_id, 0, text, tokens, truncated)
+    c.rewards = {"accuracy": accuracy, "format": fmt, "language": language}
+    return c
+
+
+def fresh_counts():
+    return {f: {"seen": 0, "kept": 0} for f in FILTERS}
+
+
+def test_each_filter_drops_what_it_names_and_counts_it():
+    cands = [
+        candidate(0, "a", 1.0, 1.0),
+        candidate(0, "a ", 1.0, 1.0),  # duplicate of the first up to whitespace
+        candidate(0, "b", 0.0, 1.0),  # wrong
+        candidate(1, "c", 1.0, 0.0),  # badly formatted
+        candidate(1, "d", 1.0, 1.0, language=0.5),  # mixed language
+        candidate(1, "e", 1.0, 1.0, truncated=True),  # unfinished
+        candidate(1, "f", 1.0, 1.0, tokens=99),  # too long
+        candidate(1, "g", 1.0, 1.0),
+        candidate(1, "h", 1.0, 1.0),
+    ]
+    filters = {"correct": True, "format": True, "language": 0.9, "judge": None, "max_completion_tokens": 50, "dedup": True, "keep_per_prompt": 1}
+    counts = fresh_counts()
+    kept = apply_filters(cands, filters, REWARDS, counts)
+    assert [c.text for c in kept] == ["a", "g"]
+    assert counts["finished"] == {"seen": 9, "kept": 8}
+    assert counts["correct"] == {"seen": 8, "kept": 7}
+    assert counts["format"] == {"seen": 7, "kept": 6}
+    assert counts["language"] == {"seen": 6, "kept": 5}
+    assert counts["judge"] == {"seen": 5, "kept": 5}
+    assert counts["length"] == {"seen": 5, "kept": 4}
+    assert counts["dedup"] == {"seen": 4, "kept": 3}
+    assert counts["keep_per_prompt"] == {"seen": 3, "kept": 2}
+
+
+def test_disabled_filters_keep_everything_and_unrouted_rewards_do_not_count():
+    cands = [candidate(0, "x", math.nan, 0.0), candidate(0, "y", 0.0, 0.0)]
+    counts = fresh_counts()
+    kept = apply_filters(cands, {"correct": False, "format": False, "dedup": False}, REWARDS, counts)
+    assert [c.text for c in kept] == ["x", "y"]
+    counts = fresh_counts()
+    kept = apply_filters(cands, {"correct": True, "format": False}, REWARDS, counts)
+    assert [c.text for c in kept] == ["x"]  # NaN: accuracy is not routed to that row, so it cannot fail it
+
+
+def _config(tmp_path, **filters):
+    cfg = stage_config(
+        tmp_path,
+        "rs",
+        "rejection_sample",
+        train=[generated("arith", "arithmetic", size=6, seed=3)],
+        sampling={"samples_per_prompt": 3, "temperature": 1.0, "top_p": 1.0, "max_completion_tokens": 12, "max_prompts": None, "seed": 0},
+    )
+    cfg["model"]["filters"] = {"correct": False, "format": False, "language": None, "judge": None, "max_completion_tokens": None, "dedup": True, "keep_per_prompt": 2, **filters}
+    return cfg
+
+
+def _run(config_path):
+    return subprocess.run([sys.executable, "-m", "backends.run_stage", str(config_path)], capture_output=True, text=True, timeout=300)
+
+
+def test_stage_writes_rows_with_provenance_and_a_summary(tmp_path):
+    cfg = _config(tmp_path)
+    proc = _run(write_config(cfg))
+    assert proc.returncode == 0, proc.stderr
+    exp = tmp_path / "rs"
+    rows = [json.loads(line) for line in (exp / "data.jsonl").read_text().splitlines()]
+    summary = json.loads((exp / "data_summary.json").read_text())
+    assert summary["seen"] == 6 * 3
+    assert summary["kept"] == len(rows) and 0 < len(rows) <= 6 * 2
+    for row in rows:
+        assert {"prompt", "response", "answer", "source_stage", "checkpoint", "prompt_id", "sample_index", "rewards"} <= row.keys()
+        assert row["source_stage"] == "rs" and set(row["rewards"]) == {"accuracy", "format"}
+    per_prompt = {}
+    for row in rows:
+        per_prompt[row["prompt_id"]] = per_prompt.get(row["prompt_id"], 0) + 1
+    assert max(per_prompt.values()) <= 2
+    assert (exp / "DONE").exists() and not (exp / "data.partial.jsonl").exists()
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["rs"]["samples_seen"] == 18
+
+
+def test_a_chunk_cut_off_mid_write_is_dropped_on_resume(tmp_path, monkeypatch):
+    import backends.stages.rejection_sample as rs
+
+    cfg = _config(tmp_path)
+    cfg["model"]["data"]["train"] = [generated("arith", "arithmetic", size=6, seed=3), generated("more", "arithmetic", size=4, seed=4)]
+    path = write_config(cfg)
+    exp = tmp_path / "rs"
+    # The state a SIGKILL leaves after the first chunk was recorded and the second was half-appended.
+    good = json.dumps({"prompt": "1+1", "response": "r", "source_stage": "rs", "prompt_id": 0}) + "\n"
+    (exp / "data.partial.jsonl").write_text(good + '{"prompt": "torn')
+    (exp / "data.progress.json").write_text(
+        json.dumps({"done_chunks": ["arith:0"], "counts": {f: {"seen": 18, "kept": 1} for f in FILTERS}, "partial_bytes": len(good)})
+    )
+    proc = _run(path)
+    assert proc.returncode == 0, proc.stderr
+    lines = (exp / "data.jsonl").read_text().splitlines()
+    rows = [json.loads(line) for line in lines]  # every line parses: the torn tail is gone
+    assert rows[0]["prompt"] == "1+1"  # the finished chunk was not sampled again
+    assert all(r["source_dataset"] == "more" for r in rows[1:])
+    summary = json.loads((exp / "data_summary.json").read_text())
+    assert summary["seen"] == 18 + 4 * 3
