@@ -140,7 +140,8 @@ class _Checker:
         order = self.order()
         for stage_name in order:
             self.stage(self.stages[stage_name])
-        self.unused()
+        if not self.d.has_errors:  # after an error, uses may hide behind it
+            self.unused()
         stages = tuple(job for n in order for job in self.jobs.get(n, ()))
         return ir.Recipe(name, self.main.path, self.models, self.datasets, self.templates, self.rewards, stages)
 
@@ -163,13 +164,13 @@ class _Checker:
                 clash = [k for k in self.names.get(item.name, ()) if (k, kind) in _CLASHES or (kind, k) in _CLASHES or k == kind]
                 if clash:
                     prev, _ = self.decls[f"{clash[0]} {item.name}"]
-                    self.d.error(
-                        "E003",
-                        f"`{item.name}` is declared twice (a {ast.decl_keyword(prev)} and a {ast.decl_keyword(item)})",
-                        item.name_span,
-                        help="models, datasets, templates, rewards, stages and constants share one namespace; rename one",
-                        notes=[("first declared here", prev.name_span)],
-                    )
+                    if clash[0] == kind:
+                        message, help = f"{kind} `{item.name}` is declared twice", "rename or remove one of them"
+                    else:
+                        message = f"`{item.name}` names both a {clash[0]} and a {kind}"
+                        help = ("a constant's name must be unique" if "const" in (kind, clash[0]) else
+                                "`from` and `data` could not tell them apart") + "; rename one"
+                    self.d.error("E003", message, item.name_span, help=help, notes=[("first declared here", prev.name_span)])
                     continue
                 self.decls[f"{kind} {item.name}"] = (item, module)
                 self.names.setdefault(item.name, []).append(kind)
@@ -562,7 +563,7 @@ class _Checker:
                     self.d.error("E004", f"`{entry.key}` is a section", entry.key_span,
                                  help=f"write `{entry.key} {{ key = value }}`")
                 elif entry.key in SHORTHAND_NAMES:
-                    self.d.warn("W104", f"`{entry.key}` is not used by a {decl.kind} stage", entry.key_span,
+                    self.d.warn("W104", f"`{entry.key}` is not used by {_a(decl.kind)} {decl.kind} stage", entry.key_span,
                                 help="remove it")
                 else:
                     self.unknown_setting(entry.key, entry.key_span, where,
@@ -570,7 +571,7 @@ class _Checker:
             else:
                 if entry.key in SECTIONS:
                     if decl.kind in KIND_SECTIONS and entry.key not in KIND_SECTIONS[decl.kind]:
-                        self.d.warn("W104", f"a {decl.kind} stage does not use `{entry.key} {{ ... }}`", entry.key_span,
+                        self.d.warn("W104", f"{_a(decl.kind)} {decl.kind} stage does not use `{entry.key} {{ ... }}`", entry.key_span,
                                     help=f"its sections: {', '.join(KIND_SECTIONS[decl.kind])}; remove this one")
                     settings, _ = self.flat(entry.body, f"{where}.{entry.key}")
                     for key, setting in settings.items():
@@ -986,7 +987,7 @@ class _Checker:
             span = spans.get(ds, info.decl.name_span)
             needs: list[tuple[str, str]] = []
             if ds in data:
-                needs += [(f, f"a {kind} stage") for f in KIND_NEEDS[kind]]
+                needs += [(f, f"{_a(kind)} {kind} stage") for f in KIND_NEEDS[kind]]
             elif kind != "eval" or ds in eval_data:
                 needs += [("prompt", "evaluation")]
             for reward in rewards:
@@ -1131,6 +1132,10 @@ class _Checker:
 
 
 # ---------------------------------------------------------------- wording helpers
+
+
+def _a(kind: str) -> str:
+    return "an" if kind in ("sft", "eval") else "a"
 
 
 def _type_name(typ: Any) -> str:

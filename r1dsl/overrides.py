@@ -2,7 +2,8 @@
 
 KEY is `const`, `template`, `decl.key`, `decl.section.key` (any depth), or a stage shorthand
 (`zero.group_size`, `zero.lr`, `zero.steps`). VALUE is recipe syntax (`8`, `"text"`, `[a, b]`);
-anything that does not parse as a value is taken as a string (`--set gsm.jsonl=data/x.jsonl`).
+anything that does not parse as a value, or a bare word that names no declaration, is taken as a
+string (`--set gsm.jsonl=data/x.jsonl`, `--set zero.optim.lr_schedule=constant`).
 Errors point into a pseudo-file named `--set` whose line N is the N-th override.
 """
 
@@ -41,7 +42,7 @@ def _apply_one(decls: dict, text: str, line: int, diags: Diagnostics) -> None:
         diags.error("E014", f"malformed override `{text}`", whole,
                     help="write --set NAME=VALUE, e.g. --set zero.grpo.kl_penalty=0.01 or --set seed=3")
         return
-    value = _value(raw, line, len(text) - len(raw), diags)
+    value = _value(raw, line, len(text) - len(raw), decls)
     path = key.split(".")
     key_span = Span(SOURCE, line, 1, line, len(key) + 1)
     decl = decls.get(path[0])
@@ -93,9 +94,13 @@ def _apply_one(decls: dict, text: str, line: int, diags: Diagnostics) -> None:
         body.entries.append(ast.Assign(last, key_span, value, whole))
 
 
-def _value(raw: str, line: int, offset: int, diags: Diagnostics) -> ast.Value:
+def _value(raw: str, line: int, offset: int, decls: dict) -> ast.Value:
+    """The override's value: recipe syntax; a bare word that names nothing (`constant`) is a string."""
     span = Span(SOURCE, line, offset + 1, line, offset + len(raw) + 1)
     try:
-        return parse_value(raw, SOURCE, line=line, col_offset=offset)
+        value = parse_value(raw, SOURCE, line=line, col_offset=offset)
     except ParseError:
         return ast.Str(raw, raw, span)
+    if isinstance(value, ast.Ref) and value.name not in decls:
+        return ast.Str(raw, raw, span)
+    return value

@@ -27,16 +27,34 @@ _SHAPES = {
 
 @lru_cache(maxsize=1)
 def _lark():
+    """The LALR parser; its transformer builds the AST while parsing (no intermediate parse tree)."""
     from lark import Lark
 
-    return Lark(
+    transformer = _transformer_class()("<recipe>")
+    parser = Lark(
         GRAMMAR.read_text(),
         parser="lalr",
-        propagate_positions=True,
         maybe_placeholders=False,
         start=["start", "value"],
+        transformer=transformer,
         cache=True,  # the LALR tables are kept in the temp folder: `r1dsl check` must start fast
     )
+    return parser, transformer
+
+
+def _run(text: str, start: str, path: str, line_offset: int = 0, col_offset: int = 0):
+    from lark.exceptions import UnexpectedInput, VisitError
+
+    parser, transformer = _lark()
+    transformer.path, transformer.line_offset, transformer.col_offset = path, line_offset, col_offset
+    try:
+        return parser.parse(text, start=start)
+    except UnexpectedInput as e:
+        raise ParseError(_syntax_error(e, text, path)) from None
+    except VisitError as e:  # a keyword or escape the transformer rejected
+        if isinstance(e.orig_exc, ParseError):
+            raise e.orig_exc from None
+        raise
 
 
 class ParseError(Exception):
@@ -47,13 +65,7 @@ class ParseError(Exception):
 
 def parse(text: str, path: str) -> ast.Module:
     """Parse one file; raises ParseError (an E001 diagnostic) on a syntax error."""
-    from lark.exceptions import UnexpectedInput
-
-    try:
-        tree = _lark().parse(text, start="start")
-    except UnexpectedInput as e:
-        raise ParseError(_syntax_error(e, text, path)) from None
-    module = _transform(_ToAst(path), tree)
+    module = _run(text, "start", path)
     module.text = text
     _attach_comments(module, text)
     return module
@@ -61,24 +73,7 @@ def parse(text: str, path: str) -> ast.Module:
 
 def parse_value(text: str, path: str, line: int = 1, col_offset: int = 0) -> ast.Value:
     """Parse a lone value (used by `--set`); raises ParseError."""
-    from lark.exceptions import UnexpectedInput
-
-    try:
-        tree = _lark().parse(text, start="value")
-    except UnexpectedInput as e:
-        raise ParseError(_syntax_error(e, text, path)) from None
-    return _transform(_ToAst(path, line - 1, col_offset), tree)
-
-
-def _transform(transformer, tree):
-    from lark.exceptions import VisitError
-
-    try:
-        return transformer.transform(tree)
-    except VisitError as e:  # a keyword or escape the transformer rejected
-        if isinstance(e.orig_exc, ParseError):
-            raise e.orig_exc from None
-        raise
+    return _run(text, "value", path, line - 1, col_offset)
 
 
 # ---------------------------------------------------------------- parse tree -> AST
@@ -99,9 +94,8 @@ def _unescape(raw: str, span: Span) -> str:
 
 
 def _make_transformer():
-    from lark import Transformer, v_args
+    from lark import Transformer
 
-    @v_args(meta=True)
     class ToAst(Transformer):
         def __init__(self, path: str, line_offset: int = 0, col_offset: int = 0):
             super().__init__()
@@ -113,51 +107,54 @@ def _make_transformer():
         def tok(self, t) -> Span:
             return Span(self.path, t.line + self.line_offset, t.column + self.col_offset, t.end_line + self.line_offset, t.end_column + self.col_offset)
 
-        def meta(self, m) -> Span:
-            return Span(self.path, m.line + self.line_offset, m.column + self.col_offset, m.end_line + self.line_offset, m.end_column + self.col_offset)
+        def join(self, first, last) -> Span:
+            """From the start of `first` to the end of `last` (each a token or a span)."""
+            a = first if isinstance(first, Span) else self.tok(first)
+            b = last if isinstance(last, Span) else self.tok(last)
+            return Span(self.path, a.line, a.col, b.end_line, b.end_col)
 
         # values ----------------------------------------------------------
-        def string(self, meta, c):
+        def string(self, c):
             span = self.tok(c[0])
             return ast.Str(_unescape(str(c[0]), span), str(c[0]), span)
 
-        def long_string(self, meta, c):
+        def long_string(self, c):
             raw = str(c[0])
             text = raw[3:-3]
             if text.startswith("\n"):  # a newline right after the opening quotes is layout, not text
                 text = text[1:]
             return ast.Str(text, raw, self.tok(c[0]))
 
-        def number(self, meta, c):
+        def number(self, c):
             raw = str(c[0])
             is_int = not any(ch in raw for ch in ".eE")
             value = int(raw.replace("_", "")) if is_int else float(raw.replace("_", ""))
             return ast.Num(value, raw, self.tok(c[0]))
 
-        def true(self, meta, c):
+        def true(self, c):
             return ast.Bool(True, self.tok(c[0]))
 
-        def false(self, meta, c):
+        def false(self, c):
             return ast.Bool(False, self.tok(c[0]))
 
-        def null(self, meta, c):
+        def null(self, c):
             return ast.Null(self.tok(c[0]))
 
-        def ref(self, meta, c):
+        def ref(self, c):
             return ast.Ref(str(c[0]), self.tok(c[0]))
 
-        def list(self, meta, c):
-            return ast.List(c[1:-1], self.meta(meta))
+        def list(self, c):
+            return ast.List(c[1:-1], self.join(c[0], c[-1]))
 
         # entries ---------------------------------------------------------
-        def block(self, meta, c):
-            return ast.Body(c[1:-1], self.meta(meta))
+        def block(self, c):
+            return ast.Body(c[1:-1], self.join(c[0], c[-1]))
 
-        def assign(self, meta, c):
-            return ast.Assign(str(c[0]), self.tok(c[0]), c[1], self.meta(meta))
+        def assign(self, c):
+            return ast.Assign(str(c[0]), self.tok(c[0]), c[1], self.join(c[0], c[1].span))
 
-        def section(self, meta, c):
-            return ast.Section(str(c[0]), self.tok(c[0]), c[1], self.meta(meta))
+        def section(self, c):
+            return ast.Section(str(c[0]), self.tok(c[0]), c[1], self.join(c[0], c[1].span))
 
         # items -----------------------------------------------------------
         def keyword(self, tok, allowed: tuple[str, ...], shape: str) -> str:
@@ -173,28 +170,28 @@ def _make_transformer():
                 help = did_you_mean(word, allowed) or f"{shape} starts with {' or '.join(f'`{a}`' for a in allowed)}"
             raise ParseError(Diagnostic("E001", message, span, help))
 
-        def recipe_decl(self, meta, c):
+        def recipe_decl(self, c):
             self.keyword(c[0], ("recipe",), "`NAME NAME`")
-            return ast.RecipeDecl(str(c[1]), self.tok(c[1]), self.meta(meta))
+            return ast.RecipeDecl(str(c[1]), self.tok(c[1]), self.join(c[0], c[1]))
 
-        def import_decl(self, meta, c):
+        def import_decl(self, c):
             word = self.keyword(c[0], ("import", "include"), "`NAME \"file\"`")
-            return ast.ImportDecl(word, self.string(None, [c[1]]), self.meta(meta))
+            return ast.ImportDecl(word, self.string([c[1]]), self.join(c[0], c[1]))
 
-        def named_value(self, meta, c):
+        def named_value(self, c):
             word = self.keyword(c[0], ("const", "template"), "`NAME NAME = value`")
             cls = ast.ConstDecl if word == "const" else ast.TemplateDecl
-            return cls(str(c[1]), self.tok(c[1]), c[2], self.meta(meta))
+            return cls(str(c[1]), self.tok(c[1]), c[2], self.join(c[0], c[2].span))
 
-        def block_decl(self, meta, c):
+        def block_decl(self, c):
             word = self.keyword(c[0], ("model", "dataset", "reward"), "`NAME NAME { ... }`")
-            return ast.BlockDecl(word, str(c[1]), self.tok(c[1]), c[2], self.meta(meta))
+            return ast.BlockDecl(word, str(c[1]), self.tok(c[1]), c[2], self.join(c[0], c[2].span))
 
-        def stage_decl(self, meta, c):
+        def stage_decl(self, c):
             self.keyword(c[0], ("stage",), "`NAME NAME: KIND { ... }`")
-            return ast.StageDecl(str(c[1]), self.tok(c[1]), str(c[2]), self.tok(c[2]), c[3], self.meta(meta))
+            return ast.StageDecl(str(c[1]), self.tok(c[1]), str(c[2]), self.tok(c[2]), c[3], self.join(c[0], c[3].span))
 
-        def start(self, meta, c):
+        def start(self, c):
             return ast.Module(self.path, "", list(c))
 
     return ToAst
@@ -203,10 +200,6 @@ def _make_transformer():
 @lru_cache(maxsize=1)
 def _transformer_class():
     return _make_transformer()
-
-
-def _ToAst(path: str, line_offset: int = 0, col_offset: int = 0):
-    return _transformer_class()(path, line_offset, col_offset)
 
 
 # ---------------------------------------------------------------- syntax errors that teach
