@@ -6,4 +6,4 @@ Each rule module is light to import (sympy and the sandbox are imported when a r
 
 from backends.rewards.registry import REWARDS, Param, RewardRule, register, score  # noqa: F401
 
-from backends.rewards import code_accuracy, format, language, math_accuracy, shaping  # noqa: E402,F401
+from backends.rewards import code_accuracy, format, language, math_accuracy, model_based, shaping  # noqa: E402,F401
