@@ -601,8 +601,8 @@ class _Checker:
                 continue
             for item in value.items if isinstance(value, ast.List) else [value]:
                 prefer = ("model", "stage") if key == "from" else ("dataset", "stage")
-                if isinstance(item, ast.Ref) and self.kind_of(item.name, prefer) == "stage":
-                    info.deps.setdefault(item.name, item.span)
+                if isinstance(item, ast.Ref) and self.kind_of(item.name, prefer) in ("stage", None):
+                    info.deps.setdefault(item.name, item.span)  # unknown names: maybe a distill job (see order)
         if decl.kind == "distill":
             for name, span in self.student_entries(info):
                 if self.kind_of(name, ("model", "stage")) == "stage":
@@ -636,7 +636,12 @@ class _Checker:
     def order(self) -> list[str]:
         """Stages in a valid run order (declaration order where free); a cycle is E006."""
         index = {name: i for i, name in enumerate(self.stages)}
-        deps = {name: [d for d in info.deps if d in self.stages] for name, info in self.stages.items()}
+        for info in self.stages.values():  # keep only stages and distill jobs
+            info.deps = {d: span for d, span in info.deps.items() if d in self.stages or d in self.job_names}
+        deps = {
+            name: list(dict.fromkeys(self.job_names.get(d, d) for d in info.deps))
+            for name, info in self.stages.items()
+        }
         # a cycle, reported once, at the reference that closes it
         state: dict[str, int] = {}
         reported: set[frozenset] = set()
@@ -650,7 +655,8 @@ class _Checker:
                     if key not in reported:
                         reported.add(key)
                         chain = " -> ".join(reversed(cycle))
-                        self.d.error("E006", f"the stage graph has a cycle: {chain}", self.stages[name].deps[dep],
+                        where = next((s for d, s in self.stages[name].deps.items() if self.job_names.get(d, d) == dep), None)
+                        self.d.error("E006", f"the stage graph has a cycle: {chain}", where,
                                      help="a stage can only start from, or read, stages that finish before it")
                 elif state.get(dep) is None:
                     visit(dep, path + [dep])

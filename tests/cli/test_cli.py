@@ -196,3 +196,35 @@ def test_check_imports_no_torch():
 def test_console_script_runs():
     proc = subprocess.run([sys.executable, "-m", "r1dsl", "explain", "E009"], capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 0 and "batch arithmetic" in proc.stdout
+
+
+def test_local_run_streams_stages_in_order_then_prints_results(good, tmp_path, capsys, monkeypatch):
+    """--run with a stand-in for backends.run_stage: each stage writes DONE and its metrics."""
+    import r1dsl.local as local
+
+    script = (
+        "import json, pathlib, sys; cfg = pathlib.Path(sys.argv[1]); d = cfg.parent; (d / 'DONE').write_text('');"
+        "r = d.parent / 'results.json'; old = json.loads(r.read_text()) if r.exists() else {};"
+        "old[d.name] = {'accuracy': 0.5}; r.write_text(json.dumps(old)); print('ran', d.name)"
+    )
+    monkeypatch.setattr(local, "command", lambda job: [sys.executable, "-c", script, str(Path(job.dir) / "config.yaml")])
+    run = tmp_path / "run"
+    assert main(["compile", str(good), "-o", str(run), "--run"]) == 0
+    out = capsys.readouterr().out
+    assert out.index("== stage zero") < out.index("== stage rs") < out.index("== stage tuned")
+    assert "accuracy" in out and "0.5" in out
+    assert main(["compile", str(good), "-o", str(run), "--run"]) == 0  # second time: everything skipped
+    assert out.count("skipped") == 0 and capsys.readouterr().out.count("skipped") == 3
+
+
+def test_a_distill_job_named_before_its_stage_runs_after_it(tmp_path):
+    from r1dsl.frontend import check_file
+
+    path = tmp_path / "o.r1"
+    path.write_text('model a { tiny {} }\ndataset chat { generator = "chat" }\ndataset arith { generator = "arithmetic" }\n'
+                    'reward f { rule = "format" }\n'
+                    'stage e: eval { from = distill_a  data = arith  template = "Q: {prompt}"  rewards = [f] }\n'
+                    'stage distill: distill { data = chat  students { a { lr = 1e-3 } } }\n')
+    recipe = check_file(str(path)).recipe
+    assert [s.name for s in recipe.stages] == ["distill_a", "e"]
+    assert recipe.stage("e").after == ("distill_a",)
