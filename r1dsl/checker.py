@@ -1077,7 +1077,7 @@ class _Checker:
             total = g.num_prompts_per_step * g.num_generations_per_prompt
             what = f"num_prompts_per_step x num_generations_per_prompt = {g.num_prompts_per_step} x {g.num_generations_per_prompt} = {total}"
             section, mbs, is_explicit = "grpo", g.micro_batch_size, "micro_batch_size" in explicit["grpo"]
-        elif stage.kind in ("pretrain", "sft"):
+        elif stage.kind in ("pretrain", "sft", "reward_model"):
             total = stage.train.batch_size
             what = f"train.batch_size = {total}"
             section, mbs, is_explicit = "train", stage.train.micro_batch_size, "micro_batch_size" in explicit["train"]

@@ -17,7 +17,7 @@ from typing import Any
 from r1dsl import ir
 
 ROOT = Path(__file__).resolve().parent.parent  # the project: r1dsl/, backends/, templates/
-TRAINING_KINDS = ("pretrain", "sft", "grpo")
+TRAINING_KINDS = ("pretrain", "sft", "grpo", "reward_model")
 
 
 def compile_recipe(recipe: ir.Recipe, run_dir: str | os.PathLike | None = None, target: str = "local") -> ir.Pipeline:
@@ -51,7 +51,7 @@ def stage_config(recipe: ir.Recipe, stage: ir.Stage, run: Path) -> dict[str, Any
     exp_dir = run / stage.name
     if stage.kind == "grpo":
         max_steps, seed, every = stage.grpo.steps, stage.grpo.seed, stage.grpo.checkpoint_every
-    elif stage.kind in ("pretrain", "sft"):
+    elif stage.kind in ("pretrain", "sft", "reward_model"):
         max_steps, seed, every = stage.train.steps, stage.train.seed, stage.train.checkpoint_every
     else:
         max_steps, seed, every = None, (stage.sampling.seed if stage.sampling else 0), stage.train.checkpoint_every

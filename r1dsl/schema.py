@@ -12,7 +12,7 @@ from functools import lru_cache
 
 from r1dsl import ir
 
-STAGE_KINDS = ("pretrain", "sft", "grpo", "rejection_sample", "distill", "eval")
+STAGE_KINDS = ("pretrain", "sft", "grpo", "rejection_sample", "distill", "eval", "reward_model")
 
 # section name -> IR dataclass
 SECTIONS: dict[str, type] = {
@@ -32,6 +32,7 @@ KIND_SECTIONS: dict[str, tuple[str, ...]] = {
     "grpo": ("optim", "grpo", "sampling", "resources"),
     "rejection_sample": ("sampling", "filters", "resources"),
     "eval": ("sampling", "resources"),
+    "reward_model": ("optim", "train", "resources"),  # a Bradley-Terry preference model (backends/stages/reward_model.py)
 }
 
 # stage-level settings that are not sections; `students` only for distill
@@ -45,6 +46,7 @@ KIND_NEEDS: dict[str, tuple[str, ...]] = {
     "grpo": ("prompt",),
     "rejection_sample": ("prompt",),
     "eval": ("prompt",),
+    "reward_model": ("prompt", "chosen", "rejected"),
 }
 
 # what a rejection_sample stage's data.jsonl rows carry
