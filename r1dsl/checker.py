@@ -527,8 +527,10 @@ class _Checker:
         resolved = self.resolve(value)
         if isinstance(resolved, ast.Ref) and resolved.name in self.models:  # a judge or reward model by name
             self.used.add(resolved.name)
-            model = self.models[resolved.name]
-            return model.path or model.name
+            return ir.ModelRef(resolved.name)
+        if isinstance(resolved, ast.Ref) and self.kind_of(resolved.name, ("model", "stage")) == "stage":
+            self.used.add(resolved.name)  # a judge or reward model trained by an earlier stage
+            return ir.StageModel(resolved.name)
         accept = spec.type if isinstance(spec.type, tuple) else (spec.type,)
         typ = accept[0] if len(accept) == 1 else typing.Union[accept]  # type: ignore[valid-type]
         if float in accept and int not in accept:
@@ -607,6 +609,10 @@ class _Checker:
             for name, span in self.student_entries(info):
                 if self.kind_of(name, ("model", "stage")) == "stage":
                     info.deps.setdefault(name, span)
+        for reward in self.reward_names(info):  # a reward whose model an earlier stage trains
+            for value in getattr(self.rewards.get(reward), "params", {}).values():
+                if isinstance(value, ir.StageModel):
+                    info.deps.setdefault(value.stage, info.refs["rewards"].value.span)
 
     def reward_names(self, info: _StageInfo) -> list[str]:
         entry = info.refs.get("rewards")

@@ -79,7 +79,7 @@ def stage_config(recipe: ir.Recipe, stage: ir.Stage, run: Path) -> dict[str, Any
                 "eval": [_dataset(recipe, name, run, stage, True) for name in stage.eval_data],
             },
             "rewards": [
-                {"name": r.name, "rule": r.rule, "weight": r.weight, "params": _plain(r.params)} for r in stage.rewards
+                {"name": r.name, "rule": r.rule, "weight": r.weight, "params": _reward_params(recipe, r, run)} for r in stage.rewards
             ],
             "optim": _plain(stage.optim),
             "train": _plain(stage.train),
@@ -133,6 +133,20 @@ def _dataset(recipe: ir.Recipe, name: str, run: Path, stage: ir.Stage, scored: b
         "provides": list(ds.provides),
         "rewards": rewards,
     }
+
+
+def _reward_params(recipe: ir.Recipe, reward: ir.Reward, run: Path) -> dict[str, Any]:
+    """A reward's parameters, with a model reference replaced by where it loads from."""
+
+    def where(value: Any) -> Any:
+        if isinstance(value, ir.StageModel):
+            return str(run / value.stage / "model")
+        if isinstance(value, ir.ModelRef):
+            model = recipe.models[value.model]
+            return model.path or model.name
+        return _plain(value)
+
+    return {k: where(v) for k, v in reward.params.items()}
 
 
 def _plain(value: Any) -> Any:

@@ -77,6 +77,20 @@ class Template:
 
 
 @dataclass(frozen=True)
+class ModelRef:
+    """A reward parameter that names a declared model (a judge, a reward model); compiled to its path or hub id."""
+
+    model: str
+
+
+@dataclass(frozen=True)
+class StageModel:
+    """A reward parameter that names an earlier stage: that stage's `model/` folder (a judge, a reward model)."""
+
+    stage: str
+
+
+@dataclass(frozen=True)
 class Reward:
     """One weighted reward rule; `datasets` routes it (empty: every dataset of the stage)."""
 
