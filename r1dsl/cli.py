@@ -54,7 +54,9 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("-o", "--output", metavar="DIR", help="run folder (default: runs/<recipe name>)")
     q.add_argument("--target", choices=("local", "slurm", "nemo-rl"), default="local")
     q.add_argument("--run", action="store_true", help="run the stages after compiling")
-    q.add_argument("--dry-run", action="store_true", help="print what would run")
+    q.add_argument("--dry-run", action="store_true", help="print what would run and why")
+    q.add_argument("--from", dest="from_stage", metavar="STAGE", help="rerun STAGE and everything downstream of it")
+    q.add_argument("--only", metavar="STAGE", help="run STAGE alone (its inputs must exist)")
     overrides(q)
 
     q = sub.add_parser("fmt", help="rewrite recipes in the canonical layout (comments kept)")
@@ -174,6 +176,10 @@ def cmd_compile(args) -> int:
     for job in pipeline.jobs:
         print(f"  {job.stage.name:<28} {job.stage.kind:<17} {job.config_hash[:12]}")
     if args.run or args.dry_run:
+        if args.target == "local":
+            return target.run(pipeline, dry_run=args.dry_run, from_stage=args.from_stage, only=args.only)
+        if args.from_stage or args.only:
+            return _usage(f"--from and --only select stages of the local target; {args.target} submits the whole pipeline")
         return target.run(pipeline, dry_run=args.dry_run)
     return OK
 

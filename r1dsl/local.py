@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from r1dsl import ir
@@ -52,29 +53,134 @@ def emit(pipeline: ir.Pipeline) -> list[Path]:
     return written
 
 
-def run(pipeline: ir.Pipeline, dry_run: bool = False) -> int:
-    """Run each stage in order in a subprocess (its output streams through); stop at the first failure."""
+KEY_FILE = "STAGE_KEY"  # the config hash a stage folder's outputs belong to
+
+
+@dataclass(frozen=True)
+class Decision:
+    job: ir.StageJob
+    run: bool
+    reason: str
+
+
+def decide(pipeline: ir.Pipeline, from_stage: str | None = None, only: str | None = None) -> list[Decision]:
+    """Which stages run and why. A stage's key (its config hash) covers its resolved config, its inputs' keys
+    and the code version, so a change anywhere upstream changes the key of everything downstream."""
+    names = [job.stage.name for job in pipeline.jobs]
+    for wanted, flag in ((from_stage, "--from"), (only, "--only")):
+        if wanted is not None and wanted not in names:
+            raise ValueError(f"{flag} {wanted}: no such stage (stages: {', '.join(names)})")
+    forced: set[str] = set()
+    if from_stage is not None:  # the stage and everything that reads from it, directly or not
+        forced.add(from_stage)
+        for job in pipeline.jobs:
+            if forced & set(job.stage.after):
+                forced.add(job.stage.name)
+    decisions = []
+    for job in pipeline.jobs:
+        folder = Path(job.dir)
+        old_key = _read(folder / KEY_FILE)
+        done = (folder / "DONE").exists()
+        name = job.stage.name
+        if only is not None and name != only:
+            decisions.append(Decision(job, False, f"not selected (--only {only})"))
+        elif only is not None:
+            decisions.append(Decision(job, True, "selected (--only)"))
+        elif name in forced:
+            decisions.append(Decision(job, True, f"selected (--from {from_stage})"))
+        elif not done and old_key in (None, job.config_hash):
+            decisions.append(Decision(job, True, "resumed from its last checkpoint" if old_key else "new"))
+        elif old_key != job.config_hash:
+            decisions.append(Decision(job, True, f"changed: key {(old_key or 'none')[:12]} -> {job.config_hash[:12]}"))
+        else:
+            decisions.append(Decision(job, False, f"unchanged (key {job.config_hash[:12]}), done"))
+    return decisions
+
+
+def run(pipeline: ir.Pipeline, dry_run: bool = False, from_stage: str | None = None, only: str | None = None) -> int:
+    """Run the stages that need it, in order, in subprocesses (their output streams through).
+
+    A stage whose outputs belong to another key is archived first (never deleted): its folder's
+    previous contents move to <run_dir>/.previous/<stage>-<old key>/. Stops at the first failure.
+    """
     env = dict(os.environ)
     env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    for job in pipeline.jobs:
-        cmd = command(job)
-        done = Path(job.dir) / "DONE"
+    try:
+        decisions = decide(pipeline, from_stage, only)
+    except ValueError as e:
+        print(f"r1dsl: {e}", file=sys.stderr)
+        return 2
+    for d in decisions:
+        cmd = command(d.job)
+        name = d.job.stage.name
         if dry_run:
-            state = "  # done, would be skipped" if done.exists() else ""
-            print(" ".join(_shell(w) for w in cmd) + state)
+            verb = "run " if d.run else "skip"
+            print(f"{verb} {name:<28} {d.reason}")
+            if d.run:
+                print("     " + " ".join(_shell(w) for w in cmd))
             continue
-        if done.exists():
-            print(f"== stage {job.stage.name}: done, skipped", flush=True)
+        _record(pipeline, name, "ran" if d.run else "skipped", d.reason)
+        if not d.run:
+            print(f"== stage {name}: skipped: {d.reason}", flush=True)
             continue
-        print(f"== stage {job.stage.name} ({job.stage.kind})", flush=True)
+        folder = Path(d.job.dir)
+        old_key = _read(folder / KEY_FILE)
+        if old_key != d.job.config_hash or (folder / "DONE").exists():
+            if (folder / "DONE").exists() or old_key is not None or (folder / "checkpoints").exists():
+                _archive(folder, Path(pipeline.run_dir), old_key or "unkeyed")
+        _write(folder / KEY_FILE, d.job.config_hash + "\n")
+        print(f"== stage {name} ({d.job.stage.kind}): {d.reason}", flush=True)
         code = subprocess.call(cmd, cwd=str(ROOT), env=env)
         if code != 0:
-            print(f"r1dsl: stage {job.stage.name} failed (exit status {code}); fix it and run again: finished stages are skipped",
-                  file=sys.stderr)
+            _record(pipeline, name, "failed", f"exit status {code}")
+            print(f"r1dsl: stage {name} failed (exit status {code}); fix it and run again: finished stages are skipped, "
+                  "this one resumes from its last checkpoint", file=sys.stderr)
             return 1
     if not dry_run:
         print(results_table(Path(pipeline.run_dir) / "results.json"))
     return 0
+
+
+KEEP = ("config.yaml", "launch.sh", KEY_FILE)
+
+
+def _archive(folder: Path, run_dir: Path, old_key: str) -> None:
+    """Move a stage's old outputs aside (one previous generation is kept per stage)."""
+    import shutil
+
+    dest = run_dir / ".previous" / f"{folder.name}-{old_key[:12]}"
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    for item in folder.iterdir():
+        if item.name not in KEEP:
+            os.replace(item, dest / item.name)
+    # the stage's entry in results.json belongs to the old outputs too
+    results = run_dir / "results.json"
+    if results.exists():
+        data = json.loads(results.read_text() or "{}")
+        if folder.name in data:
+            data.pop(folder.name)
+            _write(results, json.dumps(data, indent=2) + "\n")
+
+
+def _record(pipeline: ir.Pipeline, stage: str, action: str, reason: str) -> None:
+    """manifest.json says, per stage, what the last `--run` did with it and why."""
+    import time
+
+    path = Path(pipeline.run_dir) / "manifest.json"
+    data = json.loads(path.read_text())
+    for entry in data["stages"]:
+        if entry["name"] == stage:
+            entry["last_run"] = {"action": action, "reason": reason, "at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    _write(path, json.dumps(data, indent=2) + "\n")
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text().strip() or None
+    except OSError:
+        return None
 
 
 def results_table(path: Path) -> str:
