@@ -1,0 +1,159 @@
+"""One GRPO step: roll out G completions per prompt, score them, and update the policy.
+
+    rollout    = sample_groups(policy, prompts)                     # B = P * G completions
+    r, per_rule = score(rewards, completions, rows)                 # (B,)
+    A          = group_advantages(r)                                # (B,)
+    old, ref   = log-probs of the rollout policy and the reference  # (B, T), no grad
+    for each inner epoch: for each micro-batch: loss.backward(); then one optimizer step
+
+Distributed (DDP): each rank rolls out its own prompts (whole groups, so advantages stay local); the
+loss normalisers are the step's global counts divided by the world size, so DDP's gradient average
+is exactly the gradient of the global loss.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+import torch
+from torch import Tensor
+
+from backends.grpo.loss import group_advantages, grpo_loss
+from backends.grpo.rollout import Rollout, sample_groups, token_logprobs
+from backends.rewards.registry import score
+
+TRUNCATION_PENALTY = 1.0  # subtracted from the reward of a truncated completion when truncated == "penalize"
+
+
+@dataclass
+class Scored:
+    rollout: Rollout
+    group_size: int
+    rewards: Tensor  # (B,) total, after any truncation penalty
+    per_rule: dict[str, list[float]]  # reward name -> (B,) raw values (NaN where not routed)
+
+
+def unwrap(model):
+    """The plain Hugging Face model behind Fabric's and DDP's wrappers (for no-grad passes and generation)."""
+    while hasattr(model, "module") and not hasattr(model, "generate"):
+        model = model.module
+    return model
+
+
+def render(template: str | None, prompt: str) -> str:
+    return template.replace("{prompt}", prompt) if template else prompt
+
+
+def rollout_and_score(policy, tokenizer, rows: Sequence[Mapping[str, Any]], grpo, rewards_cfg, template,
+                      generator: torch.Generator | None = None) -> Scored:
+    """G completions for each row's prompt, scored by the reward registry."""
+    G = grpo.num_generations_per_prompt
+    rollout = sample_groups(
+        policy, tokenizer, [render(template, row["prompt"]) for row in rows], G,
+        max_prompt_tokens=grpo.max_prompt_tokens, max_completion_tokens=grpo.max_completion_tokens,
+        temperature=grpo.temperature, top_p=grpo.top_p, generator=generator,
+    )
+    group_rows = [row for row in rows for _ in range(G)]  # (B,), aligned with the rollout
+    totals, per_rule = score(rewards_cfg, rollout.texts, group_rows)
+    rewards = torch.tensor(totals, dtype=torch.float32)
+    if grpo.truncated == "penalize":
+        rewards = rewards - TRUNCATION_PENALTY * rollout.truncated.float().cpu()
+    return Scored(rollout, G, rewards, per_rule)
+
+
+def micro_batches(n: int, size: int) -> list[slice]:
+    return [slice(i, min(i + size, n)) for i in range(0, n, size)]
+
+
+@torch.no_grad()
+def batched_logprobs(model, r: Rollout, temperature: float, size: int) -> Tensor:
+    """Log-probs of the rollout's completions under `model`, micro-batch by micro-batch: (B, T)."""
+    parts = [token_logprobs(model, r.prompt_ids[s], r.prompt_mask[s], r.completion_ids[s], r.completion_mask[s],
+                            temperature)[0] for s in micro_batches(len(r.texts), size)]
+    return torch.cat(parts)
+
+
+def update(fabric, policy, reference, optimizer, scored: Scored, grpo, max_grad_norm: float) -> dict[str, float]:
+    """The GRPO update on one scored rollout: inner_epochs optimizer steps, micro-batched. Returns local stats."""
+    r = scored.rollout
+    G, B = grpo.num_generations_per_prompt, len(r.texts)
+    beta, temperature, mb = grpo.kl_penalty, grpo.temperature, grpo.micro_batch_size
+    plain_policy = unwrap(policy)  # no-grad passes skip DDP
+    advantages = group_advantages(scored.rewards, G, grpo.advantage_scaling).to(r.completion_ids.device)  # (B,)
+    loss_mask = r.completion_mask.clone()  # (B, T)
+    if grpo.truncated == "mask":
+        loss_mask[r.truncated] = 0
+
+    # the step's global counts (divided by the world size: DDP averages the ranks' gradients)
+    counts = torch.tensor([float(B), float(loss_mask.sum())])
+    counts = fabric.all_reduce(counts, reduce_op="sum") / fabric.world_size
+    num_sequences, num_tokens = float(counts[0]), float(counts[1])
+
+    old_logp = batched_logprobs(plain_policy, r, temperature, mb) if grpo.inner_epochs > 1 else None  # (B, T)
+    ref_logp = batched_logprobs(reference, r, temperature, mb) if beta > 0 else None  # (B, T)
+
+    sums = {"loss": 0.0, "kl": 0.0, "clip_fraction": 0.0, "entropy": 0.0, "grad_norm": 0.0}
+    batches = micro_batches(B, mb)
+    for _ in range(grpo.inner_epochs):
+        optimizer.zero_grad(set_to_none=True)
+        for k, s in enumerate(batches):
+            with fabric.no_backward_sync(policy, enabled=k < len(batches) - 1):
+                logp, entropy = token_logprobs(policy, r.prompt_ids[s], r.prompt_mask[s], r.completion_ids[s],
+                                               r.completion_mask[s], temperature, with_entropy=True)  # (b, T)
+                old = logp.detach() if old_logp is None else old_logp[s]  # one inner epoch: on-policy, ratio 1
+                ref = None if ref_logp is None else ref_logp[s]
+                loss, stats = grpo_loss(
+                    logp, old, ref, advantages[s], loss_mask[s],
+                    eps_low=grpo.ratio_clip_min, eps_high=grpo.ratio_clip_max, beta=beta, kl_type=grpo.kl_type,
+                    aggregation=grpo.loss_aggregation, max_completion_tokens=grpo.max_completion_tokens,
+                    num_sequences=num_sequences, num_tokens=num_tokens,
+                )
+                fabric.backward(loss)
+            m = r.completion_mask[s].float()
+            weight = float(m.sum()) / max(float(r.completion_mask.sum()), 1.0) / grpo.inner_epochs
+            sums["loss"] += float(loss.detach()) / grpo.inner_epochs
+            sums["kl"] += float(stats["kl"]) * weight
+            sums["clip_fraction"] += float(stats["clip_fraction"]) * weight
+            sums["entropy"] += float((entropy * m).sum() / m.sum().clamp(min=1.0)) * weight
+        grad_norm = fabric.clip_gradients(policy, optimizer, max_norm=max_grad_norm)
+        sums["grad_norm"] += float(grad_norm) / grpo.inner_epochs
+        optimizer.step()
+    return sums
+
+
+def step_metrics(scored: Scored, rewards_cfg, update_stats: Mapping[str, float], seconds: float) -> dict[str, float]:
+    """Per-step metrics of this rank: reward per rule, accuracy, format rate, lengths, and the update's stats."""
+    r = scored.rollout
+    out = {"reward": float(scored.rewards.mean())}
+    for reward in rewards_cfg:
+        values = [v for v in scored.per_rule[reward["name"]] if not math.isnan(v)]
+        value = sum(values) / len(values) if values else float("nan")
+        out[f"reward/{reward['name']}"] = value
+        if reward["rule"] == "math_accuracy":
+            out["accuracy"] = value
+        if reward["rule"] == "format":
+            out["format"] = value
+    generated = float(r.completion_mask.sum())
+    out.update(
+        completion_length=float(r.lengths.float().mean()),
+        truncated=float(r.truncated.float().mean()),
+        zero_std_groups=float((scored.rewards.view(-1, scored.group_size).std(-1) == 0).float().mean()),
+        **update_stats,
+        step_time_s=seconds,
+        tokens_per_s=generated / max(seconds, 1e-9),
+    )
+    return out
+
+
+def grpo_step(fabric, policy, reference, optimizer, tokenizer, rows, grpo, rewards_cfg, template,
+              max_grad_norm: float, generator: torch.Generator | None = None) -> dict[str, float]:
+    """Rollout, score, update; returns this rank's metrics for the step."""
+    start = time.perf_counter()
+    plain_policy = unwrap(policy)
+    plain_policy.eval()  # no dropout: sampling and training see the same function
+    scored = rollout_and_score(plain_policy, tokenizer, rows, grpo, rewards_cfg, template, generator)
+    stats = update(fabric, policy, reference, optimizer, scored, grpo, max_grad_norm)
+    return step_metrics(scored, rewards_cfg, stats, time.perf_counter() - start)

@@ -1,0 +1,87 @@
+"""`grpo`: Group Relative Policy Optimization (DeepSeekMath eq. 3), as DeepSeek-R1-Zero trains.
+
+    run = StageRun(cfg)                          # Fabric (DDP on gloo under torchrun), folders, logger
+    policy, reference = the stage's init model, and a frozen copy of it
+    for step:                                    # resumes from the latest checkpoint
+        rows    = this step's prompts, sharded over ranks (whole groups per rank)
+        metrics = grpo_step(...)                 # rollout -> rewards -> advantages -> update
+        refresh the reference every reference_refresh_steps; log; checkpoint
+    save <stage>/model, evaluate the eval sets, results.json, DONE
+
+Everything the step does lives in `backends/grpo/` (loss, rollout, step); this file is the I/O around it.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import torch
+
+import backends.rewards  # noqa: F401  (registers the built-in reward rules)
+from backends.data.loading import DataError, load_rows
+from backends.grpo.step import grpo_step, unwrap
+from backends.models import load_policy
+from backends.stages.eval import evaluate_stage
+from backends.stages.lm import batch_indices
+from backends.trainer import StageRun, build_optimizer, build_scheduler
+
+SUMMED_METRICS = ("tokens_per_s",)  # summed over ranks; every other metric is averaged
+
+
+def run(cfg) -> dict[str, float]:
+    run = StageRun(cfg)
+    grpo, optim = cfg.model.grpo, cfg.model.optim
+    rows = [row for dataset in cfg.model.data.train for row in load_rows(dataset)]
+    if not rows or any("prompt" not in row for row in rows[:1]):
+        raise DataError(f"{cfg.name}: grpo needs rows with a `prompt` field")
+    rewards = [dict(r) for r in cfg.model.rewards]
+    steps, prompts_per_step = int(grpo.steps), int(grpo.num_prompts_per_step)
+    seed = int(grpo.get("seed", run.seed))
+
+    model, tokenizer = load_policy(cfg.model.init, run.device)
+    reference = copy.deepcopy(model).eval().requires_grad_(False) if float(grpo.kl_penalty) > 0 else None
+    optimizer = build_optimizer(model.parameters(), optim)
+    scheduler = build_scheduler(optimizer, optim, steps)
+    model, optimizer = run.fabric.setup(model, optimizer)
+    state = {"model": model, "optimizer": optimizer, "scheduler": scheduler}
+    if reference is not None:
+        state["reference"] = reference  # refreshed during training, so it is part of the resumable state
+    start = run.resume(state)
+    n_params = sum(p.numel() for p in model.parameters())
+    run.print(f"[{run.name}] {n_params / 1e6:.2f}M parameters, {len(rows)} prompts, {run.world_size} process(es), "
+              f"G={grpo.num_generations_per_prompt} x {prompts_per_step} prompts/step, steps {start}->{steps}")
+
+    metrics: dict[str, float] = {}
+    with run.progress(steps, start, f"{run.name} (grpo)") as bar:
+        for step in range(start, steps):
+            # the step's prompts are a pure function of (seed, step): a resumed run sees the same ones
+            chosen = batch_indices(step, prompts_per_step, len(rows), seed)[run.rank :: run.world_size]
+            generator = torch.Generator(device=run.device).manual_seed(seed * 1_000_003 + step * 1009 + run.rank)
+            local = grpo_step(run.fabric, model, reference, optimizer, tokenizer, [rows[i] for i in chosen], grpo,
+                              rewards, cfg.model.get("template"), float(optim.max_grad_norm), generator)
+            scheduler.step()
+            if reference is not None and grpo.get("reference_refresh_steps") and (step + 1) % int(grpo.reference_refresh_steps) == 0:
+                reference.load_state_dict(unwrap(model).state_dict())  # R1: the reference becomes the policy
+            metrics = reduce_metrics(run.fabric, local)
+            metrics["lr"] = scheduler.get_last_lr()[0]
+            run.log(step + 1, metrics)
+            run.maybe_checkpoint(step + 1, steps, state)
+            bar.update(step + 1, reward=metrics["reward"], acc=metrics.get("accuracy", math.nan),
+                       fmt=metrics.get("format", math.nan), len=metrics["completion_length"])
+
+    run.save_model(model, tokenizer)
+    final = {f"train_{k}": metrics[k] for k in ("reward", "accuracy", "format") if k in metrics}
+    final.update(evaluate_stage(run, model, tokenizer))
+    run.finish(final)
+    return final
+
+
+def reduce_metrics(fabric, local: dict[str, float]) -> dict[str, float]:
+    """Average each metric over ranks (tokens/s is summed); NaN-free metrics stay exact."""
+    if fabric.world_size == 1:
+        return dict(local)
+    names = sorted(local)
+    values = torch.tensor([local[k] for k in names], dtype=torch.float64)
+    values = fabric.all_reduce(values, reduce_op="sum")
+    return {k: float(v) if k in SUMMED_METRICS else float(v) / fabric.world_size for k, v in zip(names, values)}
