@@ -57,6 +57,8 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("--dry-run", action="store_true", help="print what would run and why")
     q.add_argument("--from", dest="from_stage", metavar="STAGE", help="rerun STAGE and everything downstream of it")
     q.add_argument("--only", metavar="STAGE", help="run STAGE alone (its inputs must exist)")
+    q.add_argument("--smoke", action="store_true",
+                   help="tiny stand-ins for every model and dataset, a few steps per stage: checks the pipeline's shape and data flow")
     overrides(q)
 
     q = sub.add_parser("fmt", help="rewrite recipes in the canonical layout (comments kept)")
@@ -166,7 +168,14 @@ def cmd_compile(args) -> int:
         return RECIPE_ERROR
     if result.diagnostics:
         _print_diagnostics(result)
-    pipeline = compile_recipe(result.recipe, args.output, args.target)
+    recipe = result.recipe
+    if args.smoke:
+        from r1dsl.smoke import smoke
+
+        recipe = smoke(recipe)
+        if args.output is None:
+            args.output = str(Path("runs") / f"{recipe.name}-smoke")
+    pipeline = compile_recipe(recipe, args.output, args.target)
     target = _target(args.target)
     if isinstance(target, str):
         return _usage(target)

@@ -143,6 +143,8 @@ def _reward_params(recipe: ir.Recipe, reward: ir.Reward, run: Path) -> dict[str,
             return str(run / value.stage / "model")
         if isinstance(value, ir.ModelRef):
             model = recipe.models[value.model]
+            if model.source == "tiny":  # built where it is used, like a stage's tiny starting point
+                return {"source": "tiny", "path": None, "tiny": _plain(model.tiny), "name": model.name}
             return model.path or model.name
         return _plain(value)
 

@@ -183,6 +183,7 @@ class Sampling:
 
 @dataclass(frozen=True)
 class RejectionFilters:
+    finished: bool = knob(True, "drop completions cut at the length limit before they stopped")
     correct: bool = knob(True, "keep only completions the rule rewards call correct")
     format: bool = knob(True, "keep only well-formatted completions")
     language: float | None = knob(None, "minimum language-consistency score", min=0.0, max=1.0)

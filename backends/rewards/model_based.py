@@ -13,7 +13,6 @@ registry stays light for `r1dsl check`.
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 from typing import Any, Mapping, Sequence
 
 from backends.rewards.registry import Param, register
@@ -40,28 +39,57 @@ def fill_rubric(rubric: str, row: Mapping[str, Any], response: str) -> str:
     return filled.replace("{response}", response[:MAX_RESPONSE_CHARS])
 
 
-@lru_cache(maxsize=4)
-def _causal_lm(path: str):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+def _model_dir(model: str | Mapping[str, Any]) -> str:
+    """A local directory for `model`: a path as given, or a tiny model (smoke runs) built and saved once."""
+    if isinstance(model, str):
+        return model
+    import hashlib
+    import json
+    import tempfile
+    from pathlib import Path
 
-    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True).eval()
-    return model, tokenizer
+    from backends.models import load_policy, save_policy
+
+    spec = json.dumps(dict(model), sort_keys=True, default=str)
+    folder = Path(tempfile.gettempdir()) / f"r1dsl-reward-model-{hashlib.sha256(spec.encode()).hexdigest()[:12]}"
+    if not (folder / "config.json").exists():
+        lm, tokenizer = load_policy(dict(model), "cpu")
+        save_policy(lm, tokenizer, folder)
+    return str(folder)
 
 
-@lru_cache(maxsize=4)
-def _classifier(path: str):
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+def _key(model: str | Mapping[str, Any]) -> str:
+    return model if isinstance(model, str) else repr(sorted(dict(model).items()))
 
-    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForSequenceClassification.from_pretrained(path, local_files_only=True).eval()
-    if model.config.pad_token_id is None:
-        model.config.pad_token_id = tokenizer.pad_token_id
-    return model, tokenizer
+
+_LOADED: dict[tuple[str, str], Any] = {}
+
+
+def _causal_lm(model: str | Mapping[str, Any]):
+    if ("lm", _key(model)) not in _LOADED:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        path = _model_dir(model)
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        _LOADED["lm", _key(model)] = (AutoModelForCausalLM.from_pretrained(path, local_files_only=True).eval(), tokenizer)
+    return _LOADED["lm", _key(model)]
+
+
+def _classifier(model: str | Mapping[str, Any]):
+    if ("rm", _key(model)) not in _LOADED:
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        path = _model_dir(model)
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        rm = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, local_files_only=True).eval()
+        if rm.config.pad_token_id is None:
+            rm.config.pad_token_id = tokenizer.pad_token_id
+        _LOADED["rm", _key(model)] = (rm, tokenizer)
+    return _LOADED["rm", _key(model)]
 
 
 @register(

@@ -138,7 +138,7 @@ def apply_filters(
         return all(math.isnan(v) or v >= threshold for v in values)  # NaN: not routed to this row's dataset
 
     tests = {
-        "finished": lambda c: not c.truncated,
+        "finished": (lambda c: not c.truncated) if filters.get("finished", True) else None,
         "correct": (lambda c: all_at_least(c, correct_names, 1.0)) if filters.get("correct") else None,
         "format": (lambda c: all_at_least(c, format_names, 1.0)) if filters.get("format") else None,
         "language": (lambda c: all_at_least(c, language_names, float(filters["language"])))
