@@ -103,17 +103,18 @@ def sample(
 
 
 def _cut_at_stop(ids: torch.Tensor, stop_ids: set[int], pad_id: int):
-    """Mask of the tokens up to and including the first stop id; rows with no stop id are truncated."""
+    """Keep each row up to and including its first stop id. A row without one ends at its first pad
+    (`generate` pads rows that a stop string finished) or runs to the limit: only those are truncated."""
     is_stop = torch.zeros_like(ids, dtype=torch.bool)
     for s in stop_ids:
         is_stop |= ids == s
-    has_stop = is_stop.any(dim=1)
-    # index of the first stop token, or the full length when none
-    first = torch.where(has_stop, is_stop.float().argmax(dim=1), torch.full_like(has_stop, ids.shape[1], dtype=torch.long))
-    positions = torch.arange(ids.shape[1], device=ids.device).unsqueeze(0)
-    mask = (positions <= first.unsqueeze(1)).long()
+    is_pad = ids == pad_id
+    has_stop, has_pad = is_stop.any(dim=1), is_pad.any(dim=1)
+    full = torch.full_like(has_stop, ids.shape[1], dtype=torch.long)
+    keep = torch.where(has_stop, is_stop.long().argmax(dim=1) + 1, torch.where(has_pad, is_pad.long().argmax(dim=1), full))
+    mask = (torch.arange(ids.shape[1], device=ids.device).unsqueeze(0) < keep.unsqueeze(1)).long()
     ids = torch.where(mask.bool(), ids, torch.full_like(ids, pad_id))
-    return ids, mask, (~has_stop).tolist()
+    return ids, mask, (~has_stop & ~has_pad).tolist()
 
 
 def _cut_text(text: str, stop_strings: Sequence[str]) -> str:

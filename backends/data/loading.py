@@ -95,8 +95,7 @@ def _read_hf(name: str, split: str, limit: int | None) -> list[dict[str, Any]]:
         import datasets
     except ImportError:
         raise DataError(f"{name}: hf datasets need the `datasets` package (pip install datasets)") from None
-    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    _offline()
     try:
         ds = datasets.load_dataset(name, split=split)
     except Exception as e:
@@ -108,6 +107,16 @@ def _read_hf(name: str, split: str, limit: int | None) -> list[dict[str, Any]]:
     if limit is not None:
         ds = ds.select(range(min(limit, len(ds))))
     return [dict(r) for r in ds]
+
+
+def _offline() -> None:
+    """Hugging Face libraries read these flags at import time; set them in the modules too, or they may retry the network."""
+    os.environ["HF_DATASETS_OFFLINE"] = os.environ["HF_HUB_OFFLINE"] = "1"
+    import datasets.config
+    import huggingface_hub.constants
+
+    datasets.config.HF_DATASETS_OFFLINE = datasets.config.HF_HUB_OFFLINE = True
+    huggingface_hub.constants.HF_HUB_OFFLINE = True
 
 
 def _map_fields(row: dict[str, Any], fields: Mapping[str, str]) -> dict[str, Any]:
