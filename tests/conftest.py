@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -124,7 +125,12 @@ def slurm_cluster():
                 pytest.fail(f"the SLURM node did not become idle in 60 s:\n{logs}")
             time.sleep(0.5)
         os.environ["SLURM_CONF"] = str(conf)
-        yield cluster
+        # A killed test run (timeout, CI cancel) must still stop the daemons: SIGTERM unwinds like Ctrl-C.
+        previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+        try:
+            yield cluster
+        finally:
+            signal.signal(signal.SIGTERM, previous)
     finally:
         if old_conf is None:
             os.environ.pop("SLURM_CONF", None)
