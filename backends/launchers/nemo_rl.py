@@ -266,6 +266,9 @@ def grpo_config(job: StageJob, pipeline: Pipeline) -> Translation:
 def reward_warnings(job: StageJob, warn: list[str]) -> None:
     """NeMo-RL's math environment gives 1 for a correct answer, else 0: that is all it can score."""
     stage = job.stage
+    if any(r.datasets for r in stage.rewards):
+        warn.append(f"stage `{stage.name}`: rewards are routed per dataset (route {{ ... }}); NeMo-RL picks an "
+                    "environment per dataset (env_name), and the config sends every dataset to the math environment")
     if not any(r.rule in MATH_RULES for r in stage.rewards):
         warn.append(f"stage `{stage.name}`: no math_accuracy reward; NeMo-RL's math environment scores answer "
                     "correctness only, and that is what the config uses")
@@ -276,9 +279,6 @@ def reward_warnings(job: StageJob, warn: list[str]) -> None:
         elif r.weight != 1.0:
             warn.append(f"stage `{stage.name}`: reward `{r.name}` has weight {r.weight}; NeMo-RL's math "
                         "environment has no weights (1 for a correct answer)")
-        if r.datasets:
-            warn.append(f"stage `{stage.name}`: reward `{r.name}` is routed to {list(r.datasets)}; NeMo-RL routes "
-                        "by a dataset's env_name, and the config sends every dataset to the math environment")
 
 
 def rollout_placement(job: StageJob, cfg: dict[str, Any], tr: Translation) -> None:
@@ -313,7 +313,10 @@ def checkpoint_and_logger_keys(job: StageJob, cfg: dict[str, Any], every: int) -
     logger["tensorboard_enabled"] = True
     logger["mlflow_enabled"] = False
     logger["swanlab_enabled"] = False
-    logger["wandb"]["name"] = f"{job.stage.name}"
+    # literal names: the references interpolate ${data.train.dataset_name}, absent when data.train is a list
+    for backend in ("wandb", "swanlab"):
+        logger[backend]["name"] = job.stage.name
+    logger["mlflow"]["run_name"] = job.stage.name
     if isinstance(logger.get("tensorboard"), dict) and "log_dir" in logger["tensorboard"]:
         logger["tensorboard"]["log_dir"] = str(stage_dir / "tb")
 
@@ -345,9 +348,6 @@ def sft_config(job: StageJob, pipeline: Pipeline) -> Translation:
     cfg["checkpointing"]["metric_name"] = "train:loss"
     cfg["checkpointing"]["higher_is_better"] = False
     data_blocks(job, pipeline, cfg, "response", tr)
-    if t.epochs and t.steps:
-        tr.warnings.append(f"stage `{stage.name}`: train.epochs = {t.epochs} decides the length; NeMo-RL's "
-                           "sft.max_num_steps is set out of the way")
     return tr
 
 
@@ -391,7 +391,8 @@ def emit_nemo_stage(job: StageJob, pipeline: Pipeline, tr: Translation) -> tuple
     env = {
         "COMMAND": f"bash {shell_quote(run_script)}",  # ray.sub runs COMMAND through a shell
         "GPUS_PER_NODE": str(gpus),
-        "MOUNTS": ",".join(f"{m}:{m}" for m in sorted({pipeline.run_dir, nemo_rl_dir()})),
+        # the run folder, and a NeMo-RL checkout of this machine when $NEMO_RL_DIR names one (else the container's)
+        "MOUNTS": ",".join(f"{m}:{m}" for m in sorted({pipeline.run_dir, os.environ.get("NEMO_RL_DIR", pipeline.run_dir)})),
     }
     image = res.container_image or os.environ.get("NEMO_RL_CONTAINER")
     if image:
