@@ -823,9 +823,10 @@ class _Checker:
                                  item.span, help="read its model with `from`, or its samples through a rejection_sample stage")
                     continue
                 if name not in self.datasets:
-                    self.datasets[name] = ir.Dataset(name, "stage", None, name, provides=STAGE_DATA_PROVIDES,
+                    provides = self.sampled_fields(name)
+                    self.datasets[name] = ir.Dataset(name, "stage", None, name, provides=provides,
                                                      span=self.stages[name].decl.span)
-                    self.provides[name] = STAGE_DATA_PROVIDES
+                    self.provides[name] = provides
                 names.append(name)
             elif kind is not None:
                 self.d.error("E004", f"`{key}` names datasets, but `{name}` is a {kind}", item.span)
@@ -833,6 +834,14 @@ class _Checker:
                 candidates = self.named(("dataset", "stage"))
                 self.unknown(name, item.span, "dataset", candidates, help_extra='declare it: dataset NAME { ... }')
         return list(dict.fromkeys(names))
+
+    def sampled_fields(self, stage: str) -> tuple[str, ...]:
+        """Fields of a rejection_sample stage's rows: prompt and response, plus the ground truth (answer,
+        tests) that every dataset it samples from carries along."""
+        sources = [ds for job in self.jobs.get(stage, ()) for ds in job.data]
+        carried = [f for f in STAGE_DATA_PROVIDES[2:] + ("tests",)
+                   if sources and all(f in (self.provides.get(ds) or ()) for ds in sources)]
+        return ("prompt", "response", *carried)
 
     def template_ref(self, entry: ast.Assign, stage: str) -> str | None:
         value = self.resolve(entry.value)
