@@ -181,6 +181,8 @@ def cmd_compile(args) -> int:
         return _usage(target)
     written = write_run_folder(pipeline)
     written += target.emit(pipeline)
+    for warning in getattr(target, "unsupported", lambda _: [])(pipeline):
+        print(f"warning: {warning}", file=sys.stderr)
     print(f"compiled {result.recipe.name}: {len(pipeline.jobs)} stage(s) -> {pipeline.run_dir}")
     for job in pipeline.jobs:
         print(f"  {job.stage.name:<28} {job.stage.kind:<17} {job.config_hash[:12]}")
@@ -287,9 +289,8 @@ def cmd_plan(args) -> int:
         _print_diagnostics(result)
         return RECIPE_ERROR
     out = plan_module.plan(result.recipe)
-    if out is not None:
-        print(out if isinstance(out, str) else str(out))
-    return OK
+    print(out if isinstance(out, str) else str(out))
+    return RECIPE_ERROR if getattr(out, "errors", None) else OK
 
 
 def cmd_report(args) -> int:

@@ -228,3 +228,10 @@ def test_a_distill_job_named_before_its_stage_runs_after_it(tmp_path):
     recipe = check_file(str(path)).recipe
     assert [s.name for s in recipe.stages] == ["distill_a", "e"]
     assert recipe.stage("e").after == ("distill_a",)
+
+
+def test_plan_exits_1_when_a_stage_cannot_fit(capsys):
+    recipe = str(Path(__file__).resolve().parents[2] / "recipes" / "deepseek_r1_zero.r1")
+    assert main(["plan", recipe]) == 0
+    assert main(["plan", recipe, "--set", "r1_zero.grpo.micro_batch_size=32"]) == 1
+    assert "GiB per GPU, more than 80" in capsys.readouterr().out
