@@ -25,11 +25,11 @@ def apply(modules: list[ast.Module], overrides: list[str], diags: Diagnostics) -
     if not overrides:
         return
     diags.sources[SOURCE] = "\n".join(overrides)
-    decls = {}
+    decls: dict = {}  # name -> declarations; a template and a stage may share a name
     for module in modules:
         for item in module.items:
             if isinstance(item, (ast.ConstDecl, ast.TemplateDecl, ast.BlockDecl, ast.StageDecl)):
-                decls.setdefault(item.name, item)
+                decls.setdefault(item.name, []).append(item)
     for line, text in enumerate(overrides, start=1):
         _apply_one(decls, text, line, diags)
 
@@ -45,7 +45,10 @@ def _apply_one(decls: dict, text: str, line: int, diags: Diagnostics) -> None:
     value = _value(raw, line, len(text) - len(raw), decls)
     path = key.split(".")
     key_span = Span(SOURCE, line, 1, line, len(key) + 1)
-    decl = decls.get(path[0])
+    named = decls.get(path[0], [])
+    # `NAME=VALUE` replaces a value (const, template); `NAME.KEY=VALUE` a setting (block, stage)
+    wants_settings = len(path) > 1
+    decl = next((d for d in named if isinstance(d, (ast.BlockDecl, ast.StageDecl)) == wants_settings), named[0] if named else None)
     if decl is None:
         diags.error("E002", f"unknown name `{path[0]}` in --set", Span(SOURCE, line, 1, line, len(path[0]) + 1),
                     help=did_you_mean(path[0], decls) or "name a const, template, model, dataset, reward or stage")
