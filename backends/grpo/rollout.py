@@ -2,8 +2,10 @@
 
 Sampling is a plain decode loop over a Hugging Face causal LM with its KV cache (what `generate` does
 underneath, without its per-step machinery): each distinct prompt is prefilled once and its cache is
-repeated G times, so a group costs one prefill. A row stops at EOS or once its text contains a stop
-string (`</answer>`); the loop ends when every row has stopped or at max_completion_tokens.
+repeated G times, so a group costs one prefill; the cache is preallocated for the whole completion, so a
+step writes one position instead of copying the cache (`DynamicCache` concatenates, O(L) per token).
+A row stops at EOS or once its text contains a stop string (`</answer>`); the loop ends when every row
+has stopped or at max_completion_tokens.
 
 Shapes: P prompts, G completions each, B = P * G rows (a group's rows are contiguous), Lp prompt
 tokens (left-padded), T completion tokens (right-padded).
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
+from transformers.cache_utils import DynamicCache, DynamicLayer
 
 
 @dataclass
@@ -59,6 +62,37 @@ def sample_next(logits: Tensor, temperature: float, top_p: float, generator: tor
         sorted_probs = sorted_probs.masked_fill(outside, 0.0)
         probs = torch.zeros_like(probs).scatter_(-1, order, sorted_probs)
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+class PreallocatedLayer(DynamicLayer):
+    """A cache layer that writes new keys/values into a buffer sized for the whole sequence."""
+
+    def __init__(self, keys: Tensor, values: Tensor, capacity: int):
+        super().__init__()
+        B, H, L, _ = keys.shape
+        self._keys = keys.new_empty(B, H, capacity, keys.shape[-1])  # (B, heads, capacity, head_dim)
+        self._values = values.new_empty(B, H, capacity, values.shape[-1])
+        self._keys[:, :, :L], self._values[:, :, :L] = keys, values
+        self.length, self.device, self.is_initialized = L, keys.device, True
+        self.keys, self.values = self._keys[:, :, :L], self._values[:, :, :L]
+
+    def update(self, key_states: Tensor, value_states: Tensor, *args, **kwargs) -> tuple[Tensor, Tensor]:
+        end = self.length + key_states.shape[-2]
+        self._keys[:, :, self.length : end] = key_states
+        self._values[:, :, self.length : end] = value_states
+        self.length = end
+        self.keys, self.values = self._keys[:, :, :end], self._values[:, :, :end]
+        return self.keys, self.values
+
+
+def expand_cache(cache: DynamicCache, repeats: int, capacity: int) -> DynamicCache:
+    """The prefill cache of P prompts as a preallocated cache of P * repeats rows (each prompt's rows adjacent)."""
+    expanded = DynamicCache()
+    expanded.layers = [
+        PreallocatedLayer(layer.keys.repeat_interleave(repeats, 0), layer.values.repeat_interleave(repeats, 0), capacity)
+        for layer in cache.layers
+    ]
+    return expanded
 
 
 class StopStrings:
@@ -109,8 +143,7 @@ def sample_groups(
 
     # prefill each distinct prompt once, then give every completion of the group its own copy of the cache
     out = model(input_ids=ids, attention_mask=mask, position_ids=positions(mask), use_cache=True, logits_to_keep=1)
-    cache = out.cache
-    cache.batch_repeat_interleave(group_size)
+    cache = expand_cache(out.cache, group_size, capacity=ids.shape[1] + max_completion_tokens)
     logits = out.logits[:, -1].repeat_interleave(group_size, dim=0)  # (B, V)
     attention = mask.repeat_interleave(group_size, dim=0)  # (B, Lp + t)
     next_position = positions(mask)[:, -1:].repeat_interleave(group_size, dim=0) + 1  # (B, 1)
@@ -156,15 +189,29 @@ def cut_after(text: str, stops: tuple[str, ...]) -> str:
 
 def token_logprobs(
     model, prompt_ids: Tensor, prompt_mask: Tensor, completion_ids: Tensor, completion_mask: Tensor,
-    temperature: float = 1.0, with_entropy: bool = False,
+    temperature: float = 1.0, with_entropy: bool = False, group_size: int = 1,
 ) -> tuple[Tensor, Tensor | None]:
-    """log pi(o_t | q, o_<t) of each completion token at the rollout temperature: (B, T), and its entropy (B, T)."""
-    ids = torch.cat([prompt_ids, completion_ids], dim=1)  # (B, Lp + T)
-    mask = torch.cat([prompt_mask, completion_mask], dim=1)  # (B, Lp + T)
-    T = completion_ids.shape[1]
-    logits = model(input_ids=ids, attention_mask=mask, position_ids=positions(mask), logits_to_keep=T + 1).logits
-    logits = logits[:, :-1].float() / temperature  # (B, T, V): the logits that predicted each completion token
-    logp_all = torch.log_softmax(logits, dim=-1)  # (B, T, V)
+    """log pi(o_t | q, o_<t) of each completion token at the rollout temperature: (B, T), and its entropy (B, T).
+
+    With group_size G > 1 (rows i*G .. i*G+G-1 share a prompt), each prompt runs through the model once and
+    its KV cache is repeated for the G completions: the same values (and gradients) as one pass per row,
+    for a fraction of the work when prompts are longer than completions.
+    """
+    B, T = completion_ids.shape
+    prompt_ids, prompt_mask = prompt_ids[::group_size], prompt_mask[::group_size]  # (B/G, Lp)
+    prompt = model(input_ids=prompt_ids, attention_mask=prompt_mask, position_ids=positions(prompt_mask),
+                   use_cache=True, logits_to_keep=1)
+    first = prompt.logits[:, -1:].repeat_interleave(group_size, dim=0)  # (B, 1, V): predicts completion token 0
+    logits = first
+    if T > 1:
+        cache = prompt.cache
+        cache.batch_repeat_interleave(group_size)  # differentiable: gradients reach the prompt pass
+        mask = torch.cat([prompt_mask.repeat_interleave(group_size, dim=0), completion_mask[:, :-1]], dim=1)
+        start = prompt_mask.sum(-1, keepdim=True).repeat_interleave(group_size, dim=0)  # (B, 1) first completion position
+        rest = model(input_ids=completion_ids[:, :-1], attention_mask=mask,
+                     position_ids=start + torch.arange(T - 1, device=start.device), cache=cache, use_cache=True).logits
+        logits = torch.cat([first, rest], dim=1)  # (B, T, V): the logits that predicted each completion token
+    logp_all = torch.log_softmax(logits.float() / temperature, dim=-1)  # (B, T, V)
     logp = logp_all.gather(-1, completion_ids.unsqueeze(-1)).squeeze(-1)  # (B, T)
     entropy = None
     if with_entropy:

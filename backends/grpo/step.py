@@ -64,15 +64,23 @@ def rollout_and_score(policy, tokenizer, rows: Sequence[Mapping[str, Any]], grpo
     return Scored(rollout, G, rewards, per_rule)
 
 
-def micro_batches(n: int, size: int) -> list[slice]:
-    return [slice(i, min(i + size, n)) for i in range(0, n, size)]
+def micro_batches(n: int, size: int, group_size: int) -> tuple[list[slice], int]:
+    """Slices of at most `size` rows, and the prompt-sharing factor of each slice.
+
+    When a micro-batch holds whole groups (size >= G), its slices are cut at group boundaries so that each
+    prompt's forward pass is shared by its G completions; otherwise every row runs its own prompt.
+    """
+    share = group_size if size >= group_size else 1
+    size = size // share * share
+    return [slice(i, min(i + size, n)) for i in range(0, n, size)], share
 
 
 @torch.no_grad()
-def batched_logprobs(model, r: Rollout, temperature: float, size: int) -> Tensor:
+def batched_logprobs(model, r: Rollout, temperature: float, size: int, group_size: int) -> Tensor:
     """Log-probs of the rollout's completions under `model`, micro-batch by micro-batch: (B, T)."""
+    batches, share = micro_batches(len(r.texts), size, group_size)
     parts = [token_logprobs(model, r.prompt_ids[s], r.prompt_mask[s], r.completion_ids[s], r.completion_mask[s],
-                            temperature)[0] for s in micro_batches(len(r.texts), size)]
+                            temperature, group_size=share)[0] for s in batches]
     return torch.cat(parts)
 
 
@@ -92,17 +100,18 @@ def update(fabric, policy, reference, optimizer, scored: Scored, grpo, max_grad_
     counts = fabric.all_reduce(counts, reduce_op="sum") / fabric.world_size
     num_sequences, num_tokens = float(counts[0]), float(counts[1])
 
-    old_logp = batched_logprobs(plain_policy, r, temperature, mb) if grpo.inner_epochs > 1 else None  # (B, T)
-    ref_logp = batched_logprobs(reference, r, temperature, mb) if beta > 0 else None  # (B, T)
+    old_logp = batched_logprobs(plain_policy, r, temperature, mb, G) if grpo.inner_epochs > 1 else None  # (B, T)
+    ref_logp = batched_logprobs(reference, r, temperature, mb, G) if beta > 0 else None  # (B, T)
 
     sums = {"loss": 0.0, "kl": 0.0, "clip_fraction": 0.0, "entropy": 0.0, "grad_norm": 0.0}
-    batches = micro_batches(B, mb)
+    batches, share = micro_batches(B, mb, G)
     for _ in range(grpo.inner_epochs):
         optimizer.zero_grad(set_to_none=True)
         for k, s in enumerate(batches):
             with fabric.no_backward_sync(policy, enabled=k < len(batches) - 1):
                 logp, entropy = token_logprobs(policy, r.prompt_ids[s], r.prompt_mask[s], r.completion_ids[s],
-                                               r.completion_mask[s], temperature, with_entropy=True)  # (b, T)
+                                               r.completion_mask[s], temperature, with_entropy=True,
+                                               group_size=share)  # (b, T)
                 old = logp.detach() if old_logp is None else old_logp[s]  # one inner epoch: on-policy, ratio 1
                 ref = None if ref_logp is None else ref_logp[s]
                 loss, stats = grpo_loss(

@@ -88,7 +88,8 @@ def test_grpo_knob_variants_train(run_dir, knobs):
 
 
 def test_sampled_tokens_get_the_same_log_probs_in_the_padded_training_pass():
-    """Left padding and position ids: the batched pass scores each completion as it would alone."""
+    """Left padding, position ids and the shared prompt pass: the batched pass scores each completion as it
+    would alone, and sharing a group's prompt pass changes neither the values nor the gradients."""
     from backends.grpo.rollout import sample_groups, token_logprobs
     from backends.models import load_policy
 
@@ -99,13 +100,26 @@ def test_sampled_tokens_get_the_same_log_probs_in_the_padded_training_pass():
     r = sample_groups(model, tok, prompts, 3, max_prompt_tokens=64, max_completion_tokens=6,
                       generator=torch.Generator().manual_seed(0))
     assert r.completion_ids.shape[0] == 6 and (r.prompt_ids[0] == r.prompt_ids[2]).all()
-    logp, _ = token_logprobs(model, r.prompt_ids, r.prompt_mask, r.completion_ids, r.completion_mask)
+    batch = (r.prompt_ids, r.prompt_mask, r.completion_ids, r.completion_mask)
+    logp, _ = token_logprobs(model, *batch)
     for i in range(6):
         p = r.prompt_ids[i][r.prompt_mask[i].bool()]
         c = r.completion_ids[i][r.completion_mask[i].bool()]
         with torch.no_grad():
             alone = torch.log_softmax(model(input_ids=torch.cat([p, c])[None]).logits[0, len(p) - 1 : -1], -1)
         torch.testing.assert_close(logp[i, : len(c)], alone.gather(-1, c[:, None]).squeeze(-1), atol=1e-5, rtol=0)
+
+    grads = []
+    for group_size in (1, 3):
+        model.zero_grad()
+        logp, _ = token_logprobs(model, *batch, group_size=group_size)
+        ((logp * r.completion_mask).sum() / 7).backward()
+        grads.append([p.grad.clone() for p in model.parameters()])
+        if group_size == 1:
+            per_row = logp.detach()
+    torch.testing.assert_close(logp.detach() * r.completion_mask, per_row * r.completion_mask, atol=1e-5, rtol=0)
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
 
 
 @pytest.mark.slow
