@@ -183,19 +183,45 @@ def _read(path: Path) -> str | None:
         return None
 
 
+COLUMNS = (("accuracy", "accuracy"), ("pass@1", "pass@1"), ("cons@", "cons@k"), ("format_rate", "format"),
+           ("mean_completion_tokens", "tokens"))
+OTHER = ("train_loss", "train_reward", "samples_kept", "samples_seen", "pair_accuracy")
+
+
 def results_table(path: Path) -> str:
-    """results.json ({stage: {metric: value}}) as an aligned text table."""
+    """results.json ({stage: {metric: value}}) as one row per evaluated (stage, dataset), key metrics only.
+
+    Every metric stays in results.json and the stage's eval.json; `r1dsl report` charts them."""
     try:
         results = json.loads(path.read_text())
     except (OSError, ValueError):
         return f"(no results: {path} is missing or unreadable)"
     if not isinstance(results, dict) or not results:
         return "(no results)"
-    metrics = sorted({m for row in results.values() if isinstance(row, dict) for m in row})
-    rows = [["stage", *metrics]]
-    for stage, row in results.items():
-        row = row if isinstance(row, dict) else {}
-        rows.append([stage, *(_fmt(row.get(m)) for m in metrics)])
+    try:  # run order, as the manifest beside it lists it
+        order = json.loads((path.parent / "manifest.json").read_text())["order"]
+    except (OSError, ValueError, KeyError):
+        order = []
+    stages = [s for s in order if s in results] + [s for s in results if s not in order]
+    rows = [["stage", "eval set", *(title for _, title in COLUMNS), "other"]]
+    for stage in stages:
+        metrics = results[stage]
+        metrics = metrics if isinstance(metrics, dict) else {}
+        by_set: dict[str, dict] = {}
+        for key, value in metrics.items():
+            head, _, rest = key.partition("/")
+            if rest and head != "reward":
+                by_set.setdefault(head, {})[rest] = value
+            else:
+                by_set.setdefault("", {})[key] = value
+        other = ", ".join(f"{k}={_fmt(by_set.get('', {}).get(k))}" for k in OTHER if k in by_set.get("", {}))
+        sets = [name for name in by_set if name] or [""]
+        for name in sets:
+            m = by_set.get(name, {}) if name else by_set.get("", {})
+            cells = [_fmt(next((v for k, v in m.items() if k.startswith(prefix) and "/" not in k), None)) for prefix, _ in COLUMNS]
+            if name or any(c != "-" for c in cells) or other:
+                rows.append([stage, name or "-", *cells, other])
+                other = ""
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
