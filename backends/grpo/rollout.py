@@ -95,16 +95,22 @@ def expand_cache(cache: DynamicCache, repeats: int, capacity: int) -> DynamicCac
     return expanded
 
 
+_CAN_END: dict[tuple[int, tuple[str, ...]], Tensor] = {}  # (id(tokenizer), stops) -> (V,) bool, built once
+
+
 class StopStrings:
     """Finds rows whose text now contains a stop string, decoding only rows whose last token could end one."""
 
     def __init__(self, tokenizer, stops: tuple[str, ...]):
-        self.tokenizer, self.stops = tokenizer, stops
-        vocab = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
-        last_chars = {s[-1] for s in stops}
-        texts = [tokenizer.convert_tokens_to_string([t]) if t is not None else "" for t in vocab]
-        self.can_end = torch.tensor([any(c in t for c in last_chars) for t in texts], dtype=torch.bool)
-        self.window = max(len(s) for s in stops) + 2  # tokens: each is at least one character
+        self.tokenizer, self.stops = tokenizer, tuple(stops)
+        key = (id(tokenizer), self.stops)
+        if key not in _CAN_END:
+            last_chars = {s[-1] for s in self.stops}
+            vocab = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
+            texts = [tokenizer.convert_tokens_to_string([t]) if t is not None else "" for t in vocab]
+            _CAN_END[key] = torch.tensor([any(c in t for c in last_chars) for t in texts], dtype=torch.bool)
+        self.can_end = _CAN_END[key]
+        self.window = max((len(s) for s in self.stops), default=0) + 2  # tokens: each is at least one character
 
     def hits(self, tokens: list[Tensor], live: Tensor) -> Tensor:
         """tokens: the (B,) tokens sampled so far; live: (B,) rows not yet stopped. Returns (B,) bool."""

@@ -24,6 +24,7 @@ from torch import Tensor
 from backends.grpo.loss import group_advantages, grpo_loss
 from backends.grpo.rollout import Rollout, sample_groups, token_logprobs
 from backends.rewards.registry import score
+from backends.stages.eval import render_prompt
 
 TRUNCATION_PENALTY = 1.0  # subtracted from the reward of a truncated completion when truncated == "penalize"
 
@@ -43,16 +44,12 @@ def unwrap(model):
     return model
 
 
-def render(template: str | None, prompt: str) -> str:
-    return template.replace("{prompt}", prompt) if template else prompt
-
-
 def rollout_and_score(policy, tokenizer, rows: Sequence[Mapping[str, Any]], grpo, rewards_cfg, template,
                       generator: torch.Generator | None = None) -> Scored:
     """G completions for each row's prompt, scored by the reward registry."""
     G = grpo.num_generations_per_prompt
     rollout = sample_groups(
-        policy, tokenizer, [render(template, row["prompt"]) for row in rows], G,
+        policy, tokenizer, [render_prompt(template, str(row["prompt"]), tokenizer) for row in rows], G,
         max_prompt_tokens=grpo.max_prompt_tokens, max_completion_tokens=grpo.max_completion_tokens,
         temperature=grpo.temperature, top_p=grpo.top_p, generator=generator,
     )
