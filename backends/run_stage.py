@@ -37,7 +37,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     _quiet_libraries()
-    metrics = STAGES[cfg.kind](cfg)
+    from backends.data.loading import DataError
+    from backends.models import ModelError
+
+    try:
+        metrics = STAGES[cfg.kind](cfg)
+    except (DataError, ModelError) as e:  # bad input: say where and why, without a traceback
+        print(f"error: stage {cfg.name}: {e}", file=sys.stderr)
+        return 1
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"[{cfg.name}] done: {json.dumps(metrics, sort_keys=True)}")
     return 0
