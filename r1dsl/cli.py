@@ -57,6 +57,8 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("--dry-run", action="store_true", help="print what would run and why")
     q.add_argument("--from", dest="from_stage", metavar="STAGE", help="rerun STAGE and everything downstream of it")
     q.add_argument("--only", metavar="STAGE", help="run STAGE alone (its inputs must exist)")
+    q.add_argument("--progress", choices=("auto", "rich", "plain", "jsonl", "quiet"), default=None,
+                   help="how running stages show progress (default auto: rich on a terminal, plain lines in a log)")
     q.add_argument("--smoke", action="store_true",
                    help="tiny stand-ins for every model and dataset, a few steps per stage: checks the pipeline's shape and data flow")
     overrides(q)
@@ -186,6 +188,10 @@ def cmd_compile(args) -> int:
     print(f"compiled {result.recipe.name}: {len(pipeline.jobs)} stage(s) -> {pipeline.run_dir}")
     for job in pipeline.jobs:
         print(f"  {job.stage.name:<28} {job.stage.kind:<17} {job.config_hash[:12]}")
+    if args.progress:
+        import os
+
+        os.environ["R1DSL_PROGRESS"] = args.progress  # read by every stage process it starts
     if args.run or args.dry_run:
         if args.target == "local":
             return target.run(pipeline, dry_run=args.dry_run, from_stage=args.from_stage, only=args.only)

@@ -1,4 +1,6 @@
-"""Per-step metrics to `<stage>/metrics.csv` and TensorBoard events in `<stage>/tb/` (rank 0 only)."""
+"""Per-step metrics to `<stage>/metrics.csv` and TensorBoard events in `<stage>/tb/` (rank 0 only), and to
+Weights & Biases when `R1DSL_WANDB_PROJECT` names a project (optional dependency `wandb`; the run is named
+after the stage, and WANDB_MODE=offline works as usual)."""
 
 from __future__ import annotations
 
@@ -16,8 +18,10 @@ class MetricsLogger:
     drops the rows a killed run logged after its last checkpoint, so the CSV has each step once.
     """
 
-    def __init__(self, exp_dir: str | os.PathLike, csv_enabled: bool = True, tensorboard: bool = True, enabled: bool = True):
+    def __init__(self, exp_dir: str | os.PathLike, csv_enabled: bool = True, tensorboard: bool = True, enabled: bool = True,
+                 wandb_config: Mapping[str, Any] | None = None):
         self.enabled = enabled
+        self._wandb = None
         self.csv_path = Path(exp_dir) / "metrics.csv" if csv_enabled else None
         self.columns: list[str] = []
         self.rows: list[dict[str, Any]] = []
@@ -34,6 +38,7 @@ class MetricsLogger:
             from torch.utils.tensorboard import SummaryWriter
 
             self._tb = SummaryWriter(log_dir=str(Path(exp_dir) / "tb"))
+        self._wandb = _wandb_run(Path(exp_dir), wandb_config)
 
     def truncate_after(self, step: int) -> None:
         if not self.enabled or self.csv_path is None:
@@ -49,6 +54,8 @@ class MetricsLogger:
             for k, v in row.items():
                 if k != "step" and isinstance(v, (int, float)) and math.isfinite(v):
                     self._tb.add_scalar(k, v, step)
+        if self._wandb is not None:
+            self._wandb.log({k: v for k, v in row.items() if k != "step" and isinstance(v, (int, float))}, step=step)
         if self.csv_path is None:
             return
         self.rows.append(row)
@@ -68,10 +75,26 @@ class MetricsLogger:
         os.replace(tmp, self.csv_path)
 
     def close(self) -> None:
+        if self._wandb is not None:
+            self._wandb.finish()
+            self._wandb = None
         if self._tb is not None:
             self._tb.flush()
             self._tb.close()
             self._tb = None
+
+
+def _wandb_run(exp_dir: Path, config: Mapping[str, Any] | None):
+    """A W&B run when R1DSL_WANDB_PROJECT is set; a clear error if wandb is not installed."""
+    project = os.environ.get("R1DSL_WANDB_PROJECT")
+    if not project:
+        return None
+    try:
+        import wandb
+    except ImportError as e:
+        raise RuntimeError("R1DSL_WANDB_PROJECT is set but wandb is not installed: pip install 'r1dsl[wandb]'") from e
+    return wandb.init(project=project, name=exp_dir.name, group=exp_dir.parent.name, dir=str(exp_dir),
+                      config=dict(config or {}), resume="allow", id=f"{exp_dir.parent.name}-{exp_dir.name}"[:64])
 
 
 def _number(v: Any) -> Any:

@@ -51,6 +51,7 @@ class StageRun:
             csv_enabled=bool(exp.get("create_csv_logger", True)),
             tensorboard=bool(exp.get("create_tensorboard_logger", True)),
             enabled=self.is_main,
+            wandb_config=_config_dict(cfg),
         )
 
     @property
@@ -98,6 +99,13 @@ class StageRun:
             self.logger.close()
             write_done(self.exp_dir, metrics)
         self.fabric.barrier()
+
+
+def _config_dict(cfg) -> dict[str, Any]:
+    """The stage config as plain data (what W&B records as the run's config)."""
+    from omegaconf import DictConfig, OmegaConf
+
+    return OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
 
 
 def _unwrap(model):
