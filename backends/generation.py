@@ -1,4 +1,4 @@
-"""Batched sampling: left-padded prompts through Hugging Face `generate` with its KV cache.
+"""Batched sampling: left-padded prompts through Hugging Face `generate` with a static KV cache.
 
 Shared by eval and GRPO rollouts. `sample(...)` returns the completion token ids (cut after the first
 stop token), their texts, and whether each completion ran into the length limit without stopping.
@@ -91,7 +91,11 @@ def sample(
 
     was_training = model.training
     model.eval()
-    out = model.generate(input_ids=prompt_ids, attention_mask=prompt_mask, **kwargs)
+    try:
+        # a preallocated cache: the default one concatenates every layer's keys and values at each step
+        out = model.generate(input_ids=prompt_ids, attention_mask=prompt_mask, cache_implementation="static", **kwargs)
+    except (ValueError, NotImplementedError, TypeError):  # architectures without a static cache
+        out = model.generate(input_ids=prompt_ids, attention_mask=prompt_mask, **kwargs)
     model.train(was_training)
 
     completion_ids, completion_mask, truncated = _cut_at_stop(out[:, prompt_ids.shape[1] :], set(eos_ids), tokenizer.pad_token_id)

@@ -84,9 +84,9 @@ def solve_steps(expr: list) -> tuple[list[str], int]:
 def arithmetic(
     size: int,
     seed: int = 0,
-    max_operand: int = 20,
+    max_operand: int = 9,
     num_ops: int | Sequence[int] = (1, 2),
-    ops: str = "+-*",
+    ops: str = "+-",
     style: str = "question",
 ) -> list[dict[str, Any]]:
     """Arithmetic questions ("What is 17 + 5 * 3?", or terse "17+5*3" with style="terse"); answer is the value."""
@@ -215,13 +215,15 @@ def _answer_in_style(rng: random.Random, style: str, expr: list, steps: list[str
     return f"{value}"  # terse
 
 
-def _conversation(rng: random.Random, expr: list, tag_rate: float, tag_rate_tagged_source: float) -> str:
+def _conversation(rng: random.Random, expr: list, tag_rate: float, tag_rate_tagged_source: float, long: bool) -> str:
+    """A question and its answer: under the full R1-Zero preamble (long) or as a bare "User: ... Assistant: ..." turn."""
     phrasing = rng.choice(PHRASINGS)
     steps, value = solve_steps(expr)
     p_tag = tag_rate_tagged_source if phrasing in TAGGED_PHRASINGS else tag_rate
     style = "tagged" if rng.random() < p_tag else rng.choice(("worked", "equation", "terse"))
     prompt = phrasing.format(e=render_expression(expr))
-    return R1_ZERO_TEMPLATE.format(prompt=prompt) + " " + _answer_in_style(rng, style, expr, steps, value)
+    question = R1_ZERO_TEMPLATE.format(prompt=prompt) if long else f"User: {prompt}. Assistant:"
+    return question + " " + _answer_in_style(rng, style, expr, steps, value)
 
 
 def _worksheet(rng: random.Random, max_operand: int, num_ops, ops: str) -> str:
@@ -238,16 +240,17 @@ def _worksheet(rng: random.Random, max_operand: int, num_ops, ops: str) -> str:
 def corpus(
     size: int,
     seed: int = 0,
-    max_operand: int = 20,
+    max_operand: int = 9,
     num_ops: int | Sequence[int] = (1, 2),
-    ops: str = "+-*",
-    conversation_rate: float = 0.6,
+    ops: str = "+-",
+    conversation_rate: float = 0.08,
+    short_conversation_rate: float = 0.55,
     tag_rate: float = 0.1,
     tag_rate_tagged_source: float = 0.7,
     chat_rate: float = 0.05,
 ) -> list[dict[str, Any]]:
-    """Pretraining documents: R1-Zero conversations on arithmetic (answers in several styles, a minority
-    with <think>/<answer> tags), arithmetic worksheets, and a little chat."""
+    """Pretraining documents: arithmetic questions answered in several styles (a minority with <think>/<answer>
+    tags), under the R1-Zero preamble or as bare turns, arithmetic worksheets, and a little chat."""
     rng = random.Random(f"corpus:{seed}")
     chats = chat(max(1, size), seed=seed)
     rows = []
@@ -255,9 +258,10 @@ def corpus(
         u = rng.random()
         if u < chat_rate:
             text = f"User: {chats[i]['prompt']} Assistant: {chats[i]['response']}"
-        elif u < chat_rate + conversation_rate:
+        elif u < chat_rate + conversation_rate + short_conversation_rate:
             expr = random_expression(rng, max_operand, num_ops, ops)
-            text = _conversation(rng, expr, tag_rate, tag_rate_tagged_source)
+            long = u < chat_rate + conversation_rate
+            text = _conversation(rng, expr, tag_rate, tag_rate_tagged_source, long)
         else:
             text = _worksheet(rng, max_operand, num_ops, ops)
         rows.append({"text": text})

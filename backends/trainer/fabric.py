@@ -26,9 +26,11 @@ def setup_fabric(trainer: Mapping[str, Any]):
     if devices * num_nodes > 1 and strategy in ("auto", "ddp"):
         strategy = DDPStrategy(process_group_backend="gloo" if accelerator == "cpu" else "nccl")
     if accelerator == "cpu":
-        # processes share the machine's cores; oversubscribing threads makes every process slower
+        # processes share the machine's cores; oversubscribing threads makes every process much slower.
+        # OMP_NUM_THREADS, when set (torchrun sets it to 1), wins over the even split.
         local = int(os.environ.get("LOCAL_WORLD_SIZE", devices))
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(1, local)))
+        threads = os.environ.get("OMP_NUM_THREADS") or (os.cpu_count() or 1) // max(1, local)
+        torch.set_num_threads(max(1, int(threads)))
     fabric = Fabric(
         accelerator=accelerator,
         devices=devices,
