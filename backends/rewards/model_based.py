@@ -65,31 +65,23 @@ def _key(model: str | Mapping[str, Any]) -> str:
 _LOADED: dict[tuple[str, str], Any] = {}
 
 
-def _causal_lm(model: str | Mapping[str, Any]):
-    if ("lm", _key(model)) not in _LOADED:
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+def _load(model: str | Mapping[str, Any], head: str):
+    """(model, tokenizer), loaded once per process; head is "lm" (a judge) or "score" (a preference model)."""
+    if (head, _key(model)) not in _LOADED:
+        from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
         path = _model_dir(model)
         tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
-        _LOADED["lm", _key(model)] = (AutoModelForCausalLM.from_pretrained(path, local_files_only=True).eval(), tokenizer)
-    return _LOADED["lm", _key(model)]
-
-
-def _classifier(model: str | Mapping[str, Any]):
-    if ("rm", _key(model)) not in _LOADED:
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-        path = _model_dir(model)
-        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-        if tokenizer.pad_token is None:
-            tokenizer.pad_token = tokenizer.eos_token
-        rm = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, local_files_only=True).eval()
-        if rm.config.pad_token_id is None:
-            rm.config.pad_token_id = tokenizer.pad_token_id
-        _LOADED["rm", _key(model)] = (rm, tokenizer)
-    return _LOADED["rm", _key(model)]
+        if head == "lm":
+            loaded = AutoModelForCausalLM.from_pretrained(path, local_files_only=True)
+        else:
+            loaded = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, local_files_only=True)
+            if loaded.config.pad_token_id is None:
+                loaded.config.pad_token_id = tokenizer.pad_token_id
+        _LOADED[head, _key(model)] = (loaded.eval(), tokenizer)
+    return _LOADED[head, _key(model)]
 
 
 @register(
@@ -108,7 +100,7 @@ def judge(
 ) -> list[float]:
     import torch
 
-    lm, tokenizer = _causal_lm(model)
+    lm, tokenizer = _load(model, "lm")
     prompts = [fill_rubric(rubric, row, text) for row, text in zip(rows, completions)]
     verdicts: list[float] = []
     for i in range(0, len(prompts), batch_size):
@@ -137,7 +129,7 @@ def preference_model(
 ) -> list[float]:
     import torch
 
-    rm, tokenizer = _classifier(model)
+    rm, tokenizer = _load(model, "score")
     texts = [preference_text(str(row.get("prompt", "")), completion) for row, completion in zip(rows, completions)]
     scores: list[float] = []
     for i in range(0, len(texts), batch_size):
