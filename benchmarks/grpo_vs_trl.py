@@ -40,13 +40,17 @@ def load_model(path: str | None):
     return load_policy({"source": "tiny", "tiny": tiny})
 
 
-def trl_reward_functions():
-    """The registry's rules in TRL's reward-function signature (dataset columns arrive as keyword lists)."""
+def trl_reward_functions(seen: list):
+    """The registry's rules in TRL's reward-function signature (dataset columns arrive as keyword lists).
+
+    `seen` receives the (prompt, answer) pairs of each TRL step, so that our step runs on exactly those.
+    """
     from backends.rewards.registry import REWARDS as RULES
 
     import backends.rewards  # noqa: F401  (registers the rules)
 
     def accuracy(prompts, completions, answer, **_):
+        seen[:] = list(zip(prompts, answer))
         return RULES["math_accuracy"].fn(completions, [{"answer": a} for a in answer])
 
     def format(prompts, completions, **_):  # noqa: A001  (TRL logs the function's name)
@@ -112,9 +116,11 @@ def main() -> None:
         dataloader_num_workers=0,
     )
     dataset = Dataset.from_list([{"prompt": R1_ZERO_TEMPLATE.format(prompt=r["prompt"]), "answer": r["answer"]} for r in rows])
-    trainer = GRPOTrainer(model=trl_model, reward_funcs=trl_reward_functions(), args=config, train_dataset=dataset,
+    seen: list[tuple[str, str]] = []  # (rendered prompt, answer) of TRL's current step, G times each
+    trainer = GRPOTrainer(model=trl_model, reward_funcs=trl_reward_functions(seen), args=config, train_dataset=dataset,
                           processing_class=tokenizer)
 
+    by_prompt = {R1_ZERO_TEMPLATE.format(prompt=r["prompt"]): r for r in rows}
     timings = {"ours": [], "trl": []}  # wall seconds per step
     cpu = {"ours": [], "trl": []}  # process CPU seconds per step (robust to other load on a shared machine)
     our_rewards: list[float] = []
@@ -127,8 +133,9 @@ def main() -> None:
             timings["trl"].append(time.perf_counter() - self.t0)
             cpu["trl"].append(time.process_time() - self.c0)
             step = state.global_step - 1
+            step_rows = [by_prompt[prompt] for prompt, _ in seen[::G]]  # the P prompts TRL just trained on
             t0, c0 = time.perf_counter(), time.process_time()
-            m = grpo_step(fabric, policy, reference, optimizer, tokenizer, rows[step * P : (step + 1) * P], settings,
+            m = grpo_step(fabric, policy, reference, optimizer, tokenizer, step_rows, settings,
                           REWARDS, R1_ZERO_TEMPLATE, 1.0, generator)
             timings["ours"].append(time.perf_counter() - t0)
             cpu["ours"].append(time.process_time() - c0)
