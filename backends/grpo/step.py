@@ -23,8 +23,8 @@ from torch import Tensor
 
 from backends.grpo.loss import group_advantages, grpo_loss
 from backends.grpo.rollout import Rollout, sample_groups, token_logprobs
-from backends.rewards.registry import score
-from backends.stages.eval import render_prompt
+from backends.rewards.registry import REWARDS, score
+from backends.stages.eval import GROUND_TRUTH_FIELDS, render_prompt
 
 TRUNCATION_PENALTY = 1.0  # subtracted from the reward of a truncated completion when truncated == "penalize"
 
@@ -138,7 +138,7 @@ def step_metrics(scored: Scored, rewards_cfg, update_stats: Mapping[str, float],
         values = [v for v in scored.per_rule[reward["name"]] if not math.isnan(v)]
         value = sum(values) / len(values) if values else float("nan")
         out[f"reward/{reward['name']}"] = value
-        if reward["rule"] == "math_accuracy":
+        if any(f in REWARDS[reward["rule"]].needs for f in GROUND_TRUTH_FIELDS):  # as eval counts accuracy
             out["accuracy"] = value
         if reward["rule"] == "format":
             out["format"] = value
