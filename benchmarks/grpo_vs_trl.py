@@ -1,6 +1,6 @@
 """Our GRPO step against TRL's GRPOTrainer: same tiny model, prompts, G, completion length and steps.
 
-    python benchmarks/grpo_vs_trl.py --model runs/tiny_r1_zero/base/model --steps 10
+    python benchmarks/grpo_vs_trl.py --model runs/tiny_r1_zero/base/model --steps 20
 
 One process, CPU. TRL's `train()` drives; a callback times each TRL step (on_step_begin -> on_step_end:
 generation, rewards, loss, backward, optimizer) and then runs our step on the same prompts, so the two
@@ -62,15 +62,15 @@ def trl_reward_functions(seen: list):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="runs/tiny_r1_zero/base/model", help="HF directory of the tiny base")
-    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--group-size", type=int, default=8)
     parser.add_argument("--prompts-per-step", type=int, default=16)
     parser.add_argument("--max-completion-tokens", type=int, default=48)
-    parser.add_argument("--lr", type=float, default=5e-4)
+    parser.add_argument("--lr", type=float, default=2e-4)
     parser.add_argument("--beta", type=float, default=0.001)
     parser.add_argument("--loss-type", default="grpo", choices=sorted(LOSS_AGGREGATION))
     parser.add_argument("--eval-prompts", type=int, default=200)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
 
