@@ -163,7 +163,7 @@ def test_grammar_is_json_with_a_scope_name_and_every_regex_compiles_in_python() 
         ("deepseek_r1.r1", "  students", {"students": "entity.name.section.r1", "# initial lr per student [V2 B.4.3]": "comment.line.number-sign.r1"}),
         ("deepseek_r1.r1", "    qwen_math_1_5b", {"qwen_math_1_5b": "variable.other.r1", "1e-4": "constant.numeric.r1"}),
         ("deepseek_r1.r1", "  template =", {"template": "variable.other.property.r1", "r1": "variable.other.r1"}),
-        ("deepseek_r1.r1", "reward helpful", {"model": "variable.other.property.r1", '"checkpoints/helpful_rm"': "string.quoted.double.r1"}),
+        ("deepseek_r1.r1", "reward helpful", {"model": "variable.other.property.r1", '"preference_model"': "string.quoted.double.r1"}),
         ("tiny_r1_zero.r1", "# R1-Zero on", {"# R1-Zero on the embedded default": "comment.line.number-sign.r1"}),
     ],
 )
