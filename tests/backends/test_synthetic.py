@@ -53,15 +53,15 @@ def test_code_reference_solutions_pass_their_tests():
             exec(test, namespace)
 
 
-def test_corpus_shows_the_format_in_a_minority_of_answers():
+def test_corpus_makes_the_format_the_majority_style_of_one_source_only():
     texts = [r["text"] for r in GENERATORS["corpus"].fn(3000, seed=0)]
     preamble = R1_ZERO_TEMPLATE.split("{prompt}")[0]
     turns = [t for t in texts if re.match(r"(.*)User: .*\. Assistant: ", t) and "French" not in t]
     tagged = [t for t in turns if re.search(r"Assistant: <think> .* </think> <answer> -?\d+ </answer>$", t)]
     assert 0.04 < sum(t.startswith(preamble) for t in texts) / len(texts) < 0.15
     assert 0.5 < len(turns) / len(texts) < 0.8
-    assert 0.15 < len(tagged) / len(turns) < 0.4
-    # the tags follow the question's phrasing ("source"): mostly for "Calculate", rarely otherwise
+    assert 0.3 < len(tagged) / len(turns) < 0.6
+    # the tags follow the question's phrasing ("source"): the majority style for "Calculate" only
     calculate = [t for t in turns if "User: Calculate" in t]
-    assert sum(t in tagged for t in calculate) / len(calculate) > 0.5
-    assert sum(t in tagged for t in turns if t not in calculate) / (len(turns) - len(calculate)) < 0.2
+    assert sum(t in tagged for t in calculate) / len(calculate) > 0.6
+    assert sum(t in tagged for t in turns if t not in calculate) / (len(turns) - len(calculate)) < 0.45
