@@ -137,7 +137,10 @@ def run(pipeline: ir.Pipeline, dry_run: bool = False, from_stage: str | None = N
                   "this one resumes from its last checkpoint", file=sys.stderr)
             return 1
     if not dry_run:
-        print(results_table(Path(pipeline.run_dir) / "results.json"))
+        results = Path(pipeline.run_dir) / "results.json"
+        print(results_table(results))
+        if results.exists():
+            _write(Path(pipeline.run_dir) / "results.md", results_table(results, markdown=True))
     return 0
 
 
@@ -188,7 +191,7 @@ COLUMNS = (("accuracy", "accuracy"), ("pass@1", "pass@1"), ("cons@", "cons@k"), 
 OTHER = ("train_loss", "train_reward", "samples_kept", "samples_seen", "pair_accuracy")
 
 
-def results_table(path: Path) -> str:
+def results_table(path: Path, markdown: bool = False) -> str:
     """results.json ({stage: {metric: value}}) as one row per evaluated (stage, dataset), key metrics only.
 
     Every metric stays in results.json and the stage's eval.json; `r1dsl report` charts them."""
@@ -223,6 +226,10 @@ def results_table(path: Path) -> str:
                 rows.append([stage, name or "-", *cells, other])
                 other = ""
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    if markdown:
+        lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |" for r in rows]
+        lines.insert(1, "| " + " | ".join("-" * w for w in widths) + " |")
+        return "\n".join(lines) + "\n"
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)

@@ -23,9 +23,11 @@ def chain_of_thought(completion: str, think_tag: str = "think", prompt_opens_thi
 
 
 def language_ratio(text: str, language: str) -> float:
+    """Target-language words / all words; 1.0 for reasoning written in numbers and symbols alone (nothing in it
+    is in another language), 0.0 for an empty chain of thought."""
     words = _WORD.findall(text)
     if not words:
-        return 0.0
+        return 1.0 if text.strip() else 0.0
     is_target = _IS[language]
     return sum(1 for w in words if is_target(w)) / len(words)
 
@@ -38,7 +40,8 @@ def language_ratio(text: str, language: str) -> float:
         "prompt_opens_think": Param(False, bool, "the prompt already ends with the opening think tag"),
     },
     doc="DeepSeek-R1's language-consistency reward: the fraction of the chain of thought's words (Han characters "
-    "count one each) that are in the target language; 0.0 for an empty chain of thought.",
+    "count one each) that are in the target language; 1.0 when it has no words, only numbers and symbols; "
+    "0.0 for an empty chain of thought.",
 )
 def language_consistency(completions, rows, language="en", think_tag="think", prompt_opens_think=False):
     return [language_ratio(chain_of_thought(c, think_tag, prompt_opens_think), language) for c in completions]

@@ -177,7 +177,7 @@ def evaluate_stage(run, model, tokenizer, datasets=None) -> dict[str, float]:
     Returns the metrics (keys `<set>/<metric>` when there are several sets); other ranks return {}.
     """
     from backends.data.loading import load_rows
-    from backends.trainer.results import atomic_write_json, update_results
+    from backends.trainer.results import atomic_write_json, atomic_write_text, update_results
 
     cfg = run.cfg.model
     datasets = list(cfg.data.get("eval") or []) if datasets is None else list(datasets)
@@ -199,12 +199,23 @@ def evaluate_stage(run, model, tokenizer, datasets=None) -> dict[str, float]:
         else:
             metrics = {f"{name}/{k}": v for name, m in by_set.items() for k, v in m.items()}
         atomic_write_json(run.exp_dir / "eval.json", by_set)
+        atomic_write_text(run.exp_dir / "eval.md", markdown_table(by_set))
         with open(run.exp_dir / "eval_examples.jsonl", "w", encoding="utf-8") as f:
             for r in examples:
                 f.write(json.dumps(r, default=str) + "\n")
         update_results(run.run_dir, run.name, metrics)
     run.fabric.barrier()
     return metrics
+
+
+def markdown_table(by_set: Mapping[str, Mapping[str, float]]) -> str:
+    """One row per eval set, one column per metric."""
+    metrics = list(dict.fromkeys(k for m in by_set.values() for k in m))
+    lines = ["| set | " + " | ".join(metrics) + " |", "|---" * (len(metrics) + 1) + "|"]
+    for name, m in by_set.items():
+        cells = [f"{m[k]:.4g}" if isinstance(m.get(k), float) else str(m.get(k, "-")) for k in metrics]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def _rewards_for(cfg, dataset) -> list[dict[str, Any]]:

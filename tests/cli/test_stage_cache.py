@@ -82,6 +82,8 @@ def test_real_reruns_skip_archive_and_record_why(tmp_path, capsys):
     run_dir = Path(p.run_dir)
     assert all((run_dir / n / "DONE").exists() for n in ("base", "a", "check"))
     first_model = (run_dir / "a" / "model" / "model.safetensors").read_bytes()
+    assert "| check |" in (run_dir / "results.md").read_text()  # the run's table, as Markdown
+    assert (run_dir / "check" / "eval.md").read_text().startswith("| set | ")
 
     assert run(pipeline(tmp_path)) == 0  # nothing changed: nothing runs
     manifest = json.loads((run_dir / "manifest.json").read_text())
