@@ -156,7 +156,7 @@ def test_grammar_is_json_with_a_scope_name_and_every_regex_compiles_in_python() 
         ("tiny_r1.r1", "  sampling { samples_per_prompt = 4  temperature = 0.6", {"sampling": "entity.name.section.r1", "0.95": "constant.numeric.r1", "48": "constant.numeric.r1"}),
         ("tiny_r1_zero.r1", "reward accuracy", {"reward": "keyword.other.declaration.r1", "accuracy": "entity.name.type.r1", "rule": "variable.other.property.r1", '"math_accuracy"': "string.quoted.double.r1", "1.0": "constant.numeric.r1"}),
         ("tiny_r1_zero.r1", "dataset corpus", {"dataset": "keyword.other.declaration.r1", "corpus": "entity.name.type.r1", "20000": "constant.numeric.r1", "seed": "variable.other.property.r1"}),
-        ("tiny_r1_zero.r1", "  optim { lr = 1e-3", {"optim": "entity.name.section.r1", "lr": "variable.other.property.r1", "1e-3": "constant.numeric.r1", '"constant"': "string.quoted.double.r1"}),
+        ("tiny_r1_zero.r1", "  optim { lr = 2e-4", {"optim": "entity.name.section.r1", "lr": "variable.other.property.r1", "2e-4": "constant.numeric.r1", '"constant"': "string.quoted.double.r1"}),
         ("tiny_r1.r1", "  filters", {"filters": "entity.name.section.r1", "true": "constant.language.boolean.r1", "0.9": "constant.numeric.r1"}),
         ("tiny_r1.r1", "  route", {"route": "entity.name.section.r1", "arith": "variable.other.property.r1", "[": "punctuation.section.brackets.begin.r1", ",": "punctuation.separator.comma.r1"}),
         ("deepseek_r1.r1", "  optim { lr = 3e-6", {"3e-6": "constant.numeric.r1", "# as R1-Zero [NAT Methods]": "comment.line.number-sign.r1"}),

@@ -77,7 +77,8 @@ def test_gpu_stage_asks_for_gres_partition_account_and_container(tmp_path):
     for line in ("--nodes=4", "--ntasks=4", "--gres=gpu:8", "--partition=batch", "--account=proj1", "--time=720"):
         assert f"#SBATCH {line}\n" in script
     assert "--container-image=nvcr.io/nvidia/pytorch:25.01-py3" in script
-    assert f"--container-mounts={tmp_path}:{tmp_path}" in script
+    mounts = next(w for w in script.split() if w.startswith("--container-mounts=")).split("=", 1)[1].strip("'").split(",")
+    assert f"{tmp_path}:{tmp_path}" in mounts  # the run folder is visible inside the container
     assert "--nproc-per-node=8" in script and "--cpus-per-task" not in script
     shellcheck(written)
 
