@@ -169,9 +169,6 @@ def test_shipped_recipe_compiles_to_yaml_omegaconf_loads(path, tmp_path):
 
     result = check_file(str(path))
     if not result.ok:
-        missing = [d for d in result.diagnostics if d.is_error and "unknown reward rule" in d.message]
-        if missing and len(missing) == len([d for d in result.diagnostics if d.is_error]):
-            pytest.skip("reward rules not registered yet: " + ", ".join(d.message for d in missing))
         pytest.fail("\n".join(d.message for d in result.diagnostics if d.is_error))
     pipeline = compile_recipe(result.recipe, tmp_path / "run")
     write_run_folder(pipeline)

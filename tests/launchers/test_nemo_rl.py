@@ -249,11 +249,9 @@ def test_a_math_only_grpo_stage_with_a_container_has_nothing_to_report(tmp_path)
 
 def test_the_compiled_deepseek_r1_recipe_is_all_nemo_rl_keys(tmp_path):
     """The shipped R1 recipe through the front end's compiler (several datasets per stage, megatron layouts)."""
-    try:
-        from r1dsl.compiler import compile_recipe
-        from r1dsl.frontend import load_recipe
-    except ImportError:
-        pytest.skip("the front end is not there yet")
+    from r1dsl.compiler import compile_recipe
+    from r1dsl.frontend import load_recipe
+
     recipe = Path(__file__).resolve().parents[2] / "recipes" / "deepseek_r1.r1"
     pipeline = compile_recipe(load_recipe(str(recipe)), str(tmp_path), "nemo-rl")
     written = nemo_rl.emit(pipeline)

@@ -156,11 +156,6 @@ def test_tiny_recipe_runs_through_slurm_with_two_cpu_tasks(slurm_cluster, tmp_pa
     processes per stage (shortened by --set), leaves what a local run leaves."""
     root = Path(__file__).resolve().parents[2]
     recipe = root / "recipes" / "tiny_r1_zero.r1"
-    try:
-        from backends import run_stage  # noqa: F401
-        from r1dsl import compiler  # noqa: F401
-    except ImportError as e:
-        pytest.skip(f"the compiler or the backend is not there yet: {e}")
     run_dir = tmp_path / "run"
     shorter = ["base.train.steps=10", "base.train.micro_batch_size=16", "zero.grpo.steps=2", "corpus.size=2000",
                "arith.size=64", "arith_test.size=16", "base.resources.cpu_processes=2", "zero.resources.cpu_processes=2"]
