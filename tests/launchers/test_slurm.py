@@ -157,7 +157,7 @@ def test_tiny_recipe_runs_through_slurm_with_two_cpu_tasks(slurm_cluster, tmp_pa
     root = Path(__file__).resolve().parents[2]
     recipe = root / "recipes" / "tiny_r1_zero.r1"
     run_dir = tmp_path / "run"
-    shorter = ["base.train.steps=10", "base.train.micro_batch_size=16", "zero.grpo.steps=2", "corpus.size=2000",
+    shorter = ["base.train.steps=10", "base.train.micro_batch_size=8", "zero.grpo.steps=2", "zero.grpo.micro_batch_size=64", "corpus.size=2000",
                "arith.size=64", "arith_test.size=16", "base.resources.cpu_processes=2", "zero.resources.cpu_processes=2"]
     compiled = subprocess.run(
         [sys.executable, "-m", "r1dsl.cli", "compile", str(recipe), "-o", str(run_dir), "--target", "slurm",
