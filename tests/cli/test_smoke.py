@@ -60,3 +60,11 @@ def test_a_paper_recipe_runs_end_to_end_in_smoke_mode(recipe, tmp_path):
     expected = [s.name for s in load_recipe(str(ROOT / "recipes" / recipe)).stages]
     assert sorted(manifest_stages) == sorted(expected)
     print(f"{recipe} smoke: {time.time() - start:.0f} s")
+
+
+def test_smoke_without_an_output_folder_writes_runs_name_smoke(tmp_path, monkeypatch, capsys):
+    from r1dsl.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["compile", str(ROOT / "recipes" / "tiny_r1_zero.r1"), "--smoke", "--dry-run"]) == 0
+    assert (tmp_path / "runs" / "tiny_r1_zero-smoke" / "manifest.json").exists()
