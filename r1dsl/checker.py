@@ -9,7 +9,6 @@ r1dsl/codes.py; checking goes on after an error so that one run reports as much 
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 import types
@@ -689,7 +688,6 @@ class _Checker:
         kind = decl.kind
         if kind not in STAGE_KINDS:
             return
-        where = f"stage {decl.name}"
         refs = info.refs
         # from
         init, init_is_stage = None, False

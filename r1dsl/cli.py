@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 OK, RECIPE_ERROR, USAGE_ERROR, INTERNAL_ERROR = 0, 1, 2, 3
 
@@ -117,6 +118,19 @@ def _check(path: str, overrides: list[str]):
         return None, _usage(str(e))
 
 
+def _recipe(args, show_warnings: bool = False):
+    """(checked recipe, None), or (None, exit status) after printing why there is none."""
+    result, err = _check(args.file, args.overrides)
+    if result is None:
+        return None, err
+    if not result.ok:
+        _print_diagnostics(result)
+        return None, RECIPE_ERROR
+    if show_warnings and result.diagnostics:
+        _print_diagnostics(result)
+    return result.recipe, None
+
+
 def _print_diagnostics(result, stream=None) -> None:
     from r1dsl.diagnostics import render_text, summary
 
@@ -162,15 +176,9 @@ def cmd_check(args) -> int:
 def cmd_compile(args) -> int:
     from r1dsl.compiler import compile_recipe, write_run_folder
 
-    result, err = _check(args.file, args.overrides)
-    if result is None:
+    recipe, err = _recipe(args, show_warnings=True)
+    if recipe is None:
         return err
-    if not result.ok:
-        _print_diagnostics(result)
-        return RECIPE_ERROR
-    if result.diagnostics:
-        _print_diagnostics(result)
-    recipe = result.recipe
     if args.smoke:
         from r1dsl.smoke import smoke
 
@@ -185,7 +193,7 @@ def cmd_compile(args) -> int:
     written += target.emit(pipeline)
     for warning in getattr(target, "unsupported", lambda _: [])(pipeline):
         print(f"warning: {warning}", file=sys.stderr)
-    print(f"compiled {result.recipe.name}: {len(pipeline.jobs)} stage(s) -> {pipeline.run_dir}")
+    print(f"compiled {recipe.name}: {len(pipeline.jobs)} stage(s) -> {pipeline.run_dir}")
     for job in pipeline.jobs:
         print(f"  {job.stage.name:<28} {job.stage.kind:<17} {job.config_hash[:12]}")
     if args.progress:
@@ -260,13 +268,10 @@ def cmd_fmt(args) -> int:
 def cmd_graph(args) -> int:
     from r1dsl import graph
 
-    result, err = _check(args.file, args.overrides)
-    if result is None:
+    recipe, err = _recipe(args)
+    if recipe is None:
         return err
-    if not result.ok:
-        _print_diagnostics(result)
-        return RECIPE_ERROR
-    print(graph.mermaid(result.recipe) if args.format == "mermaid" else graph.dot(result.recipe), end="")
+    print(graph.mermaid(recipe) if args.format == "mermaid" else graph.dot(recipe), end="")
     return OK
 
 
@@ -288,13 +293,10 @@ def cmd_plan(args) -> int:
     except ModuleNotFoundError:
         print("r1dsl plan is not available yet (r1dsl/plan.py is missing)", file=sys.stderr)
         return USAGE_ERROR
-    result, err = _check(args.file, args.overrides)
-    if result is None:
+    recipe, err = _recipe(args)
+    if recipe is None:
         return err
-    if not result.ok:
-        _print_diagnostics(result)
-        return RECIPE_ERROR
-    out = plan_module.plan(result.recipe)
+    out = plan_module.plan(recipe)
     print(out if isinstance(out, str) else str(out))
     return RECIPE_ERROR if getattr(out, "errors", None) else OK
 

@@ -102,3 +102,15 @@ def train_causal_lm(run: StageRun, model, tokenizer, examples: list[Example]):
             run.maybe_checkpoint(step + 1, steps, state)
             bar.update(step + 1, loss=metrics["loss"])
     return model, metrics
+
+
+def train_save_evaluate(run: StageRun, model, tokenizer, examples: list[Example]) -> dict[str, float]:
+    """The whole of a causal-LM stage after its data is built: train, save <stage>/model, evaluate, finish."""
+    from backends.stages.eval import evaluate_stage
+
+    model, last = train_causal_lm(run, model, tokenizer, examples)
+    run.save_model(model, tokenizer)
+    metrics = {"train_loss": last["loss"]} if last else {}
+    metrics.update(evaluate_stage(run, model, tokenizer))
+    run.finish(metrics)
+    return metrics

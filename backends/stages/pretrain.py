@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from backends.data.loading import DataError, load_rows
 from backends.models import load_policy
-from backends.stages.eval import evaluate_stage
-from backends.stages.lm import Example, train_causal_lm
+from backends.stages.lm import Example, train_save_evaluate
 from backends.trainer import StageRun
 
 
@@ -46,9 +45,4 @@ def run(cfg) -> dict[str, float]:
     n_params = sum(p.numel() for p in model.parameters())
     run.print(f"[{cfg.name}] {n_params / 1e6:.2f}M parameters, {len(texts)} documents packed into {len(examples)} sequences")
 
-    model, last = train_causal_lm(run, model, tokenizer, examples)
-    run.save_model(model, tokenizer)
-    metrics = {"train_loss": last["loss"]} if last else {}
-    metrics.update(evaluate_stage(run, model, tokenizer))
-    run.finish(metrics)
-    return metrics
+    return train_save_evaluate(run, model, tokenizer, examples)

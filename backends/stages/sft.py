@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from backends.data.loading import DataError, load_rows
 from backends.models import load_policy
-from backends.stages.eval import evaluate_stage, render_prompt
-from backends.stages.lm import Example, train_causal_lm
+from backends.stages.eval import render_prompt
+from backends.stages.lm import Example, train_save_evaluate
 from backends.trainer import StageRun
 
 
@@ -44,9 +44,4 @@ def run(cfg) -> dict[str, float]:
     examples = build_examples(rows, tokenizer, cfg.model.get("template"), int(cfg.model.train.max_seq_len))
     run.print(f"[{cfg.name}] {len(examples)} examples")
 
-    model, last = train_causal_lm(run, model, tokenizer, examples)
-    run.save_model(model, tokenizer)
-    metrics = {"train_loss": last["loss"]} if last else {}
-    metrics.update(evaluate_stage(run, model, tokenizer))
-    run.finish(metrics)
-    return metrics
+    return train_save_evaluate(run, model, tokenizer, examples)
