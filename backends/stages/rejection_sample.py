@@ -18,7 +18,7 @@ import hashlib
 import json
 import math
 import os
-from functools import partial
+import functools
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -70,7 +70,7 @@ def run(cfg) -> dict[str, float]:
                 if chunk_id in progress["done_chunks"]:
                     continue
                 prompts = [render_prompt(cfg.model.get("template"), str(r["prompt"]), tokenizer) for r in rows]
-                samples = (engine.sample if engine is not None else partial(sample, model))(
+                samples = (engine.sample if engine is not None else functools.partial(sample, model))(
                     tokenizer,
                     prompts,
                     num_samples=k,
