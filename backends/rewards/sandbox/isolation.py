@@ -72,7 +72,7 @@ class Limits:
     per_test_s: float = 2.0  # one program run, one function call, loading the solution
     memory_mb: int = 512  # the whole sandbox with cgroups; each process (address space) without
     file_size_mb: int = 16  # the sandbox's /tmp in all, and any one file
-    max_processes: int = 16  # processes the untrusted code may have at once (besides bwrap's two)
+    max_processes: int = 16  # processes the untrusted code may have at once, itself included
     max_output_kb: int = 1024  # stdout (or one reply line) read from the sandbox; more kills it
 
 
@@ -312,7 +312,7 @@ class _Cgroups:
         made = []
         try:
             mem = (limits.memory_mb + limits.file_size_mb + 64) << 20  # + its tmpfs + bwrap's own
-            pids = limits.max_processes + 3  # bwrap's monitor and init, the worker
+            pids = limits.max_processes + 1  # + bwrap's monitor (the worker is the namespace's pid 1)
             for ctrl, parent in self.parents.items():
                 d = os.path.join(parent, name)
                 os.mkdir(d)
@@ -386,7 +386,7 @@ class _UidSlot:
 
     _dir = os.path.join(tempfile.gettempdir(), "r1dsl-sandbox-uids")
 
-    def __init__(self):
+    def __init__(self, sweep: bool):
         d = self._dir
         try:
             os.mkdir(d, 0o700)
@@ -405,7 +405,8 @@ class _UidSlot:
                 os.close(fd)
                 continue
             self.fd, self.uid = fd, UID_BASE + slot
-            _kill_until_gone(lambda: _pids_of_uid(self.uid))  # a crashed trainer's leftovers, if any
+            if sweep:  # a crashed trainer's leftovers, if any (with cgroups, its limits do not count them)
+                _kill_until_gone(lambda: _pids_of_uid(self.uid))
             return
         raise SandboxUnavailable(f"all {UID_SLOTS} sandbox uids are in use")
 
@@ -485,7 +486,7 @@ class Sandbox:
         code_fd = None
         try:
             if host.privileged:
-                self._slot = _UidSlot()
+                self._slot = _UidSlot(sweep=host.cgroups is None)
             if host.cgroups is not None:
                 self._cgroups = host.cgroups.create(mode, limits)
             if code is not None:
@@ -512,7 +513,7 @@ class Sandbox:
 
     def _argv(self, mode: str, code_fd: int | None) -> list[str]:
         h, lim = self._host, self.limits
-        tree_pids = 3 if self._slot is not None else _count_own_processes() + 3
+        tree_pids = 1 if self._slot is not None else _count_own_processes() + 1  # + bwrap's monitor
         rlimits = {"as": (lim.memory_mb + 64) << 20, "fsize": lim.file_size_mb << 20,
                    "nproc": lim.max_processes + tree_pids, "cpu": int(lim.timeout_s) + 2, "nofile": 256}
         bw = [h.bwrap, "--unshare-all", "--unshare-user", "--disable-userns", "--uid", str(INSIDE_ID),
@@ -673,11 +674,10 @@ class Sandbox:
         if proc is not None:
             keep = frozenset({proc.pid})
 
-            def members():
-                found = _Cgroups.pids(self._cgroups) if self._cgroups else set()
-                if self._slot is not None:
-                    found |= _pids_of_uid(self._slot.uid)
-                return found
+            def members():  # a cgroup cannot be left by an unprivileged process; without one, the uid
+                if self._cgroups:
+                    return _Cgroups.pids(self._cgroups)
+                return _pids_of_uid(self._slot.uid) if self._slot is not None else set()
 
             # everything but bwrap's monitor first, so the monitor reaps the namespace's init; then the monitor
             if self._cgroups or self._slot is not None:

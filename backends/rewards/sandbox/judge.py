@@ -56,11 +56,12 @@ def _snippets_pass(code: str, tests: list[str], limits: Limits, deadline: float,
                    entry_point: str | None) -> list[bool]:
     verdicts = [False] * len(tests)
     solution = _Solution(code, limits, deadline)
+    judge = Sandbox("judge", limits)  # starts while the solution loads
     try:
         loaded = solution.start()
         if loaded is None:  # did not load (error, exit, timeout): every test fails
             return verdicts
-        with Sandbox("judge", limits) as judge:
+        with judge:
             request = {"tests": tests, "names": loaded.get("names", []), "modules": loaded.get("modules", {}),
                        "imports": loaded.get("imports", {})}
             if entry_point:
@@ -87,6 +88,7 @@ def _snippets_pass(code: str, tests: list[str], limits: Limits, deadline: float,
                         break
         return verdicts
     finally:
+        judge.close()
         solution.close()
 
 

@@ -3,7 +3,7 @@
     python -I -S -B /sandbox/worker.py MODE RLIMITS_JSON
 
 It sets the rlimits before any untrusted code runs, then:
-- program:  exec the solution (/sandbox/solution.py) as a fresh script; the parent feeds stdin, reads stdout.
+- program:  run the solution (/sandbox/solution.py) as `__main__`; the parent feeds stdin, reads stdout.
 - solution: load the solution as a module, report its callable names, then answer call requests, one JSON
             line each, with the return value in the tagged encoding below (never the object itself).
 - judge:    (no solution code in this process) run a row's test snippets with every solution name bound to
@@ -291,11 +291,36 @@ def run_judge():
     send({"done": True})
 
 
+def run_program():
+    sys.argv = [SOLUTION]
+    ns = {"__name__": "__main__", "__file__": SOLUTION, "__builtins__": builtins}
+    try:
+        with open(SOLUTION, encoding="utf-8") as f:
+            code = compile(f.read(), SOLUTION, "exec")
+        exec(code, ns)
+    except SystemExit as e:
+        _flush()
+        os._exit(e.code if type(e.code) is int and 0 <= e.code < 256 else (0 if e.code is None else 1))
+    except BaseException:  # noqa: BLE001
+        _flush()
+        os._exit(1)
+    _flush()
+    os._exit(0)
+
+
+def _flush():
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BaseException:  # noqa: BLE001
+            pass
+
+
 def main():
     mode = sys.argv[1]
     set_limits(json.loads(sys.argv[2]))
-    if mode == "program":
-        os.execv(sys.executable, [sys.executable, "-I", "-S", "-B", SOLUTION])
+    if mode == "program":  # run as a script in this interpreter (one interpreter start, not two)
+        run_program()
     elif mode == "solution":
         serve_solution()
     elif mode == "judge":
