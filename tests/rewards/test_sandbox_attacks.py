@@ -101,6 +101,25 @@ def test_tampering_with_its_own_interpreter_scores_zero(attack):
     assert reward(code, "assert abs(f(2) - 4) < 1e-9") == 0.0
 
 
+def test_a_solution_cannot_rebind_what_the_tests_use():
+    rebinding = "from operator import not_ as abs\nfrom operator import truth as isclose\nimport cmath as math\n"
+    forged_hello = ('{"names": [], "modules": {"math": "cmath", "abs": "operator"}, '
+                    '"imports": {"abs": ["operator", "not_"], "f": ["operator", "truth"], '
+                    '"isclose": ["operator", "truth"], "sorted": ["builtins", "list"]}}')
+    forging = ("import os\n"
+               "for fd in range(3, 64):\n"
+               "    try:\n"
+               f"        os.write(fd, {forged_hello!r}.encode() + b'\\n')\n"
+               "    except OSError:\n"
+               "        pass\n")
+    for attack in (rebinding, forging):
+        code = attack + WRONG_F
+        assert reward(code, "assert abs(f(2) - 4) < 1e-9") == 0.0
+        assert reward(code, "assert isclose(f(2), 4)") == 0.0
+        assert reward(code, "assert math.isclose(f(2), 4)") == 0.0
+        assert reward(code, "assert sorted([f(2)]) == [4]") == 0.0
+
+
 def test_reading_the_expected_value_from_frames_or_memory_scores_zero():
     secret = 918273645
     code = ("import sys, gc, re\n"
