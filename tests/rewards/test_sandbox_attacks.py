@@ -567,3 +567,13 @@ def test_each_sandbox_has_its_own_cgroup_limits_while_it_runs():
     if "cpu.cfs_quota_us" in values or "cpu.max" in values:
         assert int(values.get("cpu.cfs_quota_us", values.get("cpu.max"))) == 100_000
     assert all(not os.path.exists(d) for d in box._cgroups)  # removed afterwards
+
+
+def test_no_file_descriptor_beyond_stdio_reaches_the_code():
+    keep = os.open("/etc/hostname" if os.path.exists("/etc/hostname") else "/dev/null", os.O_RDONLY)
+    os.set_inheritable(keep, True)
+    try:
+        out = program_output("import os\nprint(len(os.listdir('/proc/self/fd')))")
+    finally:
+        os.close(keep)
+    assert out.strip() == "4"  # 0, 1, 2 and the directory listing itself

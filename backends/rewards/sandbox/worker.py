@@ -320,6 +320,7 @@ def _flush():
 
 
 def main():
+    os.closerange(3, resource.getrlimit(resource.RLIMIT_NOFILE)[0])  # nothing inherited beyond stdin/out/err
     mode = sys.argv[1]
     set_limits(json.loads(sys.argv[2]))
     if mode == "program":  # run as a script in this interpreter (one interpreter start, not two)
