@@ -148,7 +148,7 @@ def _tokenize(text: str, path: str, errors: list[Diagnostic], line_offset: int =
 
     while pos < n:
         m = regex.match(text, pos)
-        if m is not None and m.end() > pos:
+        if m is not None and m.end() > pos and not (m.lastgroup == "STRING" and text.startswith('"""', pos)):
             kind, value, end = m.lastgroup, m.group(), m.end()
             if kind not in _SKIP:
                 token(words.get(value, kind) if kind == "NAME" else kind, value, pos, end)
@@ -195,6 +195,9 @@ def _drive(tokens: list, text: str, path: str, start: str, errors: list[Diagnost
         try:
             if start == "start" and i != resumed:
                 early = syntax_errors.before_feed(toks, i, state, table, errors, path)
+                if early is syntax_errors.SKIP:
+                    i += 1
+                    continue
                 if early is not None:
                     raise early
             if tok.type == "$END":
@@ -258,6 +261,37 @@ def _feed(state, tok, boundaries: frozenset, snapshot: list, i: int) -> None:
         state_stack.append(goto)
 
 
+def _close_all(state, at, commit: bool = False) -> bool:
+    """Whether `}` for every open `{` is accepted here (fed for real when `commit`). The trial moves through
+    parser states only: lark's callbacks extend the lists on the value stack in place, so a trial on a copy
+    of the stacks would change the real ones."""
+    from lark import Token
+    from lark.parsers.lalr_analysis import Shift
+
+    opened = sum(1 for v in state.value_stack if isinstance(v, Token) and v.type == "LBRACE")
+    if not opened:
+        return False
+    if commit:
+        for _ in range(opened):
+            _feed(state, Token("RBRACE", "}", at.start_pos, at.line, at.column, at.line, at.column, at.start_pos),
+                  frozenset(), [], 0)
+        return True
+    states, stack = state.parse_conf.states, list(state.state_stack)
+    for _ in range(opened):
+        while True:
+            action = states[stack[-1]].get("RBRACE")
+            if action is None:
+                return False
+            if action[0] is Shift:
+                stack.append(action[1])
+                break
+            size = len(action[1].expansion)
+            if size:
+                del stack[-size:]
+            stack.append(states[stack[-1]][action[1].origin.name][1])
+    return True
+
+
 def _recover(state, toks, i, snapshot, diag, errors, skipped, lost, path, text) -> int:
     """Restore the parser to `snapshot` (the last point between two settings or declarations), record
     what is skipped, and return the index of the token to go on from."""
@@ -265,6 +299,11 @@ def _recover(state, toks, i, snapshot, diag, errors, skipped, lost, path, text) 
 
     from r1dsl import syntax_errors
 
+    if toks[i].type == "$END" and _close_all(state, toks[i]):  # the file ended inside blocks that are complete so far
+        opened = [v for v in state.value_stack if isinstance(v, Token) and v.type == "LBRACE"]
+        errors.append(syntax_errors.unclosed(toks[i], opened, list(state.value_stack), path, at_end=True))
+        _close_all(state, toks[i], commit=True)
+        return i
     stack, values, at = snapshot
     state.state_stack[:] = stack
     state.value_stack[:] = values

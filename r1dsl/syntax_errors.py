@@ -31,6 +31,7 @@ class Example:
     help: str | None
     when: Callable[[dict], bool] = lambda ctx: True  # a further condition on the context
     drop: bool = False  # recover by dropping the unexpected token alone (a stray separator), not the whole setting
+    at_prev: bool = False  # something is missing at the end of a line: point there, not at the next line's token
 
 
 def _number_pair(ctx: dict) -> bool:
@@ -51,22 +52,26 @@ EXAMPLES: tuple[Example, ...] = (
             "a list is written in brackets: `[{prev}, {next}]`"),
     Example(('stage s: grpo { rewards = [a b] }', 'stage s: grpo { rewards = [1 2] }'), "expected `,` or `]` before `{got}`",
             "separate list items with `,`: `{prev}, {got}`"),
-    Example(('stage s: grpo { rewards = [a, b }', 'stage s: grpo { rewards = [a, b\n lr = 1 }'),
-            "the list is not closed before `{got}`", "end the list with `]`"),
+    Example(('stage s: grpo { rewards = [a, b }', 'stage s: grpo { rewards = [a, b\n lr = 1 }', 'stage s: grpo { rewards = [a\n lr = 1 }'),
+            "the list is not closed", "end the list with `]`", lambda ctx: ctx["newline"] or ctx["got"] == "}", at_prev=True),
     Example(('stage s: grpo { lr = }', 'stage s: grpo { lr = = 3 }', 'stage s: grpo { lr = : }', 'stage s: grpo { lr = , }'),
-            "missing value after `=`", "write a value: a number, \"text\", true, false, null, a name or a [list]"),
+            "missing value after `=`", "write a value: a number, \"text\", true, false, null, a name or a [list]",
+            at_prev=True),
     Example(('stage s: grpo { grpo = { steps = 1 } }',), "unexpected `{{` after `=`",
             "a section takes no `=`: write `{prev2} {{ ... }}`"),
     Example(('model m = { hf = "x" }', 'const c = { }'), "unexpected `{{` after `=`",
             "`model`, `dataset` and `reward` take a body without `=`: `model NAME {{ ... }}`; a list is written [a, b]"),
-    Example(('}', 'model m { } }'), "unexpected `}}`: no `{{` is open here", "delete it, or look for a `}}` closed too early above"),
+    Example(('}', 'model m { } }', 'stage s: grpo { } }', 'model m { } model n { } }', 'recipe r }', 'const c = 1 }',
+              'model m { } stage s: grpo { } }'), "unexpected `}}`: no `{{` is open here", "delete it, or look for a `}}` closed too early above"),
+    Example(('stage s: grpo { rewards = [a]] }', 'stage s: grpo { x = 1 ] }'), "unexpected `]`: no `[` is open here",
+            "delete it", drop=True),
     Example(('stage s: grpo { = 3 }', 'stage s: grpo { "x" = 3 }', 'stage s: grpo { 3 = 3 }', 'stage s: grpo { [a] }'),
             "expected a setting name, got `{got}`", "settings are written `key = value`; a body ends with `}}`"),
     Example(('seed = 3', 'steps = 3'), "a setting outside any declaration",
             "settings go inside a declaration's `{{ ... }}`; a constant is written `const {prev} = ...`"),
     Example(('stage zero: grpo from = x }', 'model m }', 'stage zero: grpo = 1'), "expected `{{` after `{prev}`",
             "a declaration's body is written in braces: `{prev} {{ ... }}`"),
-    Example(('stage zero: { from = x }', 'stage zero: 3 { }'), "expected the stage kind after `:`",
+    Example(('stage zero: { from = x }', 'stage zero: 3 { }', 'stage zero: "grpo" { }'), "expected the stage kind after `:`",
             "write `stage NAME: KIND {{ ... }}` (KIND: pretrain, sft, grpo, rejection_sample, distill, eval, ...)"),
     Example(('model { }', 'stage { }', 'model "m" { }'), "expected a name after `{prev}`",
             "declarations are named: `{prev} NAME {{ ... }}`"),
@@ -104,7 +109,7 @@ def bad_text(text: str, pos: int, eol: int, n: int, decl_line, errors: list, spa
         m = decl_line.search(text, pos)
         end = m.start() if m else n
         errors.append(Diagnostic("E001", f'unterminated """ string ({_excerpt(text, pos + 3)})', span(pos, pos + 3),
-                                 'end the text with `"""`; without it the rest of the file is read as text'))
+                                 'end the text with `"""`; until then it is taken to run to the next declaration'))
         return end, "LONG_STRING", text[pos:end] + '"""'
     if c == '"':  # a "..." string ends on its line
         errors.append(Diagnostic("E001", f"unterminated string ({_excerpt(text, pos + 1)})", span(pos, pos + 1),
@@ -152,8 +157,7 @@ def _excerpt(text: str, at: int, width: int = 24) -> str:
 # ---------------------------------------------------------------- checks before a token is fed
 
 
-class MissingValue(Exception):
-    """`NAME =` at the end of a line, and a declaration on the next: the value was forgotten."""
+SKIP = "skip"  # before_feed: the token is reported and dropped
 
 
 def before_feed(toks: list, i: int, state, table, errors: list, path: str) -> Exception | None:
@@ -165,6 +169,10 @@ def before_feed(toks: list, i: int, state, table, errors: list, path: str) -> Ex
     if tok.type != "NAME" or i == 0:
         return None
     prev = toks[i - 1]
+    if prev.type == "NUMBER" and prev.end_pos == tok.start_pos:  # `30min`: a unit after a number
+        errors.append(Diagnostic("E001", f"`{tok}` right after the number {prev}", _span(tok, tok, path),
+                                 f"numbers take no unit: write `{prev}`; the setting's name says its unit (`time_limit_min`, `max_tokens`)"))
+        return SKIP
     nxt = toks[i + 1]
     if prev.type == "EQUAL" and tok.value in KEYWORDS and tok.line > prev.line and nxt.type in ("NAME", "STRING"):
         e = UnexpectedToken(tok, {"NAME"}, state=state)
@@ -237,11 +245,14 @@ def classify(e, toks: list, i: int, state, path: str) -> Diagnostic | None:
         "prev_type": prev.type if prev is not None else None,
         "next_type": toks[i + 1].type if i + 1 < len(toks) else None,
         "next2_type": toks[i + 2].type if i + 2 < len(toks) else None,
+        "newline": prev is not None and tok.line > prev.end_line,
     }
     where = _span(tok, prev, path) if tok.type != "$END" else _span(prev, prev, path) if prev is not None else Span(path, 1, 1, 1, 2)
     for row in _table().get((state.state_stack[-1], tok.type), []):
         if row.when(ctx):
             e.drop = row.drop
+            if row.at_prev and ctx["newline"]:
+                where = Span(path, prev.end_line, prev.end_column, prev.end_line, prev.end_column + 1)
             return Diagnostic("E001", row.message.format(**ctx), where, row.help.format(**ctx) if row.help else None)
     expected = {s for s in state.parse_conf.states[state.state_stack[-1]] if s.isupper() or s == "$END"}
     help = None
@@ -250,6 +261,8 @@ def classify(e, toks: list, i: int, state, path: str) -> Diagnostic | None:
                                                     "or `stage NAME: KIND { ... }`")
     if tok.type == "$END":
         return Diagnostic("E001", "unexpected end of file", where, "the last declaration is incomplete")
+    help = help or ("settings are `key = value`, sections `key { ... }`, lists `[a, b]`, declarations "
+                    "`model NAME { ... }` or `stage NAME: KIND { ... }`")
     return Diagnostic("E001", f"unexpected `{ctx['got']}`; expected {' or '.join(_human(expected))}", where, help)
 
 
