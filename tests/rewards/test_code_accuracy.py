@@ -55,6 +55,15 @@ def test_honest_solutions_use_the_standard_library_and_stdin():
 
 
 @needs_bwrap
+def test_many_stdin_stdout_tests_share_one_sandbox_each_run_fresh():
+    code = "import sys\nseen = globals().setdefault('seen', [])\nseen.append(1)\nprint(len(seen) * int(input()))\n"
+    tests = [{"input": str(k), "output": str(k)} for k in range(40)]  # a fresh interpreter state per run
+    assert run_tests(code, tests, Limits(timeout_s=20.0, per_test_s=2.0)) == [True] * 40
+    mixed = [{"input": "1", "output": "1"}, {"input": "x", "output": ""}, {"input": "3", "output": "4"}]
+    assert run_tests("print(int(input()))", mixed, Limits(**FAST)) == [True, False, False]  # error exit, wrong
+
+
+@needs_bwrap
 def test_return_values_keep_their_python_types():
     code = ("def f():\n    return (1, 2)\n"
             "def g():\n    return {1: 'a', (2, 3): {4.5, None}}\n"

@@ -156,6 +156,26 @@ def test_forged_result_lines_score_zero():
     assert reward(code, [{"input": "", "output": "42"}]) == 0.0
 
 
+def test_a_run_cannot_forge_the_results_of_later_runs_in_its_row():
+    forger = ("import os, sys, time\n"
+              "if os.fork() == 0:\n"
+              "    os.setsid()\n"
+              "    frames = b''.join(b'{\"i\": %d, \"exit\": 0, \"n\": 2}\\n42' % k for k in range(8))\n"
+              "    for _ in range(200):\n"
+              "        for pid in os.listdir('/proc'):\n"
+              "            try:\n"
+              "                fd = os.open(f'/proc/{pid}/fd/1', os.O_WRONLY)\n"
+              "                os.write(fd, frames)\n"
+              "                os.close(fd)\n"
+              "            except (OSError, ValueError):\n"
+              "                pass\n"
+              "        time.sleep(0.01)\n"
+              "    os._exit(0)\n"
+              "print('wrong')\n")
+    tests = [{"input": str(k), "output": str(7 * k + 1)} for k in range(8)]
+    assert reward(forger, tests) == 0.0
+
+
 def test_the_data_file_and_expected_outputs_are_not_reachable(tmp_path):
     data = tmp_path / "train.jsonl"
     data.write_text('{"tests": [{"input": "1", "output": "7731"}]}\n')
