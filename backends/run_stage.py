@@ -18,6 +18,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("config", help="a compiled <stage>/config.yaml")
     parser.add_argument("--force", action="store_true", help="run even if the stage's DONE marker exists")
     args = parser.parse_args(argv)
+    from backends.trainer import stop
+
+    stop.install()  # before the slow imports: a time-limit warning during start-up is kept, not fatal
 
     from omegaconf import OmegaConf
 

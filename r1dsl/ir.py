@@ -120,7 +120,7 @@ class Resources:
     container_runtime: str = knob("pyxis", "how a SLURM stage runs container_image: pyxis/enroot (srun "
                                   "--container-image) or apptainer (apptainer exec)", choices=("pyxis", "apptainer"))
     checkpoint_before_limit_s: int = knob(300, "SLURM: seconds before time_limit_min at which the job checkpoints and "
-                                          "requeues itself (at most half the limit)", min=10)
+                                          "requeues itself (at most half the limit)", min=30)
 
 
 @dataclass(frozen=True)

@@ -29,9 +29,11 @@ PROJECT_DIR = Path(__file__).resolve().parents[2]
 SUBMIT_SCRIPT = "submit.sh"
 STAGE_SCRIPT = "job.sbatch"
 JOB_ID_FILE = "slurm_job_id"
-# Seconds between the time-limit signal and `scontrol requeue` left for the stage to write its checkpoint
-# and exit: the signal's lead time less this margin (SLURM checks time limits every 30 s).
-REQUEUE_MARGIN_S = 10
+# SLURM checks time limits every 30 s: the time-limit signal comes at the first check at least its lead
+# time before the limit, and the job is ended at the first check at or after the limit. So the lead must
+# be at least 30 s, and the stage has at least max(30, lead - 30) s from the signal to the end.
+SLURM_CHECK_INTERVAL_S = 30
+REQUEUE_MARGIN_S = 10  # kept between the end of the wait for the checkpoint and the earliest end of the job
 
 _PLAIN_WORD = re.compile(r"[A-Za-z0-9_.,:/@%+=-]+")
 
@@ -118,9 +120,16 @@ def common_options(job: StageJob, pipeline: Pipeline, *, gpus_per_node: int | No
 
 
 def checkpoint_lead_s(job: StageJob) -> int:
-    """Seconds before the time limit at which SLURM signals the job: checkpoint_before_limit_s, at most half the limit."""
+    """Seconds before the time limit at which SLURM signals the job: checkpoint_before_limit_s, at most half the
+    limit, at least SLURM's 30 s check interval."""
     res = job.stage.resources
-    return max(REQUEUE_MARGIN_S * 2, min(res.checkpoint_before_limit_s, res.time_limit_min * 60 // 2))
+    return max(SLURM_CHECK_INTERVAL_S, min(res.checkpoint_before_limit_s, res.time_limit_min * 60 // 2))
+
+
+def checkpoint_wait_s(job: StageJob) -> int:
+    """How long the trap waits for the stage to checkpoint and exit before it requeues the job anyway."""
+    lead = checkpoint_lead_s(job)
+    return max(SLURM_CHECK_INTERVAL_S, lead - SLURM_CHECK_INTERVAL_S) - REQUEUE_MARGIN_S
 
 
 def stage_options(job: StageJob, pipeline: Pipeline) -> list[str]:
@@ -171,7 +180,7 @@ def stage_script_values(job: StageJob, pipeline: Pipeline) -> dict[str, Any]:
         "srun_args": srun_args,
         "wrapper": wrapper,
         "nproc_per_node": res.gpus_per_node if res.gpus_per_node > 0 else res.cpu_processes,
-        "checkpoint_wait_s": lead - REQUEUE_MARGIN_S,
+        "checkpoint_wait_s": checkpoint_wait_s(job),
         "lead_s": lead,
     }
 

@@ -23,7 +23,8 @@ from backends.trainer.fabric import seed_everything, setup_fabric
 from backends.trainer.metrics import MetricsLogger
 from backends.trainer.progress import ProgressBar
 from backends.trainer.results import update_results, write_done
-from backends.trainer.stop import Preempted, StopRequest
+from backends.trainer import stop
+from backends.trainer.stop import Preempted
 
 
 class StageRun:
@@ -54,7 +55,7 @@ class StageRun:
             enabled=self.is_main,
             wandb_config=_config_dict(cfg),
         )
-        self.stop = StopRequest()
+        stop.install()
 
     @property
     def device(self):
@@ -75,7 +76,7 @@ class StageRun:
 
     def maybe_checkpoint(self, step: int, total: int, state: dict[str, Any]) -> None:
         """Checkpoint when due; after a stop request (SIGUSR1), checkpoint now and raise Preempted."""
-        if step < total and self.stop.agreed(self.fabric):
+        if step < total and stop.agreed(self.fabric):
             path = self.checkpoints.save(step, state)
             if self.is_main:
                 self.logger.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
@@ -397,3 +398,58 @@ def test_test_only_asks_slurm_and_submits_nothing(slurm_cluster, tmp_path):
     assert "stage base would be refused" in refused.stderr and "partition" in refused.stderr.lower()
     assert slurm_cluster.run("squeue", "-h", "-o", "%i").stdout.split() == before
     assert not list(tmp_path.glob("*/*/" + slurm.JOB_ID_FILE))
+
+
+def compile_tiny(run_dir: Path, *sets: str) -> None:
+    """recipes/tiny_r1_zero.r1 for --target slurm, shortened by --set."""
+    root = Path(__file__).resolve().parents[2]
+    shorter = ["corpus.size=2000", "arith.size=64", "arith_test.size=16", "zero.grpo.steps=1",
+               "zero.grpo.micro_batch_size=64", "base.train.micro_batch_size=8", *sets]
+    compiled = subprocess.run(
+        [sys.executable, "-m", "r1dsl.cli", "compile", str(root / "recipes" / "tiny_r1_zero.r1"), "-o", str(run_dir),
+         "--target", "slurm", *[f"--set={s}" for s in shorter]],
+        cwd=root, capture_output=True, text=True, timeout=300,
+    )
+    assert compiled.returncode == 0, compiled.stdout + compiled.stderr
+
+
+def seconds_per_step(run_dir: Path) -> float:
+    """Median step_time_s of a finished stage (this machine is shared: its speed is measured, not assumed)."""
+    rows = (run_dir / "metrics.csv").read_text().splitlines()
+    column = rows[0].split(",").index("step_time_s")
+    times = sorted(float(r.split(",")[column]) for r in rows[1:])
+    return times[len(times) // 2]
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_a_stage_that_hits_its_time_limit_checkpoints_requeues_and_finishes(slurm_cluster, tmp_path):
+    """A 1-minute job with more than a minute of training: SLURM's USR1 makes it checkpoint and requeue
+    (not TIMEOUT), the requeued job resumes and finishes, and the stage waiting on it (afterok) then runs."""
+    calibration = tmp_path / "calibration"
+    compile_tiny(calibration, "base.train.steps=8")
+    env = {**slurm_cluster.env, "OMP_NUM_THREADS": "1"}
+    subprocess.run([sys.executable, "-m", "backends.run_stage", str(calibration / "base" / "config.yaml")],
+                   cwd=slurm.PROJECT_DIR, env=env, check=True, capture_output=True, timeout=600)
+    # about 80 s of training: more than the 25-55 s a 1-minute job trains before its USR1, less than three jobs
+    steps = max(20, math.ceil(80 / seconds_per_step(calibration / "base")))
+    run_dir = tmp_path / "run"
+    compile_tiny(run_dir, f"base.train.steps={steps}", "base.train.checkpoint_every=100000",
+                 "base.resources.time_limit_min=1")
+    assert "#SBATCH --signal=B:USR1@30\n" in (run_dir / "base" / "job.sbatch").read_text()
+    out = subprocess.run(["bash", str(run_dir / "submit.sh")], env=env, capture_output=True, text=True, check=True,
+                         timeout=60).stdout
+    ids = dict(re.findall(r"r1dsl: submitted stage (.+?) as job (\d+)", out))
+    states = slurm_cluster.wait(list(ids.values()), timeout_s=1200)
+    logs = {name: "\n".join(p.read_text() for p in (run_dir / name).glob("slurm-*.out")) for name in ids}
+    assert states == {ids["base"]: "COMPLETED", ids["zero"]: "COMPLETED"}, f"{states}\n{logs['base'][-4000:]}"
+    restarts = re.search(r"Restarts=(\d+)", slurm_cluster.run("scontrol", "show", "job", ids["base"]).stdout)
+    assert restarts and int(restarts.group(1)) >= 1, logs["base"][-4000:]
+    assert "checkpointing, then requeueing" in logs["base"]
+    stopped = [int(s) for s in re.findall(r"\[base\] checkpointed at step (\d+)", logs["base"])]
+    resumed = [int(s) for s in re.findall(r"\[base\] resumed from .*? \(step (\d+)\)", logs["base"])]
+    assert stopped and resumed[: len(stopped)] == stopped, logs["base"][-4000:]  # each run resumes where the last stopped
+    logged = [int(line.split(",")[0]) for line in (run_dir / "base" / "metrics.csv").read_text().splitlines()[1:]]
+    assert logged == list(range(1, steps + 1))
+    for name in ("base", "zero"):
+        assert (run_dir / name / "DONE").exists() and (run_dir / name / "model" / "config.json").exists()
