@@ -199,7 +199,7 @@ exec "$@"
 """
 # apptainer stand-in: record its arguments, run what follows the image (the word after --pwd's value)
 STUB_APPTAINER = r"""#!/bin/bash
-printf '%s\0' "$@" > "$APPTAINER_ARGV"
+if [ -n "${APPTAINER_ARGV:-}" ]; then printf '%s\0' "$@" > "$APPTAINER_ARGV"; fi
 shift  # exec
 while [ "$#" -gt 0 ]; do
   case $1 in --nv) shift ;; --bind|--pwd) shift 2 ;; *) break ;; esac
@@ -453,3 +453,15 @@ def test_a_stage_that_hits_its_time_limit_checkpoints_requeues_and_finishes(slur
     assert logged == list(range(1, steps + 1))
     for name in ("base", "zero"):
         assert (run_dir / name / "DONE").exists() and (run_dir / name / "model" / "config.json").exists()
+
+
+def test_container_settings_come_from_the_recipe_or_set(tmp_path):
+    compile_tiny(tmp_path / "run", "zero.resources.container_image=/images/r1 dsl.sif",
+                 "zero.resources.container_runtime=apptainer", "zero.resources.checkpoint_before_limit_s=120")
+    script = (tmp_path / "run" / "zero" / "job.sbatch").read_text()
+    assert "apptainer exec --bind" in script and "'/images/r1 dsl.sif'" in script
+    assert "#SBATCH --signal=B:USR1@120\n" in script
+    assert "apptainer" not in (tmp_path / "run" / "base" / "job.sbatch").read_text()
+    bad = subprocess.run([sys.executable, "-m", "r1dsl.cli", "check", str(slurm.PROJECT_DIR / "recipes" / "tiny_r1_zero.r1"),
+                          "--set", "zero.resources.container_runtime=docker"], capture_output=True, text=True)
+    assert bad.returncode == 1 and "apptainer" in bad.stdout + bad.stderr
