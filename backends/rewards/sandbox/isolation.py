@@ -12,8 +12,8 @@ The trusted side (this module, in the trainer) decides everything; the sandbox o
   /dev/null, /dev/zero, /dev/random, /dev/urandom, a fresh `/proc`, and a size-capped tmpfs `/tmp`.
   No host-writable path is mounted, so no filesystem socket is reachable; the network namespace has no
   interface but a downed loopback;
-- limits on the whole tree where the host lets us create cgroups (v2, else v1 pids + memory): pids.max
-  and a memory limit for every process of the sandbox together; plus rlimits set by the trusted worker
+- limits on the whole tree where the host lets us create cgroups (v2, else v1 pids + memory + cpu):
+  pids.max, a memory limit and one core of CPU for every process of the sandbox together; plus rlimits set by the trusted worker
   before any untrusted code runs (address space, file size, processes, CPU seconds, no core files);
 - bounded output: the parent reads at most `max_output_kb` and kills the sandbox on more;
 - a wall-clock kill of the whole tree: every process of the sandbox's cgroup (or of its uid) is killed,
@@ -54,6 +54,7 @@ UID_SLOTS = 4096
 INSIDE_ID = 65534  # nobody/nogroup, inside the user namespace
 WORKER = "/sandbox/worker.py"
 SOLUTION = "/sandbox/solution.py"
+CPU_PERIOD_US = 100_000  # with a cpu cgroup, a sandbox gets at most one core's worth of CPU time
 DEVICES = ("/dev/null", "/dev/zero", "/dev/random", "/dev/urandom")
 _WORKER_SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "worker.py")
 _LAUNCH = (  # sh, run as the trainer's user: join the cgroups, stage unreachable paths, exec the rest
@@ -160,7 +161,7 @@ def _probe() -> _Host:
     if os.path.exists("/etc/ld.so.cache"):
         wanted.append("/etc/ld.so.cache")
 
-    stage = tempfile.mkdtemp(prefix="r1dsl-sandbox-stage-")
+    stage = tempfile.mkdtemp(prefix="stage-", dir=_state_dir(privileged))
     atexit.register(shutil.rmtree, stage, True)
     os.chmod(stage, 0o755)
     shutil.copyfile(_WORKER_SOURCE, os.path.join(stage, "worker.py"))
@@ -199,6 +200,21 @@ def _probe() -> _Host:
                  stage=stage, cgroups=_Cgroups.probe() if privileged else None)
     _trial_run(host)
     return host
+
+
+def _state_dir(privileged: bool) -> str:
+    """Where the sandbox keeps its per-process stage and uid locks: /run/r1dsl-sandbox (root), else a temp dir;
+    not in /tmp when root, so nothing of ours appears among the host's temporary files."""
+    base = "/run" if privileged and os.path.isdir("/run") and os.access("/run", os.W_OK) else tempfile.gettempdir()
+    d = os.path.join(base, "r1dsl-sandbox" if base == "/run" else f"r1dsl-sandbox-{os.getuid()}")
+    try:
+        os.mkdir(d, 0o755)
+    except FileExistsError:
+        pass
+    st = os.lstat(d)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o022:
+        raise SandboxUnavailable(f"{d} must be a directory owned by uid {os.getuid()}, not writable by others")
+    return d
 
 
 def _trial_run(host: _Host) -> None:
@@ -273,7 +289,7 @@ class _Cgroups:
     def __init__(self, kind: str, parents: dict[str, str]):
         self.kind = kind  # "v2" or "v1"
         self.parents = parents  # controller -> parent directory (v2: one entry "unified")
-        self.controls = ("pids", "memory") if kind == "v2" else tuple(parents)
+        self.controls = ("pids", "memory", "cpu") if kind == "v2" else tuple(parents)
         self._n = 0
         self._lock = threading.Lock()
 
@@ -293,11 +309,11 @@ class _Cgroups:
                         enabled = f.read().split()
                 except OSError:
                     enabled = []
-                if {"pids", "memory"} <= set(enabled) and _can_make_child(parent):
+                if {"pids", "memory"} <= set(enabled) and _can_make_child(parent):  # cpu too when enabled
                     return _Cgroups("v2", {"unified": parent})
         parents = {}
         for _, ctrls, path in lines:
-            for ctrl in ("pids", "memory"):
+            for ctrl in ("pids", "memory", "cpu"):
                 mount = f"/sys/fs/cgroup/{ctrl}"
                 if ctrl in ctrls.split(",") and os.path.exists(os.path.join(mount, "cgroup.procs")):
                     parent = os.path.join(mount, path.lstrip("/"))
@@ -321,11 +337,15 @@ class _Cgroups:
                     _write(d, "pids.max", pids)
                     _write(d, "memory.max", mem)
                     _write(d, "memory.swap.max", 0, optional=True)
+                    _write(d, "cpu.max", f"{CPU_PERIOD_US} {CPU_PERIOD_US}", optional=True)
                 elif ctrl == "pids":
                     _write(d, "pids.max", pids)
-                else:
+                elif ctrl == "memory":
                     _write(d, "memory.limit_in_bytes", mem)
                     _write(d, "memory.memsw.limit_in_bytes", mem, optional=True)
+                else:
+                    _write(d, "cpu.cfs_period_us", CPU_PERIOD_US, optional=True)
+                    _write(d, "cpu.cfs_quota_us", CPU_PERIOD_US, optional=True)
             return made
         except OSError:
             self.remove(made)
@@ -384,10 +404,8 @@ def _write(d: str, name: str, value, optional: bool = False) -> None:
 class _UidSlot:
     """A uid no other sandbox (of any process on this host) uses while we hold its lock file."""
 
-    _dir = os.path.join(tempfile.gettempdir(), "r1dsl-sandbox-uids")
-
     def __init__(self, sweep: bool):
-        d = self._dir
+        d = os.path.join(_state_dir(True), "uids")
         try:
             os.mkdir(d, 0o700)
         except FileExistsError:
