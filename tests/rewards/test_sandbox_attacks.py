@@ -50,8 +50,30 @@ def processes_with(marker: str) -> list[int]:
 
 
 def sandbox_processes() -> list[int]:
-    """Processes running code inside any sandbox (the argument /sandbox/worker.py on their command line)."""
-    return [p for p in processes_with("\0/sandbox/worker.py\0") if p != os.getpid()]
+    """Processes running code inside a sandbox of this test process, or orphaned (a leak, whoever started it);
+    other people's test runs on this machine have sandboxes of their own."""
+    return [p for p in processes_with("\0/sandbox/worker.py\0") if p != os.getpid() and _ours_or_orphaned(p)]
+
+
+def _ppid(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return int(f.read().rsplit(b")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return -1
+
+
+def _ours_or_orphaned(pid: int) -> bool:
+    parent = _ppid(pid)
+    if parent in (0, 1):
+        return True
+    for _ in range(64):
+        if pid == os.getpid():
+            return True
+        if pid <= 1:
+            return False
+        pid = _ppid(pid)
+    return False
 
 
 @pytest.fixture(autouse=True)
