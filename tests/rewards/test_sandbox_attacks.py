@@ -619,3 +619,29 @@ def test_no_file_descriptor_beyond_stdio_reaches_the_code():
     finally:
         os.close(keep)
     assert out.strip() == "4"  # 0, 1, 2 and the directory listing itself
+
+
+def test_a_root_only_file_inside_a_mounted_directory_stays_unreadable():
+    """The stdlib directory is mounted; a root-owned 0600 file put there is visible but unreadable, because the
+    sandbox is not root outside its namespace either (a 0644 neighbour, for contrast, is readable)."""
+    if os.geteuid() != 0:
+        pytest.skip("needs a root trainer to create the root-owned file")
+    stdlib = os.path.dirname(os.__file__)
+    tag = uuid.uuid4().hex
+    secret, public = os.path.join(stdlib, f"r1dsl_secret_{tag}.txt"), os.path.join(stdlib, f"r1dsl_public_{tag}.txt")
+    try:
+        for path, mode in ((secret, 0o600), (public, 0o644)):
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+            os.write(fd, b"hunter2")
+            os.close(fd)
+        code = ("import os\n"
+                f"for p in ({secret!r}, {public!r}):\n"
+                "    try:\n"
+                "        print(os.path.exists(p), open(p).read())\n"
+                "    except OSError as e:\n"
+                "        print(os.path.exists(p), type(e).__name__)\n")
+        assert program_output(code).split() == ["True", "PermissionError", "True", "hunter2"]
+    finally:
+        for path in (secret, public):
+            if os.path.exists(path):
+                os.unlink(path)
