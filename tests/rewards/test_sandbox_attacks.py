@@ -19,7 +19,7 @@ from backends.rewards.sandbox import Limits, Sandbox, sandbox_available
 
 pytestmark = pytest.mark.skipif(not sandbox_available(), reason="bubblewrap (bwrap) is not installed")
 
-PARAMS = dict(timeout_s=6.0, per_test_s=3.0, memory_mb=256, file_size_mb=4, max_processes=16, max_output_kb=256)
+PARAMS = dict(timeout_s=10.0, per_test_s=5.0, memory_mb=256, file_size_mb=4, max_processes=16, max_output_kb=256)
 LIMITS = Limits(**PARAMS)
 
 
@@ -399,7 +399,7 @@ def test_an_output_flood_is_cut_off_and_does_not_grow_the_trainer():
     flood = "import sys\nchunk = 'x' * (1 << 20)\nfor _ in range(200):\n    sys.stdout.write(chunk)\n"
     assert reward(flood, [{"input": "", "output": "x"}], max_output_kb=256) == 0.0
     assert reward("def f():\n    return 'x' * (200 << 20)\n", "assert f() == 'x'", max_output_kb=256) == 0.0
-    assert time.perf_counter() - t < 20
+    assert time.perf_counter() - t < 40
     grown_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before_peak
     assert _rss_kb() - before < 50_000 and grown_peak < 50_000  # KiB: far below the 200 MB written
 
@@ -417,7 +417,7 @@ def test_a_swallowed_timeout_is_still_a_wall_clock_kill():
     t = time.perf_counter()
     assert reward(code, "assert f() is None", timeout_s=3.0, per_test_s=1.5) == 0.0
     assert reward(code + "f()\n", [{"input": "", "output": ""}], timeout_s=3.0, per_test_s=1.5) == 0.0
-    assert time.perf_counter() - t < 12
+    assert time.perf_counter() - t < 20  # two rows cut at 3 s each, plus start-up on a loaded machine
 
 
 def test_daemons_do_not_survive_the_run():
