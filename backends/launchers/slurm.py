@@ -184,6 +184,7 @@ def write_submit_script(pipeline: Pipeline, submissions: Sequence[Submission]) -
     text = render(
         "slurm/submit.sh.j2",
         target_label=label(pipeline.target),
+        run_dir=pipeline.run_dir,
         stages=[s.as_template_values() for s in submissions],
     )
     return write_script(Path(pipeline.run_dir) / SUBMIT_SCRIPT, text)
