@@ -654,7 +654,7 @@ def launch_checks(job: StageJob, pipeline: Pipeline, tr: Translation) -> None:
         if value and not pattern.fullmatch(value):
             tr.refuse(job, f"{what} {value!r} holds characters ray.sub would split or expand: it passes it to srun "
                            "unquoted", f"use only the characters {pattern.pattern}")
-    for folder in sorted({pipeline.run_dir, *tr.mounts}):
+    for folder in sorted({pipeline.run_dir, *mounts(pipeline, [tr])}):
         if not _PATH_WORD.fullmatch(folder):
             what = "the run folder" if folder == pipeline.run_dir else "mounted folder"
             tr.refuse(job, f"{what} {folder!r} holds characters ray.sub would split or expand: it passes mounts and "

@@ -569,6 +569,12 @@ def test_values_ray_sub_would_split_are_refused(value, tmp_path):
     assert "mounted folder" in found
 
 
+def test_a_hugging_face_cache_ray_sub_would_split_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf cache"))
+    found = "\n".join(str(r) for r in nemo_rl.refusals(pipeline_of([grpo_stage("zero", "qwen_7b")], tmp_path / "r")))
+    assert "hf cache" in found and "mounted folder" in found
+
+
 SRUN_STUB = r"""#!/bin/bash
 # srun stand-in: record argv (NUL-separated, one file per call); the head reports its GCS up, then exits
 n=$(ls "$R1DSL_ARGV_DIR" | wc -l)
