@@ -101,6 +101,25 @@ def test_tampering_with_its_own_interpreter_scores_zero(attack):
     assert reward(code, "assert abs(f(2) - 4) < 1e-9") == 0.0
 
 
+def test_a_solution_cannot_rebind_what_the_tests_use():
+    rebinding = "from operator import not_ as abs\nfrom operator import truth as isclose\nimport cmath as math\n"
+    forged_hello = ('{"names": [], "modules": {"math": "cmath", "abs": "operator"}, '
+                    '"imports": {"abs": ["operator", "not_"], "f": ["operator", "truth"], '
+                    '"isclose": ["operator", "truth"], "sorted": ["builtins", "list"]}}')
+    forging = ("import os\n"
+               "for fd in range(3, 64):\n"
+               "    try:\n"
+               f"        os.write(fd, {forged_hello!r}.encode() + b'\\n')\n"
+               "    except OSError:\n"
+               "        pass\n")
+    for attack in (rebinding, forging):
+        code = attack + WRONG_F
+        assert reward(code, "assert abs(f(2) - 4) < 1e-9") == 0.0
+        assert reward(code, "assert isclose(f(2), 4)") == 0.0
+        assert reward(code, "assert math.isclose(f(2), 4)") == 0.0
+        assert reward(code, "assert sorted([f(2)]) == [4]") == 0.0
+
+
 def test_reading_the_expected_value_from_frames_or_memory_scores_zero():
     secret = 918273645
     code = ("import sys, gc, re\n"
@@ -548,3 +567,13 @@ def test_each_sandbox_has_its_own_cgroup_limits_while_it_runs():
     if "cpu.cfs_quota_us" in values or "cpu.max" in values:
         assert int(values.get("cpu.cfs_quota_us", values.get("cpu.max"))) == 100_000
     assert all(not os.path.exists(d) for d in box._cgroups)  # removed afterwards
+
+
+def test_no_file_descriptor_beyond_stdio_reaches_the_code():
+    keep = os.open("/etc/hostname" if os.path.exists("/etc/hostname") else "/dev/null", os.O_RDONLY)
+    os.set_inheritable(keep, True)
+    try:
+        out = program_output("import os\nprint(len(os.listdir('/proc/self/fd')))")
+    finally:
+        os.close(keep)
+    assert out.strip() == "4"  # 0, 1, 2 and the directory listing itself
