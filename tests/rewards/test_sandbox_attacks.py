@@ -50,8 +50,30 @@ def processes_with(marker: str) -> list[int]:
 
 
 def sandbox_processes() -> list[int]:
-    """Processes running code inside any sandbox (the argument /sandbox/worker.py on their command line)."""
-    return [p for p in processes_with("\0/sandbox/worker.py\0") if p != os.getpid()]
+    """Processes running code inside a sandbox of this test process, or orphaned (a leak, whoever started it);
+    other people's test runs on this machine have sandboxes of their own."""
+    return [p for p in processes_with("\0/sandbox/worker.py\0") if p != os.getpid() and _ours_or_orphaned(p)]
+
+
+def _ppid(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return int(f.read().rsplit(b")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return -1
+
+
+def _ours_or_orphaned(pid: int) -> bool:
+    parent = _ppid(pid)
+    if parent in (0, 1):
+        return True
+    for _ in range(64):
+        if pid == os.getpid():
+            return True
+        if pid <= 1:
+            return False
+        pid = _ppid(pid)
+    return False
 
 
 @pytest.fixture(autouse=True)
@@ -154,6 +176,26 @@ def test_forged_result_lines_score_zero():
             "print('\\n'.join(LINES))\n" + WRONG_F)
     assert reward(code, TESTS) == 0.0
     assert reward(code, [{"input": "", "output": "42"}]) == 0.0
+
+
+def test_a_run_cannot_forge_the_results_of_later_runs_in_its_row():
+    forger = ("import os, sys, time\n"
+              "if os.fork() == 0:\n"
+              "    os.setsid()\n"
+              "    frames = b''.join(b'{\"i\": %d, \"exit\": 0, \"n\": 2}\\n42' % k for k in range(8))\n"
+              "    for _ in range(200):\n"
+              "        for pid in os.listdir('/proc'):\n"
+              "            try:\n"
+              "                fd = os.open(f'/proc/{pid}/fd/1', os.O_WRONLY)\n"
+              "                os.write(fd, frames)\n"
+              "                os.close(fd)\n"
+              "            except (OSError, ValueError):\n"
+              "                pass\n"
+              "        time.sleep(0.01)\n"
+              "    os._exit(0)\n"
+              "print('wrong')\n")
+    tests = [{"input": str(k), "output": str(7 * k + 1)} for k in range(8)]
+    assert reward(forger, tests) == 0.0
 
 
 def test_the_data_file_and_expected_outputs_are_not_reachable(tmp_path):

@@ -612,6 +612,15 @@ class Sandbox:
             if not self._fill(deadline):
                 return None
 
+    def read_exact(self, n: int, deadline: float) -> bytes | None:
+        """Exactly n bytes of its stdout, or None on timeout or end of output."""
+        while len(self._buf) < n:
+            if self._eof or not self._fill(deadline):
+                return None
+        data = bytes(self._buf[:n])
+        del self._buf[:n]
+        return data
+
     def communicate(self, data: bytes, deadline: float) -> Exchange:
         """Feed `data` as its whole stdin, collect its stdout until it exits, within `deadline` and the output limit."""
         limit = self.limits.max_output_kb << 10
