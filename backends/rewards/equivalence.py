@@ -27,11 +27,11 @@ from threading import Lock
 
 import mpmath
 
+from backends.rewards.extract import MAX_ANSWER_CHARS
 from backends.rewards.mathparse import (
     ParseError, Refused, as_text, is_letter_product, is_list, normalize, parse_answer, render,
 )
 
-MAX_ANSWER_CHARS = 1000
 MAX_SET_ITEMS = 64
 MAX_BITS = 12_000  # an exact rational bigger than this is refused, not computed
 MAX_POWER = 10_000  # |exponent| of a numeric power beyond this is refused (unless the base is 0 or +-1)
