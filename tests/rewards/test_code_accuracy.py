@@ -153,3 +153,14 @@ def test_the_run_preflight_names_bubblewrap_before_anything_starts(tmp_path, mon
     monkeypatch.setenv("PATH", "/usr/bin:/bin")
     if shutil.which("bwrap"):
         assert preflight.check(pipeline, ["rl"], machine) == []
+
+
+@needs_bwrap
+def test_bubblewrap_gone_mid_run_stops_code_rewards(tmp_path, monkeypatch):
+    from backends.rewards.sandbox import SandboxUnavailable
+
+    fn = REWARDS["code_accuracy"].fn
+    assert fn([completion("def f():\n    return 1")], [{"tests": "assert f() == 1"}], **FAST) == [1.0]
+    monkeypatch.setenv("PATH", str(tmp_path))  # the same process, bwrap no longer found
+    with pytest.raises(SandboxUnavailable, match="apt-get install -y bubblewrap"):
+        fn([completion("def f():\n    return 1")], [{"tests": "assert f() == 1"}], **FAST)
