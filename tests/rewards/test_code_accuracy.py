@@ -27,6 +27,9 @@ def test_extract_code_and_split_tests():
                                                                           "import math\nassert f(2)==2"]
     assert split_tests('[{"input": "1", "output": "2"}]') == [{"input": "1", "output": "2"}]
     assert split_tests({"inputs": ["1"], "outputs": ["2"]}) == [{"input": "1", "output": "2"}]
+    for nothing_to_fail in (None, "", "   ", "import math\nx = 1", ["", "y = 2"], 5):  # would pass any code
+        assert split_tests(nothing_to_fail) == []
+    assert split_tests(["assert f(1) == 1", "check(f)"]) == ["assert f(1) == 1", "check(f)"]
 
 
 @needs_bwrap
