@@ -28,13 +28,14 @@ from typing import Any
 
 from backends.launchers import slurm
 from r1dsl.ir import Dataset, Pipeline, StageJob
+from r1dsl.kinds import KINDS
 from r1dsl.render import TEMPLATES_DIR, render, shell_quote
 
 NEMO_RL_VERSION = "v0.7.0"
 REFERENCE_DIR = TEMPLATES_DIR / "nemo_rl"
 REFERENCE_CONFIGS = {"grpo": "grpo_math_1B.yaml", "sft": "sft.yaml", "distillation": "distillation_math.yaml"}
 ENTRY_POINTS = {"grpo": "examples/run_grpo_math.py", "sft": "examples/run_sft.py"}
-NEMO_KINDS = {"grpo": "grpo", "sft": "sft", "distill": "sft"}  # recipe kind -> NeMo-RL algorithm
+NEMO_KINDS = {name: k.nemo_rl for name, k in KINDS.items() if k.nemo_rl}  # recipe kind -> NeMo-RL algorithm (r1dsl/kinds.py)
 
 # Keys that NeMo-RL documents in the reference configs' comments (the ResponseDataset example under
 # `data:`) rather than as live keys; emitted configs may use these in addition to the key tree.
