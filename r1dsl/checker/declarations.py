@@ -43,11 +43,11 @@ def model(cx: Context, decl: ast.BlockDecl, module: ast.Module) -> None:
         cx.d.error("E004", "`tiny` is a section", settings["tiny"].key_span, help="write `tiny { arch = \"qwen2\" ... }`")
     if not given:
         cx.d.error("E011", f"model `{decl.name}` says nowhere to find it", decl.name_span,
-                     help='give one of: hf = "org/name", path = "/dir/with/config.json", tiny { ... }')
+                   help='give one of: hf = "org/name", path = "/dir/with/config.json", tiny { ... }')
         return
     if len(given) > 1:
         cx.d.error("E012", f"model `{decl.name}` has several sources ({', '.join(given)})", decl.name_span,
-                     help="keep exactly one of hf, path, tiny")
+                   help="keep exactly one of hf, path, tiny")
         return
     source = given[0]
     if source == "tiny":
@@ -75,11 +75,11 @@ def dataset(cx: Context, decl: ast.BlockDecl, module: ast.Module) -> None:
     cx.provides[decl.name] = None
     if not given:
         cx.d.error("E011", f"dataset `{decl.name}` has no source", decl.name_span,
-                     help='give one of: generator = "arithmetic", jsonl = "file.jsonl", parquet = "file.parquet", hf = "org/name"')
+                   help='give one of: generator = "arithmetic", jsonl = "file.jsonl", parquet = "file.parquet", hf = "org/name"')
         return
     if len(given) > 1:
         cx.d.error("E012", f"dataset `{decl.name}` has several sources ({', '.join(given)})", settings[given[1]].key_span,
-                     help="keep exactly one of generator, jsonl, parquet, hf")
+                   help="keep exactly one of generator, jsonl, parquet, hf")
         return
     source = given[0]
     location = string(cx, settings[source], f"{where}.{source}")
@@ -111,16 +111,16 @@ def dataset(cx: Context, decl: ast.BlockDecl, module: ast.Module) -> None:
         if gen is None:
             hint = did_you_mean(location, registry)
             cx.d.warn("W102", f"unknown generator `{location}`; the fields its rows provide are not checked",
-                        settings["generator"].value.span,
-                        help=hint or ("registered generators: " + ", ".join(sorted(registry)) if registry else
-                                      "no generators are registered (backends.data.synthetic is missing)"))
+                      settings["generator"].value.span,
+                      help=hint or ("registered generators: " + ", ".join(sorted(registry)) if registry else
+                                    "no generators are registered (backends.data.synthetic is missing)"))
             provides = None
         else:
             provides = tuple(gen.provides)
             generator_params(cx, gen, params, sections.get("params"), where)
         if fields_map:
             cx.d.warn("W104", f"`fields` maps file columns and is ignored for generator `{location}`",
-                        sections["fields"].key_span, help="remove the fields section")
+                      sections["fields"].key_span, help="remove the fields section")
     else:
         path = local_path(location, module) if source in ("jsonl", "parquet") else location
         provides = tuple(dict.fromkeys(["prompt", *fields_map]))
@@ -155,7 +155,7 @@ def template(cx: Context, decl: ast.TemplateDecl) -> None:
 def template_warning(cx: Context, text: str, span: Span, name: str) -> None:
     if "{prompt}" not in text:
         cx.d.warn("W103", f"template `{name}` has no `{{prompt}}`: every prompt would read the same", span,
-                    help="write {prompt} where the question goes")
+                  help="write {prompt} where the question goes")
 
 
 def reward(cx: Context, decl: ast.BlockDecl) -> None:
@@ -164,7 +164,7 @@ def reward(cx: Context, decl: ast.BlockDecl) -> None:
     rules = cx.catalogue.rules
     if "rule" not in settings:
         cx.d.error("E011", f"reward `{decl.name}` has no rule", decl.name_span,
-                     help='add rule = "NAME"' + (f"; rules: {', '.join(sorted(rules))}" if rules else ""))
+                   help='add rule = "NAME"' + (f"; rules: {', '.join(sorted(rules))}" if rules else ""))
         return
     cx.failed.add(decl.name)  # until it is built
     rule_name = string(cx, settings["rule"], f"{where}.rule")
@@ -174,8 +174,8 @@ def reward(cx: Context, decl: ast.BlockDecl) -> None:
     if rule is None:
         hint = did_you_mean(rule_name, rules)
         cx.d.error("E002", f"unknown reward rule `{rule_name}`", settings["rule"].value.span,
-                     help=hint or ("registered rules: " + ", ".join(sorted(rules)) if rules else
-                                   "no reward rules are registered (is backends.rewards importable?)"))
+                   help=hint or ("registered rules: " + ", ".join(sorted(rules)) if rules else
+                                 "no reward rules are registered (is backends.rewards importable?)"))
         return
     weight = 1.0
     if "weight" in settings:
@@ -189,8 +189,8 @@ def reward(cx: Context, decl: ast.BlockDecl) -> None:
         spec = rule.params.get(key)
         if spec is None:
             cx.d.error("E002", f"rule `{rule_name}` has no parameter `{key}`", entry.key_span,
-                         help=did_you_mean(key, rule.params) or
-                         ("its parameters: " + ", ".join(rule.params) if rule.params else "it takes no parameters"))
+                       help=did_you_mean(key, rule.params) or
+                       ("its parameters: " + ", ".join(rule.params) if rule.params else "it takes no parameters"))
             continue
         v = reward_param(cx, entry.value, spec, f"{where}.{key}")
         if v is not BAD:

@@ -19,7 +19,7 @@ def distill_jobs(cx: Context, info: StageInfo, built: dict, explicit: dict, comm
     students = student_entries(cx, info)
     if not students:
         cx.d.error("E011", f"distill stage `{decl.name}` names no students", decl.name_span,
-                     help="add students { qwen_1_5b { lr = 1e-4 }  llama_8b { lr = 5e-5 } } (each a model)")
+                   help="add students { qwen_1_5b { lr = 1e-4 }  llama_8b { lr = 5e-5 } } (each a model)")
         return []
     bodies = {}
     if "students" in info.sections:
@@ -75,8 +75,8 @@ def distill_jobs(cx: Context, info: StageInfo, built: dict, explicit: dict, comm
         clash = cx.kind_of(job.name, ("stage", "model", "dataset", "const"))
         if clash in ("stage", "model", "dataset", "const"):
             cx.d.error("E003", f"distill job `{job.name}` has the name of a {clash}", span,
-                         help="rename the stage or that declaration",
-                         notes=[("declared here", cx.decls[f"{clash} {job.name}"][0].name_span)])
+                       help="rename the stage or that declaration",
+                       notes=[("declared here", cx.decls[f"{clash} {job.name}"][0].name_span)])
         check_resources(cx, job.resources, info)
         job = batch_arithmetic(cx, job, student_explicit, info)
         jobs.append(job)

@@ -32,7 +32,7 @@ def order(cx: Context) -> list[str]:
                     chain = " -> ".join(reversed(cycle))
                     where = next((s for d, s in cx.stages[name].deps.items() if cx.job_names.get(d, d) == dep), None)
                     cx.d.error("E006", f"the stage graph has a cycle: {chain}", where,
-                                 help="a stage can only start from, or read, stages that finish before it")
+                               help="a stage can only start from, or read, stages that finish before it")
             elif state.get(dep) is None:
                 visit(dep, path + [dep])
         state[name] = 2

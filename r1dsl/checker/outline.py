@@ -33,7 +33,7 @@ def stage_outline(cx: Context, decl: ast.StageDecl) -> None:
     for entry in decl.body.entries:
         if entry.key in seen:
             cx.d.error("E003", f"`{entry.key}` is set twice in {where}", entry.key_span,
-                         help="keep one of them", notes=[("first set here", seen[entry.key])])
+                       help="keep one of them", notes=[("first set here", seen[entry.key])])
             continue
         seen[entry.key] = entry.key_span
         if isinstance(entry, ast.Assign):
@@ -44,18 +44,18 @@ def stage_outline(cx: Context, decl: ast.StageDecl) -> None:
                 add_knob(cx, info, canon, entry)
             elif entry.key in SECTIONS or entry.key == "route":
                 cx.d.error("E004", f"`{entry.key}` is a section", entry.key_span,
-                             help=f"write `{entry.key} {{ key = value }}`")
+                           help=f"write `{entry.key} {{ key = value }}`")
             elif entry.key in SHORTHAND_NAMES:
                 cx.d.warn("W104", f"`{entry.key}` is not used by {article(decl.kind)} {decl.kind} stage", entry.key_span,
-                            help="remove it")
+                          help="remove it")
             else:
                 unknown_setting(cx, entry.key, entry.key_span, where,
-                                     [k for k in STAGE_KEYS if k != "route"] + list(SHORTHAND_NAMES))
+                                [k for k in STAGE_KEYS if k != "route"] + list(SHORTHAND_NAMES))
         else:
             if entry.key in SECTIONS:
                 if row is not None and entry.key not in row.sections:
                     cx.d.warn("W104", f"{article(decl.kind)} {decl.kind} stage does not use `{entry.key} {{ ... }}`", entry.key_span,
-                                help=f"its sections: {', '.join(row.sections)}; remove this one")
+                              help=f"its sections: {', '.join(row.sections)}; remove this one")
                 settings, _ = flat(cx, entry.body, f"{where}.{entry.key}")
                 for key, setting in settings.items():
                     add_knob(cx, info, (entry.key, key), setting)
@@ -63,10 +63,10 @@ def stage_outline(cx: Context, decl: ast.StageDecl) -> None:
                 info.sections[entry.key] = entry
             elif entry.key in STAGE_KEYS:
                 cx.d.error("E004", f"`{entry.key}` is a setting, not a section", entry.key_span,
-                             help=f"write `{entry.key} = ...`")
+                           help=f"write `{entry.key} = ...`")
             else:
                 unknown(cx, entry.key, entry.key_span, f"section in {where}", list(SECTIONS) + ["route", "students"],
-                             help_extra="sections: " + ", ".join(list(SECTIONS) + ["route", "students"]))
+                        help_extra="sections: " + ", ".join(list(SECTIONS) + ["route", "students"]))
     if "students" in info.sections or "students" in info.refs:
         if row is None or row.lowered_to is None:
             span = (info.sections.get("students") or info.refs["students"]).key_span
@@ -108,8 +108,8 @@ def add_knob(cx: Context, info: StageInfo, key: tuple[str, str], entry: ast.Assi
     first = info.knobs.get(key)
     if first is not None:
         cx.d.error("E003", f"`{key[0]}.{key[1]}` is set twice in stage {info.decl.name}", entry.key_span,
-                     help="a shorthand (lr, steps, group_size) and its section setting name the same knob; keep one",
-                     notes=[("first set here", first.key_span)])
+                   help="a shorthand (lr, steps, group_size) and its section setting name the same knob; keep one",
+                   notes=[("first set here", first.key_span)])
         return
     info.knobs[key] = entry
 

@@ -32,7 +32,7 @@ def start_point(cx: Context, value: ast.Value, key: str) -> tuple[str | None, bo
         return None, False
     if not isinstance(value, ast.Ref):
         cx.d.error("E004", f"`{key}` names a model or an earlier stage, got {describe(value, cx)}", value.span,
-                     help='declare the checkpoint as a model: model NAME { hf = "org/name" }, then from = NAME')
+                   help='declare the checkpoint as a model: model NAME { hf = "org/name" }, then from = NAME')
         return None, False
     name = value.name
     cx.used.add(name)
@@ -47,10 +47,10 @@ def start_point(cx: Context, value: ast.Value, key: str) -> tuple[str | None, bo
         if row is not None and row.lowered_to:
             jobs = [j for j, d in cx.job_names.items() if d == name]
             cx.d.error("E004", f"`{name}` is a distill stage with {len(jobs)} students; name one of its jobs", value.span,
-                         help="e.g. " + ", ".join(jobs[:3]) if jobs else None)
+                       help="e.g. " + ", ".join(jobs[:3]) if jobs else None)
             return None, False
         cx.d.error("E004", f"`{name}` is a {stage_kind} stage and produces no model", value.span,
-                     help=f"start from a model or {article(POLICY_KINDS[0])} {listed(POLICY_KINDS)} stage")
+                   help=f"start from a model or {article(POLICY_KINDS[0])} {listed(POLICY_KINDS)} stage")
         return None, False
     if name in cx.job_names:
         return name, True
@@ -59,7 +59,7 @@ def start_point(cx: Context, value: ast.Value, key: str) -> tuple[str | None, bo
         return None, False
     candidates = cx.named(("model", "stage")) + list(cx.job_names)
     unknown(cx, name, value.span, "model or stage", candidates,
-                 help_extra="declare it: model NAME { hf = \"org/name\" }", code="E007")
+            help_extra="declare it: model NAME { hf = \"org/name\" }", code="E007")
     return None, False
 
 
@@ -72,7 +72,7 @@ def data_refs(cx: Context, entry: ast.Assign, key: str) -> list[str]:
     for item in items:
         if not isinstance(item, ast.Ref):
             cx.d.error("E004", f"`{key}` names datasets, got {describe(item, cx)}", item.span,
-                         help='declare it: dataset NAME { jsonl = "file.jsonl" }, then use NAME')
+                       help='declare it: dataset NAME { jsonl = "file.jsonl" }, then use NAME')
             continue
         name = item.name
         cx.used.add(name)
@@ -84,12 +84,12 @@ def data_refs(cx: Context, entry: ast.Assign, key: str) -> list[str]:
             stage_kind = cx.stages[name].decl.kind
             if KINDS.get(stage_kind) is None or KINDS[stage_kind].produces != "data":
                 cx.d.error("E004", f"`{name}` is a {stage_kind} stage; only rejection_sample stages produce data",
-                             item.span, help="read its model with `from`, or its samples through a rejection_sample stage")
+                           item.span, help="read its model with `from`, or its samples through a rejection_sample stage")
                 continue
             if name not in cx.datasets:
                 provides = sampled_fields(cx, name)
                 cx.datasets[name] = ir.Dataset(name, "stage", None, name, provides=provides,
-                                                 span=cx.stages[name].decl.span)
+                                               span=cx.stages[name].decl.span)
                 cx.provides[name] = provides
             names.append(name)
         elif kind is not None:
@@ -142,7 +142,7 @@ def reward_refs(cx: Context, entry: ast.Assign | None) -> list[str]:
     for item in value.items if isinstance(value, ast.List) else [value]:
         if not isinstance(item, ast.Ref):
             cx.d.error("E004", f"`rewards` names reward declarations, got {describe(item, cx)}", item.span,
-                         help='declare it: reward NAME { rule = "format" }, then use NAME')
+                       help='declare it: reward NAME { rule = "format" }, then use NAME')
             continue
         cx.used.add(item.name)
         kind = cx.kind_of(item.name, ("reward",))
@@ -153,7 +153,7 @@ def reward_refs(cx: Context, entry: ast.Assign | None) -> list[str]:
             cx.d.error("E004", f"`rewards` names rewards, but `{item.name}` is a {kind}", item.span)
         else:
             unknown(cx, item.name, item.span, "reward", cx.named(("reward",)),
-                         help_extra='declare it: reward NAME { rule = "math_accuracy" }')
+                    help_extra='declare it: reward NAME { rule = "math_accuracy" }')
     return list(dict.fromkeys(names))
 
 
@@ -167,7 +167,7 @@ def route(cx: Context, info: StageInfo, rewards: list[str], data: list[str], eva
         for ds, entry in settings.items():
             if ds not in sets:
                 cx.d.error("E002", f"`{ds}` is not a dataset of stage {info.decl.name}", entry.key_span,
-                             help=did_you_mean(ds, sets) or f"its datasets: {', '.join(sets) or 'none'}")
+                           help=did_you_mean(ds, sets) or f"its datasets: {', '.join(sets) or 'none'}")
                 continue
             value = resolve(cx, entry.value)
             if value is BAD:
@@ -181,7 +181,7 @@ def route(cx: Context, info: StageInfo, rewards: list[str], data: list[str], eva
                         continue
                     if item.name in cx.rewards:
                         cx.d.error("E002", f"reward `{item.name}` is not in this stage's rewards", item.span,
-                                     help=f"add it to rewards = [...] of stage {info.decl.name}")
+                                   help=f"add it to rewards = [...] of stage {info.decl.name}")
                     else:
                         unknown(cx, item.name, item.span, "reward", rewards)
                 else:
@@ -192,6 +192,6 @@ def route(cx: Context, info: StageInfo, rewards: list[str], data: list[str], eva
         scored = tuple(ds for ds in sets if name in per_set.get(ds, rewards))
         if not scored and sets:
             cx.d.warn("W110", f"reward `{name}` is routed to none of the stage's datasets", section.key_span if section else info.decl.name_span,
-                        help="list it under a dataset in route {{ ... }}, or drop it from rewards")
+                      help="list it under a dataset in route {{ ... }}, or drop it from rewards")
         out.append(replace(cx.rewards[name], datasets=() if len(scored) == len(sets) else scored))
     return tuple(out)

@@ -83,23 +83,23 @@ def check_resources(cx: Context, res: ir.Resources, info: StageInfo) -> bool:
         for key in ("tensor_parallel", "pipeline_parallel", "rollout_gpus"):
             if getattr(res, key) > (0 if key == "rollout_gpus" else 1):
                 cx.d.error("E010", f"`resources.{key}` = {getattr(res, key)} needs GPUs, but gpus_per_node is 0",
-                             knob_span(cx, info, "resources", key), help="set resources.gpus_per_node, or leave this at its default")
+                           knob_span(cx, info, "resources", key), help="set resources.gpus_per_node, or leave this at its default")
                 return False
         return True
     total = res.gpus_per_node * res.nodes
     if res.rollout_gpus >= total:
         cx.d.error("E010", f"`resources.rollout_gpus` = {res.rollout_gpus} leaves no GPU for training ({total} in all)",
-                     knob_span(cx, info, "resources", "rollout_gpus"),
-                     help=f"use fewer than {total} rollout GPUs, or add nodes")
+                   knob_span(cx, info, "resources", "rollout_gpus"),
+                   help=f"use fewer than {total} rollout GPUs, or add nodes")
         return False
     train = total - res.rollout_gpus
     if train % layout:
         which = "tensor_parallel" if ("resources", "tensor_parallel") in info.knobs else "pipeline_parallel"
         extra = f" ({total} minus {res.rollout_gpus} for rollouts)" if res.rollout_gpus else f" ({res.nodes} node(s) x {res.gpus_per_node})"
         cx.d.error("E010", f"{train} training GPUs{extra} cannot hold tensor_parallel {res.tensor_parallel} x "
-                     f"pipeline_parallel {res.pipeline_parallel} = {layout}: {train} is not a multiple of {layout}",
-                     knob_span(cx, info, "resources", which),
-                     help=f"choose parallel sizes whose product divides {train}")
+                   f"pipeline_parallel {res.pipeline_parallel} = {layout}: {train} is not a multiple of {layout}",
+                   knob_span(cx, info, "resources", which),
+                   help=f"choose parallel sizes whose product divides {train}")
         return False
     return True
 
@@ -129,7 +129,7 @@ def batch_arithmetic(cx: Context, stage: ir.Stage, explicit: dict[str, set[str]]
         return stage
     if total % dp:
         cx.d.error("E009", f"{what} sequences per step do not split over {dp} data-parallel ranks", knob_span(cx, info, section, "batch_size" if section == "train" else "num_prompts_per_step"),
-                     help=f"make it a multiple of {dp} (data-parallel size = training GPUs / (tensor_parallel x pipeline_parallel))")
+                   help=f"make it a multiple of {dp} (data-parallel size = training GPUs / (tensor_parallel x pipeline_parallel))")
         return stage
     per_rank = total // dp
     if not is_explicit:
@@ -140,19 +140,19 @@ def batch_arithmetic(cx: Context, stage: ir.Stage, explicit: dict[str, set[str]]
     if per_rank % mbs:
         divisors = [d for d in range(1, per_rank + 1) if per_rank % d == 0 and d <= max(mbs, 1) * 2][-3:]
         cx.d.error("E009", f"{what} sequences per step is not a multiple of micro_batch_size {mbs} x data-parallel size {dp}",
-                     knob_span(cx, info, section, "micro_batch_size"),
-                     help=f"each of the {dp} rank(s) gets {per_rank} sequences; choose a micro_batch_size dividing it, e.g. {', '.join(map(str, divisors))}")
+                   knob_span(cx, info, section, "micro_batch_size"),
+                   help=f"each of the {dp} rank(s) gets {per_rank} sequences; choose a micro_batch_size dividing it, e.g. {', '.join(map(str, divisors))}")
     return stage
 
 
 def stage_warnings(cx: Context, stage: ir.Stage, info: StageInfo, explicit: dict[str, set[str]]) -> None:
     if stage.grpo is not None and stage.grpo.reference_refresh_steps and stage.grpo.kl_penalty == 0:
         cx.d.warn("W101", "a reference refresh has no effect when kl_penalty is 0",
-                    knob_span(cx, info, "grpo", "reference_refresh_steps"),
-                    help="drop reference_refresh_steps, or set a kl_penalty > 0")
+                  knob_span(cx, info, "grpo", "reference_refresh_steps"),
+                  help="drop reference_refresh_steps, or set a kl_penalty > 0")
     if stage.sampling is not None and stage.sampling.temperature == 0 and stage.sampling.samples_per_prompt > 1:
         cx.d.warn("W107", f"greedy sampling (temperature 0) gives {stage.sampling.samples_per_prompt} identical samples per prompt",
-                    knob_span(cx, info, "sampling", "temperature"), help="use a temperature > 0, or samples_per_prompt = 1")
+                  knob_span(cx, info, "sampling", "temperature"), help="use a temperature > 0, or samples_per_prompt = 1")
     if stage.filters is not None:
         rules = {r.rule for r in stage.rewards}
         f = stage.filters
@@ -164,13 +164,13 @@ def stage_warnings(cx: Context, stage: ir.Stage, info: StageInfo, explicit: dict
         for key, on, needed, what in checks:
             if on and not (rules & needed) and not (cx.failed & set(reward_names(cx, info))):
                 cx.d.warn("W109", f"filters.{key} is on, but no reward of this stage is {what}",
-                            knob_span(cx, info, "filters", key), help=f"add {what} to rewards, or turn the filter off")
+                          knob_span(cx, info, "filters", key), help=f"add {what} to rewards, or turn the filter off")
         if f.judge is not None:
             names = {r.name: r for r in stage.rewards}
             if f.judge not in names and f.judge not in cx.failed:
                 cx.d.error("E002", f"filters.judge names `{f.judge}`, which is not a reward of this stage",
-                             knob_span(cx, info, "filters", "judge"),
-                             help=did_you_mean(f.judge, names) or "name a reward (rule = \"judge\") listed in rewards")
+                           knob_span(cx, info, "filters", "judge"),
+                           help=did_you_mean(f.judge, names) or "name a reward (rule = \"judge\") listed in rewards")
 
 
 def unused(cx: Context) -> None:
@@ -180,4 +180,4 @@ def unused(cx: Context) -> None:
         if module is not cx.main or isinstance(decl, ast.StageDecl) or name in cx.used:
             continue
         cx.d.warn("W106", f"{ast.decl_keyword(decl)} `{name}` is declared but never used", decl.name_span,
-                    help="remove it, or use it in a stage")
+                  help="remove it, or use it in a stage")

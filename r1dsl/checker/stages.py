@@ -29,12 +29,12 @@ def stage(cx: Context, info: StageInfo) -> None:
     if "from" in refs:
         if row.lowered_to:
             cx.d.warn("W104", "a distill stage starts each student from its own model; `from` is not used",
-                        refs["from"].key_span, help="name the students in `students { ... }`")
+                      refs["from"].key_span, help="name the students in `students { ... }`")
         else:
             init, init_is_stage = start_point(cx, refs["from"].value, "from")
     elif not row.lowered_to:
         cx.d.error("E011", f"stage `{decl.name}` has no `from`", decl.name_span,
-                     help="say where it starts: from = MODEL or from = EARLIER_STAGE")
+                   help="say where it starts: from = MODEL or from = EARLIER_STAGE")
     # data and eval sets
     data = data_refs(cx, refs.get("data"), "data") if "data" in refs else []
     eval_data = data_refs(cx, refs.get("eval"), "eval") if "eval" in refs else []
@@ -42,10 +42,10 @@ def stage(cx: Context, info: StageInfo) -> None:
         if row.data_is_eval:
             if not eval_data:
                 cx.d.warn("W105", f"eval stage `{decl.name}` has no data: it measures nothing", decl.name_span,
-                            help="add data = DATASET (or a list of them)")
+                          help="add data = DATASET (or a list of them)")
         else:
             cx.d.error("E011", f"stage `{decl.name}` has no `data`", decl.name_span,
-                         help="add data = DATASET, a list of them, or an earlier rejection_sample stage")
+                       help="add data = DATASET, a list of them, or an earlier rejection_sample stage")
     if row.data_is_eval:
         eval_data = list(dict.fromkeys(data + eval_data))
     # template
@@ -56,10 +56,10 @@ def stage(cx: Context, info: StageInfo) -> None:
     rewards = reward_refs(cx, refs.get("rewards"))
     if not rewards and row.scores_data:
         cx.d.error("E011", f"{kind} stage `{decl.name}` has no rewards", decl.name_span,
-                     help="add rewards = [accuracy, format] (reward declarations)")
+                   help="add rewards = [accuracy, format] (reward declarations)")
     if not rewards and row.data_is_eval and eval_data:
         cx.d.warn("W108", f"eval stage `{decl.name}` has no rewards: nothing scores its samples", decl.name_span,
-                    help="add rewards = [accuracy]")
+                  help="add rewards = [accuracy]")
     routed = route(cx, info, rewards, data, eval_data)
     # sections
     built: dict[str, Any] = {}

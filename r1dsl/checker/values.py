@@ -88,7 +88,7 @@ def limits(cx: Context, value: Any, meta: dict, what: str, span: Span) -> bool:
         options = ", ".join(f'"{c}"' for c in meta["choices"])
         hint = did_you_mean(str(value), meta["choices"]) if isinstance(value, str) else None
         cx.d.error("E005", f"`{what}` must be one of {options} (got {show(value)})", span,
-                     help=hint or (f"{what}: {doc}" if doc else None))
+                   help=hint or (f"{what}: {doc}" if doc else None))
         return False
     if "min" in meta and value < meta["min"]:
         problem = f"at least {show(meta['min'])}"
@@ -98,7 +98,7 @@ def limits(cx: Context, value: Any, meta: dict, what: str, span: Span) -> bool:
         problem = f"at most {show(meta['max'])}"
     if problem:
         cx.d.error("E005", f"`{what}` must be {problem} (got {show(value)})", span,
-                     help=f"{what}: {doc}" if doc else None)
+                   help=f"{what}: {doc}" if doc else None)
         return False
     return True
 
@@ -140,7 +140,7 @@ def flat(cx: Context, body: ast.Body, where: str, sections_ok: tuple[str, ...] =
     for entry in body.entries:
         if entry.key in seen:
             cx.d.error("E003", f"`{entry.key}` is set twice in {where}", entry.key_span,
-                         help="keep one of them", notes=[("first set here", seen[entry.key])])
+                       help="keep one of them", notes=[("first set here", seen[entry.key])])
             continue
         seen[entry.key] = entry.key_span
         if isinstance(entry, ast.Section):
@@ -148,8 +148,8 @@ def flat(cx: Context, body: ast.Body, where: str, sections_ok: tuple[str, ...] =
                 sections[entry.key] = entry
             else:
                 cx.d.error("E004", f"`{entry.key}` in {where} is a setting, not a section", entry.key_span,
-                             help=f"write `{entry.key} = value`" if not sections_ok else
-                             f"sections here: {', '.join(sections_ok)}")
+                           help=f"write `{entry.key} = value`" if not sections_ok else
+                           f"sections here: {', '.join(sections_ok)}")
         else:
             settings[entry.key] = entry
     return settings, sections
