@@ -12,7 +12,7 @@ from typing import Any
 from r1dsl import ast, ir
 from r1dsl.checker.constants import resolve
 from r1dsl.checker.scope import BAD, Context
-from r1dsl.checker.values import build, convert, flat, int_setting, limits, local_path, string, unknown_setting
+from r1dsl.checker.values import build, convert, flat, int_setting, limits, local_path, show, string, unknown_setting
 from r1dsl.diagnostics import did_you_mean
 from r1dsl.ir import Span
 from r1dsl.schema import DATASET_SOURCES, MODEL_SOURCES
@@ -183,6 +183,7 @@ def reward(cx: Context, decl: ast.BlockDecl) -> None:
         if w is not BAD:
             weight = w
     params: dict[str, Any] = {}
+    bad: set[str] = set()
     for key, entry in settings.items():
         if key in ("rule", "weight"):
             continue
@@ -195,6 +196,10 @@ def reward(cx: Context, decl: ast.BlockDecl) -> None:
         v = reward_param(cx, entry.value, spec, f"{where}.{key}")
         if v is not BAD:
             params[key] = v
+        else:
+            bad.add(key)
+    if not rule_requirements(cx, decl, rule, settings, params, bad):
+        return
     cx.rewards[decl.name] = ir.Reward(decl.name, rule_name, weight, params, (), decl.span)
     cx.failed.discard(decl.name)
 
@@ -212,6 +217,30 @@ def reward_param(cx: Context, value: ast.Value, spec, what: str) -> Any:
     if float in accept and int not in accept:
         typ = float
     v = convert(cx, value, typ, what)
-    if v is not BAD and spec.choices and v not in spec.choices:
-        return limits(cx, v, {"choices": spec.choices, "doc": spec.doc}, what, value.span) and v or BAD
+    if v is BAD or not limits(cx, v, spec.metadata, what, value.span):  # the same range check as a section setting
+        return BAD
     return v
+
+
+def rule_requirements(cx: Context, decl: ast.BlockDecl, rule, settings: dict[str, ast.Assign], params: dict[str, Any],
+                      bad: set[str]) -> bool:
+    """E011 for a required parameter left out; E005 for a condition between parameters that fails."""
+    ok = True
+    where = f"reward {decl.name}"
+    for key, spec in rule.params.items():
+        if spec.required and key not in settings:
+            cx.d.error("E011", f"reward `{decl.name}` (rule {rule.name}) needs `{key}`", decl.name_span,
+                       help=f"add {key} = ...: {spec.doc}")
+            ok = False
+    for check in getattr(rule, "checks", ()):
+        if set(check.params) & bad or any(rule.params[k].required and k not in params for k in check.params):
+            continue
+        values = [params.get(k, rule.params[k].default) for k in check.params]
+        if not check.ok(*values):
+            given = [k for k in check.params if k in settings]
+            span = settings[given[0]].value.span if given else decl.name_span
+            shown = ", ".join(f"{k} = {show(v)}" for k, v in zip(check.params, values))
+            cx.d.error("E005", f"{where}: {check.message} (got {shown})", span,
+                       help="; ".join(f"{k}: {rule.params[k].doc}" for k in check.params))
+            ok = False
+    return ok

@@ -192,6 +192,6 @@ def route(cx: Context, info: StageInfo, rewards: list[str], data: list[str], eva
         scored = tuple(ds for ds in sets if name in per_set.get(ds, rewards))
         if not scored and sets:
             cx.d.warn("W110", f"reward `{name}` is routed to none of the stage's datasets", section.key_span if section else info.decl.name_span,
-                      help="list it under a dataset in route {{ ... }}, or drop it from rewards")
+                      help="list it under a dataset in route { ... }, or drop it from rewards")
         out.append(replace(cx.rewards[name], datasets=() if len(scored) == len(sets) else scored))
     return tuple(out)
