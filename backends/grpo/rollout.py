@@ -13,6 +13,7 @@ tokens (left-padded), T completion tokens (right-padded).
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 
 import torch
@@ -51,6 +52,18 @@ def pad_id(tokenizer) -> int:
 def positions(mask: Tensor) -> Tensor:
     """Position ids that skip left padding: 0 at each row's first real token."""
     return (mask.cumsum(-1) - 1).clamp(min=0)
+
+
+def cache_argument(model) -> str:
+    """The forward argument that takes a KV cache: `past_key_values` up to transformers 5.19, `cache` after."""
+    forward = inspect.signature(type(model).forward).parameters
+    return "cache" if "cache" in forward else "past_key_values"
+
+
+def cache_of(output) -> DynamicCache:
+    """The KV cache a forward pass returned, under either transformers name."""
+    cache = getattr(output, "cache", None)
+    return cache if cache is not None else output.past_key_values
 
 
 def sample_next(logits: Tensor, temperature: float, top_p: float, generator: torch.Generator | None) -> Tensor:
@@ -150,7 +163,7 @@ def sample_groups(
     # prefill each distinct prompt once, then give every completion of the group its own copy of the cache
     out = model(input_ids=ids, attention_mask=mask, position_ids=positions(mask), use_cache=True, logits_to_keep=1)
     G = num_generations_per_prompt
-    cache = expand_cache(out.cache, G, capacity=ids.shape[1] + max_completion_tokens)
+    cache = expand_cache(cache_of(out), G, capacity=ids.shape[1] + max_completion_tokens)
     logits = out.logits[:, -1].repeat_interleave(G, dim=0)  # (B, V)
     attention = mask.repeat_interleave(G, dim=0)  # (B, Lp + t)
     next_position = positions(mask)[:, -1:].repeat_interleave(G, dim=0) + 1  # (B, 1)
@@ -169,9 +182,9 @@ def sample_groups(
         if bool(done.all()) or t == max_completion_tokens - 1:
             break
         attention = torch.cat([attention, torch.ones_like(attention[:, :1])], dim=1)
-        out = model(input_ids=token[:, None], attention_mask=attention, position_ids=next_position, cache=cache,
-                    use_cache=True)
-        cache, logits, next_position = out.cache, out.logits[:, -1], next_position + 1
+        out = model(input_ids=token[:, None], attention_mask=attention, position_ids=next_position, use_cache=True,
+                    **{cache_argument(model): cache})
+        cache, logits, next_position = cache_of(out), out.logits[:, -1], next_position + 1
 
     completion_ids = torch.stack(tokens, dim=1)  # (B, T)
     T = completion_ids.shape[1]
@@ -212,12 +225,13 @@ def token_logprobs(
     first = prompt.logits[:, -1:].repeat_interleave(S, dim=0)  # (B, 1, V): predicts completion token 0
     logits = first
     if T > 1:
-        cache = prompt.cache
+        cache = cache_of(prompt)
         cache.batch_repeat_interleave(S)  # differentiable: gradients reach the prompt pass
         mask = torch.cat([prompt_mask.repeat_interleave(S, dim=0), completion_mask[:, :-1]], dim=1)
         start = prompt_mask.sum(-1, keepdim=True).repeat_interleave(S, dim=0)  # (B, 1) first completion position
         rest = model(input_ids=completion_ids[:, :-1], attention_mask=mask,
-                     position_ids=start + torch.arange(T - 1, device=start.device), cache=cache, use_cache=True).logits
+                     position_ids=start + torch.arange(T - 1, device=start.device), use_cache=True,
+                     **{cache_argument(model): cache}).logits
         logits = torch.cat([first, rest], dim=1)  # (B, T, V): the logits that predicted each completion token
     logp_all = torch.log_softmax(logits.float() / temperature, dim=-1)  # (B, T, V)
     logp = logp_all.gather(-1, completion_ids.unsqueeze(-1)).squeeze(-1)  # (B, T)
