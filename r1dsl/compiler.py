@@ -86,6 +86,7 @@ def stage_config(recipe: ir.Recipe, stage: ir.Stage, run: Path) -> dict[str, Any
             "grpo": _plain(stage.grpo) if "grpo" in row.sections else None,
             "sampling": _plain(stage.sampling) if stage.sampling is not None else None,
             "filters": _plain(stage.filters) if stage.filters is not None else None,
+            "rollout": _plain(stage.rollout),
         },
         "resources": _plain(res),
         "exp_manager": {

@@ -179,6 +179,24 @@ class Sampling:
 
 
 @dataclass(frozen=True)
+class Rollout:
+    """Which engine generates completions: GRPO groups, rejection samples and evaluation.
+
+    `engine` is NeMo-RL's `policy.generation.backend` (TRL: `use_vllm`); the vLLM settings keep the names
+    NeMo-RL's `generation.vllm_cfg` and TRL's `vllm_*` options use.
+    """
+
+    engine: str = knob("hf", "hf: our batched sampler on the policy itself; vllm: a colocated vLLM engine that gets "
+                       "the policy's weights after every optimizer step", choices=("hf", "vllm"))
+    gpu_memory_utilization: float = knob(0.5, "vllm on GPUs: the fraction of GPU memory the engine takes (weights + "
+                                         "KV cache); the rest is the trainer's", min_exclusive=0.0, max=1.0)
+    cpu_kv_cache_gb: int = knob(2, "vllm on CPUs: GiB for the engine's KV cache (VLLM_CPU_KVCACHE_SPACE)", min=1)
+    max_model_len: int | None = knob(None, "vllm: longest prompt + completion (default: the model's "
+                                     "max_position_embeddings)", min=16)
+    enforce_eager: bool = knob(True, "vllm: no CUDA graphs or compilation (faster start, slower decode on GPUs)")
+
+
+@dataclass(frozen=True)
 class RejectionFilters:
     finished: bool = knob(True, "drop completions cut at the length limit before they stopped")
     correct: bool = knob(True, "keep only completions the rule rewards call correct")
@@ -204,6 +222,7 @@ class Stage:
     grpo: GRPO | None = None
     sampling: Sampling | None = None
     filters: RejectionFilters | None = None
+    rollout: Rollout = field(default_factory=Rollout)
     resources: Resources = field(default_factory=Resources)
     eval_data: tuple[str, ...] = ()  # held-out sets evaluated after training
     after: tuple[str, ...] = ()  # stages this one reads from (derived: init and stage-sourced data)

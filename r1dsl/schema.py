@@ -20,6 +20,7 @@ SECTIONS: dict[str, type] = {
     "grpo": ir.GRPO,
     "sampling": ir.Sampling,
     "filters": ir.RejectionFilters,
+    "rollout": ir.Rollout,
     "resources": ir.Resources,
 }
 

@@ -29,6 +29,7 @@ class Rollout:
     completion_mask: Tensor  # (B, T) 1 up to and including the stop token
     truncated: Tensor  # (B,) bool: hit max_completion_tokens without stopping
     texts: list[str]  # (B,) completion text, cut after the stop string
+    sample_logprobs: Tensor | None = None  # (B, T) log-probs the rollout engine sampled with (vLLM reports them)
 
     @property
     def lengths(self) -> Tensor:

@@ -104,6 +104,17 @@ def check_resources(cx: Context, res: ir.Resources, info: StageInfo) -> bool:
     return True
 
 
+def check_rollout(cx: Context, rollout: ir.Rollout, res: ir.Resources, info: StageInfo) -> None:
+    """E010: the colocated vLLM engine shares one process with the trainer, so the stage runs one process."""
+    if rollout.engine != "vllm":
+        return
+    processes = res.nodes * (res.gpus_per_node if res.gpus_per_node else res.cpu_processes)
+    if processes > 1:
+        cx.d.error("E010", f"`rollout.engine` = \"vllm\" runs one engine colocated with one trainer process, but "
+                   f"the stage runs {processes} processes", knob_span(cx, info, "rollout", "engine"),
+                   help="use one process (nodes = 1 and one GPU, or cpu_processes = 1), or engine = \"hf\"")
+
+
 def batch_arithmetic(cx: Context, stage: ir.Stage, explicit: dict[str, set[str]], info: StageInfo) -> ir.Stage:
     """E009: a step's sequences must split evenly over data-parallel ranks and micro-batches.
 

@@ -10,7 +10,7 @@ from typing import Any
 from r1dsl import ir
 from r1dsl.checker.lowering import distill_jobs
 from r1dsl.checker.references import data_refs, reward_refs, route, start_point, template_ref
-from r1dsl.checker.rules import batch_arithmetic, check_resources, field_needs, stage_warnings
+from r1dsl.checker.rules import batch_arithmetic, check_resources, check_rollout, field_needs, stage_warnings
 from r1dsl.checker.scope import Context, StageInfo
 from r1dsl.checker.values import build
 from r1dsl.kinds import KINDS
@@ -67,7 +67,8 @@ def stage(cx: Context, info: StageInfo) -> None:
     for section, cls in SECTIONS.items():
         settings = {k: e for (s, k), e in info.knobs.items() if s == section}
         built[section], explicit[section] = build(cx, cls, settings, section)
-    check_resources(cx, built["resources"], info)
+    if check_resources(cx, built["resources"], info):
+        check_rollout(cx, built["rollout"], built["resources"], info)
     field_needs(cx, info, kind, data, eval_data, routed)
     common = dict(
         data=tuple(data),
@@ -90,6 +91,7 @@ def stage(cx: Context, info: StageInfo) -> None:
         grpo=built["grpo"] if "grpo" in row.sections else None,
         sampling=built["sampling"] if row.samples or explicit["sampling"] else None,
         filters=built["filters"] if "filters" in row.sections else None,
+        rollout=built["rollout"],
         after=tuple(info.deps),
         **common,
     )
