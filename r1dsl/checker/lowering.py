@@ -40,7 +40,7 @@ def distill_jobs(cx: Context, info: StageInfo, built: dict, explicit: dict, comm
             settings, subsections = flat(cx, entry.body, f"student {name}", sections_ok=("optim", "train", "resources"))
             knobs_: dict[tuple[str, str], ast.Assign] = {}
             for key, setting in settings.items():
-                canon = shorthand("distill", key)
+                canon = shorthand(decl.kind, key)
                 if canon is None:
                     unknown_setting(cx, key, setting.key_span, f"student {name}", ["lr", "steps", "optim { }", "train { }", "resources { }"])
                     continue

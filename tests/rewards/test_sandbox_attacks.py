@@ -50,8 +50,30 @@ def processes_with(marker: str) -> list[int]:
 
 
 def sandbox_processes() -> list[int]:
-    """Processes running code inside any sandbox (the argument /sandbox/worker.py on their command line)."""
-    return [p for p in processes_with("\0/sandbox/worker.py\0") if p != os.getpid()]
+    """Processes running code inside a sandbox of this test process, or orphaned (a leak, whoever started it);
+    other people's test runs on this machine have sandboxes of their own."""
+    return [p for p in processes_with("\0/sandbox/worker.py\0") if p != os.getpid() and _ours_or_orphaned(p)]
+
+
+def _ppid(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return int(f.read().rsplit(b")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return -1
+
+
+def _ours_or_orphaned(pid: int) -> bool:
+    parent = _ppid(pid)
+    if parent in (0, 1):
+        return True
+    for _ in range(64):
+        if pid == os.getpid():
+            return True
+        if pid <= 1:
+            return False
+        pid = _ppid(pid)
+    return False
 
 
 @pytest.fixture(autouse=True)
@@ -101,6 +123,25 @@ def test_tampering_with_its_own_interpreter_scores_zero(attack):
     assert reward(code, "assert abs(f(2) - 4) < 1e-9") == 0.0
 
 
+def test_a_solution_cannot_rebind_what_the_tests_use():
+    rebinding = "from operator import not_ as abs\nfrom operator import truth as isclose\nimport cmath as math\n"
+    forged_hello = ('{"names": [], "modules": {"math": "cmath", "abs": "operator"}, '
+                    '"imports": {"abs": ["operator", "not_"], "f": ["operator", "truth"], '
+                    '"isclose": ["operator", "truth"], "sorted": ["builtins", "list"]}}')
+    forging = ("import os\n"
+               "for fd in range(3, 64):\n"
+               "    try:\n"
+               f"        os.write(fd, {forged_hello!r}.encode() + b'\\n')\n"
+               "    except OSError:\n"
+               "        pass\n")
+    for attack in (rebinding, forging):
+        code = attack + WRONG_F
+        assert reward(code, "assert abs(f(2) - 4) < 1e-9") == 0.0
+        assert reward(code, "assert isclose(f(2), 4)") == 0.0
+        assert reward(code, "assert math.isclose(f(2), 4)") == 0.0
+        assert reward(code, "assert sorted([f(2)]) == [4]") == 0.0
+
+
 def test_reading_the_expected_value_from_frames_or_memory_scores_zero():
     secret = 918273645
     code = ("import sys, gc, re\n"
@@ -135,6 +176,26 @@ def test_forged_result_lines_score_zero():
             "print('\\n'.join(LINES))\n" + WRONG_F)
     assert reward(code, TESTS) == 0.0
     assert reward(code, [{"input": "", "output": "42"}]) == 0.0
+
+
+def test_a_run_cannot_forge_the_results_of_later_runs_in_its_row():
+    forger = ("import os, sys, time\n"
+              "if os.fork() == 0:\n"
+              "    os.setsid()\n"
+              "    frames = b''.join(b'{\"i\": %d, \"exit\": 0, \"n\": 2}\\n42' % k for k in range(8))\n"
+              "    for _ in range(200):\n"
+              "        for pid in os.listdir('/proc'):\n"
+              "            try:\n"
+              "                fd = os.open(f'/proc/{pid}/fd/1', os.O_WRONLY)\n"
+              "                os.write(fd, frames)\n"
+              "                os.close(fd)\n"
+              "            except (OSError, ValueError):\n"
+              "                pass\n"
+              "        time.sleep(0.01)\n"
+              "    os._exit(0)\n"
+              "print('wrong')\n")
+    tests = [{"input": str(k), "output": str(7 * k + 1)} for k in range(8)]
+    assert reward(forger, tests) == 0.0
 
 
 def test_the_data_file_and_expected_outputs_are_not_reachable(tmp_path):
@@ -548,3 +609,13 @@ def test_each_sandbox_has_its_own_cgroup_limits_while_it_runs():
     if "cpu.cfs_quota_us" in values or "cpu.max" in values:
         assert int(values.get("cpu.cfs_quota_us", values.get("cpu.max"))) == 100_000
     assert all(not os.path.exists(d) for d in box._cgroups)  # removed afterwards
+
+
+def test_no_file_descriptor_beyond_stdio_reaches_the_code():
+    keep = os.open("/etc/hostname" if os.path.exists("/etc/hostname") else "/dev/null", os.O_RDONLY)
+    os.set_inheritable(keep, True)
+    try:
+        out = program_output("import os\nprint(len(os.listdir('/proc/self/fd')))")
+    finally:
+        os.close(keep)
+    assert out.strip() == "4"  # 0, 1, 2 and the directory listing itself
