@@ -36,6 +36,7 @@ from typing import Any
 
 from backends.launchers import slurm
 from r1dsl.ir import Dataset, Model, Pipeline, Span, StageJob
+from r1dsl.kinds import KINDS
 from r1dsl.render import TEMPLATES_DIR, render, shell_quote
 
 NEMO_RL_VERSION = "v0.7.0"
@@ -46,7 +47,7 @@ RAY_SUB = REFERENCE_DIR / "ray.sub"  # NeMo-RL v0.7.0's launcher, copied unchang
 ENTRY_POINTS = {"grpo": "examples/run_grpo.py", "sft": "examples/run_sft.py"}
 CONVERTERS = {"dtensor": "examples/converters/convert_dcp_to_hf.py",
               "megatron": "examples/converters/convert_megatron_to_hf.py"}
-NEMO_KINDS = {"grpo": "grpo", "sft": "sft", "distill": "sft"}  # recipe kind -> NeMo-RL algorithm
+NEMO_KINDS = {name: k.nemo_rl for name, k in KINDS.items() if k.nemo_rl}  # recipe kind -> NeMo-RL algorithm (r1dsl/kinds.py)
 # docs/guides/nemotron-3-super.md of v0.7.0 builds on this image.
 DEFAULT_CONTAINER = "nvcr.io/nvidia/nemo-rl:v0.7.0"
 
