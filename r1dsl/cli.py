@@ -197,6 +197,13 @@ def cmd_compile(args) -> int:
     target = _target(args.target)
     if isinstance(target, str):
         return _usage(target)
+    refused = getattr(target, "refusals", lambda _: [])(pipeline)
+    if refused:  # what the target's runtime would reject (or could be subverted by): nothing is written
+        for refusal in refused:
+            print(refusal, file=sys.stderr)
+        print(f"r1dsl: --target {args.target} refuses {len(refused)} thing(s) in this recipe; nothing was written",
+              file=sys.stderr)
+        return RECIPE_ERROR
     problems = []
     if args.target == "local" and (args.run or args.dry_run):
         from r1dsl import local, preflight
@@ -310,13 +317,8 @@ def cmd_explain(args) -> int:
 
 
 def cmd_plan(args) -> int:
-    import importlib
+    from r1dsl import plan as plan_module
 
-    try:
-        plan_module = importlib.import_module("r1dsl.plan")
-    except ModuleNotFoundError:
-        print("r1dsl plan is not available yet (r1dsl/plan.py is missing)", file=sys.stderr)
-        return USAGE_ERROR
     recipe, err = _recipe(args)
     if recipe is None:
         return err

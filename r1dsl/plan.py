@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from r1dsl.ir import Model, Recipe, Stage, TinyModelConfig
+from r1dsl.kinds import KINDS
 
 GiB = 1024**3
 PEAK_BF16_FLOPS = 989e12  # H100 / H800 SXM, dense bf16
@@ -59,6 +60,9 @@ class Arch:
     kv_bytes_per_token: float  # bf16 K and V of every layer (MLA: the compressed latent)
     vocab: int
     attn_dim: int  # heads x (query-key dim + value dim): causal attention costs layers x attn_dim x L^2 per sequence
+    heads: int = 0  # attention heads (tensor parallelism splits them: TP must divide this)
+    kv_heads: int = 0  # key-value heads (Megatron's num_query_groups, which TP must divide too)
+    experts: int = 0  # routed experts per MoE layer (0: dense)
 
 
 def _gqa_kv(layers: int, kv_heads: int, head_dim: int) -> float:
@@ -66,7 +70,8 @@ def _gqa_kv(layers: int, kv_heads: int, head_dim: int) -> float:
 
 
 def _dense(name, params, layers, hidden, kv_heads, head_dim, vocab, heads) -> Arch:
-    return Arch(name, params, params, layers, hidden, _gqa_kv(layers, kv_heads, head_dim), vocab, heads * 2 * head_dim)
+    return Arch(name, params, params, layers, hidden, _gqa_kv(layers, kv_heads, head_dim), vocab, heads * 2 * head_dim,
+                heads, kv_heads)
 
 
 # Published configurations (config.json of each model on the Hugging Face hub); no network needed.
@@ -81,7 +86,8 @@ KNOWN_ARCHS: dict[str, Arch] = {
         _dense("llama-3.3-70b", 70.6e9, 80, 8192, 8, 128, 128256, heads=64),
         # MoE with multi-head latent attention: 671B total, 37B active; KV cache = 61 x (512 + 64) bf16;
         # 128 heads, query-key dim 192 (128 + 64 rope), value dim 128.
-        Arch("deepseek-v3", 671e9, 37e9, 61, 7168, 61 * (512 + 64) * 2, 129280, 128 * (192 + 128)),
+        # 256 routed experts per MoE layer (config.json n_routed_experts).
+        Arch("deepseek-v3", 671e9, 37e9, 61, 7168, 61 * (512 + 64) * 2, 129280, 128 * (192 + 128), 128, 128, 256),
     )
 }
 
@@ -197,15 +203,15 @@ def plan_stage(stage: Stage, recipe: Recipe, arch: Arch | None, produced: dict[s
     mp = tp * pp
     on_gpu = gpus > 0
     weight_bytes = 2 if on_gpu else 4  # bf16 on GPU, fp32 on CPU
-    trains = stage.kind in ("pretrain", "sft", "distill", "grpo", "reward_model")
-    rollout = stage.kind in ("grpo", "rejection_sample", "eval")
+    row = KINDS[stage.kind]
+    trains, rollout = row.trains, row.generates
 
     # ---- tokens, and FLOPs by kind of work: trained (6 N per token + 3x attention), scored or
     # prefilled (2 N + attention, compute-bound like training) and decoded (2 N + attention, memory-bound)
     fwd = lambda seqs, length: seqs * (2 * n_active * length + arch.layers * arch.attn_dim * length**2)  # noqa: E731
     train_flops = scored_flops = decode_flops = 0.0
     seq_len, micro = stage.train.max_seq_len, stage.train.micro_batch_size
-    if stage.kind == "grpo":
+    if row.steps_section == "grpo":
         g = stage.grpo
         seqs = g.steps * g.num_prompts_per_step * g.num_generations_per_prompt
         prompt, completion = g.max_prompt_tokens, g.max_completion_tokens
@@ -232,7 +238,7 @@ def plan_stage(stage: Stage, recipe: Recipe, arch: Arch | None, produced: dict[s
             p.generated_tokens = samples * completion
             scored_flops = fwd(samples, prompt)
             decode_flops = fwd(samples, gen_len) - fwd(samples, prompt)
-            if stage.kind == "rejection_sample":
+            if row.produces == "data":
                 produced[stage.name] = samples  # an upper bound: before the filters
             p.notes.append(f"{prompts:,.0f} prompts x {s.samples_per_prompt} samples; prompts of {prompt} tokens assumed")
     else:
@@ -246,7 +252,7 @@ def plan_stage(stage: Stage, recipe: Recipe, arch: Arch | None, produced: dict[s
             else:
                 steps = math.ceil(t.epochs * rows / t.batch_size)
                 p.notes.append(f"{t.epochs} epochs x {rows:,.0f} rows = {steps:,} steps")
-        seqs = float(steps) * t.batch_size * (2 if stage.kind == "reward_model" else 1)  # preference pairs
+        seqs = float(steps) * t.batch_size * (2 if row.pairs else 1)  # preference pairs
         p.train_tokens = seqs * t.max_seq_len
         train_flops = 3 * fwd(seqs, t.max_seq_len)
 
@@ -254,7 +260,7 @@ def plan_stage(stage: Stage, recipe: Recipe, arch: Arch | None, produced: dict[s
     mem: dict[str, float] = {}
     if trains:
         mem["weights"] = weight_bytes * n / mp
-        if stage.kind == "grpo" and stage.grpo.kl_penalty > 0:
+        if stage.grpo is not None and stage.grpo.kl_penalty > 0:
             mem["weights"] += 2 * n / mp  # the frozen reference policy
         mem["gradients"] = weight_bytes * n / mp
         mem["adam"] = (12 if on_gpu else 8) * n / (mp * dp)

@@ -30,7 +30,8 @@ def extract_code(completion: str, answer_tag: str = "answer") -> str | None:
 
 def split_tests(tests) -> list:
     """A row's tests as a list: Python asserts (a string is split into one test per top-level assert, each
-    preceded by the string's other statements) or {"input", "output"} dicts."""
+    preceded by the string's other statements) or {"input", "output"} dicts. A snippet that could not fail
+    (empty, or no assert, call or raise anywhere) is no test: a row of those scores 0, not 1."""
     if isinstance(tests, str):
         stripped = tests.strip()
         if stripped.startswith("["):
@@ -39,19 +40,21 @@ def split_tests(tests) -> list:
             except ValueError:
                 pass
         try:
-            body = ast.parse(tests).body
-        except SyntaxError:
-            return [tests]
+            tree = ast.parse(tests)
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            return [tests] if stripped else []  # fails in the judge, as it should
+        body = tree.body
         setup = [ast.get_source_segment(tests, n) for n in body if not isinstance(n, ast.Assert)]
         asserts = [ast.get_source_segment(tests, n) for n in body if isinstance(n, ast.Assert)]
         if not asserts:
-            return [tests]
+            checkable = any(isinstance(n, (ast.Assert, ast.Call, ast.Raise)) for n in ast.walk(tree))
+            return [tests] if checkable else []
         return ["\n".join(setup + [a]) for a in asserts]
     if isinstance(tests, (list, tuple)):
-        return [t if isinstance(t, dict) else str(t) for t in tests]
+        return [t for item in tests for t in ([item] if isinstance(item, dict) else split_tests(item))]
     if isinstance(tests, dict) and "inputs" in tests and "outputs" in tests:  # APPS / TACO style
         return [{"input": i, "output": o} for i, o in zip(tests["inputs"], tests["outputs"])]
-    return [str(tests)]
+    return []
 
 
 @register(
