@@ -34,7 +34,7 @@ def test_extract_code_and_split_tests():
 
 @needs_bwrap
 def test_pass_rate_and_all_pass():
-    fn = REWARDS["code_accuracy"].fn
+    fn = REWARDS["code_accuracy"]
     rows = [{"tests": "assert add(1, 2) == 3\nassert add(2, 2) == 4\nassert add(0, 0) == 1"}] * 2
     comps = [completion("def add(a, b):\n    return a + b"), "no code here"]
     assert fn(comps, rows, mode="pass_rate", **FAST) == [pytest.approx(2 / 3), 0.0]
@@ -118,7 +118,7 @@ def test_without_bubblewrap_code_rewards_refuse_to_run(tmp_path):
     script = ("from backends.rewards import REWARDS\n"
               "from backends.rewards.sandbox import SandboxUnavailable\n"
               "try:\n"
-              "    REWARDS['code_accuracy'].fn(['```python\\nprint(1)\\n```'], [{'tests': 'assert True'}])\n"
+              "    REWARDS['code_accuracy'](['```python\\nprint(1)\\n```'], [{'tests': 'assert True'}])\n"
               "except SandboxUnavailable as e:\n"
               "    print('REFUSED', e)\n")
     env = dict(os.environ, PATH=str(tmp_path))
@@ -162,7 +162,7 @@ def test_the_run_preflight_names_bubblewrap_before_anything_starts(tmp_path, mon
 def test_bubblewrap_gone_mid_run_stops_code_rewards(tmp_path, monkeypatch):
     from backends.rewards.sandbox import SandboxUnavailable
 
-    fn = REWARDS["code_accuracy"].fn
+    fn = REWARDS["code_accuracy"]
     assert fn([completion("def f():\n    return 1")], [{"tests": "assert f() == 1"}], **FAST) == [1.0]
     monkeypatch.setenv("PATH", str(tmp_path))  # the same process, bwrap no longer found
     with pytest.raises(SandboxUnavailable, match="apt-get install -y bubblewrap"):
