@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from omegaconf import OmegaConf
 
 from r1dsl.cli import INTERNAL_ERROR, OK, PREFLIGHT_FAILED, main
 from r1dsl.frontend import check_file
@@ -49,10 +52,12 @@ def recipes(draw) -> str:
     weight = draw(st.floats(0.001, 1e6, allow_nan=False, allow_infinity=False))
     long = '"""' + prompt.replace('\\"', '"') + '"""'  # verbatim: the escapes stay as written
     template_text = quoted(prompt) if draw(st.booleans()) else long
+    chat_decl = (f'dataset {chat} {{ generator = "chat"  size = 10 }}' if draw(st.booleans()) else
+                 f'dataset {chat} {{ jsonl = {quoted(draw(TEXT) + ".jsonl")}  fields {{ response = {quoted(draw(TEXT) or "r")} }} }}')
     return f'''recipe {names[0]}
 model {model} {{ tiny {{ hidden_size = 64  num_layers = 2 }} }}
 dataset {data} {{ generator = "arithmetic"  size = {draw(st.integers(1, 10**7))}  seed = {draw(st.integers(0, 2**31))} }}
-dataset {chat} {{ generator = "chat"  size = 10 }}
+{chat_decl}
 template {template} = {template_text}
 reward {reward} {{ rule = "math_accuracy"  weight = {weight!r} }}
 stage {stage}: {kind} {{
@@ -80,3 +85,29 @@ def test_what_check_accepts_compiles_for_every_target(tmp_path_factory, text):
         assert status in (OK, PREFLIGHT_FAILED) if target == "local" else status == OK, (target, status, text)
         manifest = json.loads((out / "manifest.json").read_text())
         assert [s["name"] for s in manifest["stages"]]
+        for config in out.glob("*/config.yaml"):  # what the stage runner does first: load and resolve
+            OmegaConf.to_container(OmegaConf.load(config), resolve=True)
+
+
+@pytest.mark.parametrize("text", ["Q: ${x} {prompt}", "Q: ${ {prompt}", "\\${oc.env:HOME} {prompt}", "{prompt} $ ${"])
+def test_interpolation_like_text_stays_text(tmp_path, text):
+    recipe = tmp_path / "t.r1"
+    recipe.write_text('model tiny { tiny { hidden_size = 64  num_layers = 2 } }\n'
+                      'dataset arith { generator = "arithmetic"  size = 10 }\n'
+                      'reward accuracy { rule = "math_accuracy" }\n'
+                      f'template t = """{text}"""\n'
+                      'stage zero: grpo { from = tiny  data = arith  template = t  rewards = [accuracy] }\n')
+    for target in ("local", "slurm", "nemo-rl"):
+        assert main(["compile", str(recipe), "-o", str(tmp_path / target), "--target", target]) == OK
+        config = OmegaConf.to_container(OmegaConf.load(tmp_path / target / "zero" / "config.yaml"), resolve=True)
+        assert _contains(config, text)
+
+
+def _contains(value, text: str) -> bool:
+    if isinstance(value, str):
+        return value == text or text in value
+    if isinstance(value, dict):
+        return any(_contains(v, text) for v in value.values())
+    if isinstance(value, list):
+        return any(_contains(v, text) for v in value)
+    return False
