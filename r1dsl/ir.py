@@ -116,7 +116,11 @@ class Resources:
     time_limit_min: int = knob(60, "wall-clock limit of the stage's job", min=1)
     partition: str | None = knob(None, "SLURM partition")
     account: str | None = knob(None, "SLURM account")
-    container_image: str | None = knob(None, "container image (pyxis)")
+    container_image: str | None = knob(None, "container image the SLURM stage runs in (see container_runtime)")
+    container_runtime: str = knob("pyxis", "how a SLURM stage runs container_image: pyxis/enroot (srun "
+                                  "--container-image) or apptainer (apptainer exec)", choices=("pyxis", "apptainer"))
+    checkpoint_before_limit_s: int = knob(300, "SLURM: seconds before time_limit_min at which the job checkpoints and "
+                                          "requeues itself (at most half the limit)", min=30)
 
 
 @dataclass(frozen=True)

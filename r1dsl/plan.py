@@ -59,6 +59,9 @@ class Arch:
     kv_bytes_per_token: float  # bf16 K and V of every layer (MLA: the compressed latent)
     vocab: int
     attn_dim: int  # heads x (query-key dim + value dim): causal attention costs layers x attn_dim x L^2 per sequence
+    heads: int = 0  # attention heads (tensor parallelism splits them: TP must divide this)
+    kv_heads: int = 0  # key-value heads (Megatron's num_query_groups, which TP must divide too)
+    experts: int = 0  # routed experts per MoE layer (0: dense)
 
 
 def _gqa_kv(layers: int, kv_heads: int, head_dim: int) -> float:
@@ -66,7 +69,8 @@ def _gqa_kv(layers: int, kv_heads: int, head_dim: int) -> float:
 
 
 def _dense(name, params, layers, hidden, kv_heads, head_dim, vocab, heads) -> Arch:
-    return Arch(name, params, params, layers, hidden, _gqa_kv(layers, kv_heads, head_dim), vocab, heads * 2 * head_dim)
+    return Arch(name, params, params, layers, hidden, _gqa_kv(layers, kv_heads, head_dim), vocab, heads * 2 * head_dim,
+                heads, kv_heads)
 
 
 # Published configurations (config.json of each model on the Hugging Face hub); no network needed.
@@ -81,7 +85,8 @@ KNOWN_ARCHS: dict[str, Arch] = {
         _dense("llama-3.3-70b", 70.6e9, 80, 8192, 8, 128, 128256, heads=64),
         # MoE with multi-head latent attention: 671B total, 37B active; KV cache = 61 x (512 + 64) bf16;
         # 128 heads, query-key dim 192 (128 + 64 rope), value dim 128.
-        Arch("deepseek-v3", 671e9, 37e9, 61, 7168, 61 * (512 + 64) * 2, 129280, 128 * (192 + 128)),
+        # 256 routed experts per MoE layer (config.json n_routed_experts).
+        Arch("deepseek-v3", 671e9, 37e9, 61, 7168, 61 * (512 + 64) * 2, 129280, 128 * (192 + 128), 128, 128, 256),
     )
 }
 
@@ -289,8 +294,13 @@ def plan_stage(stage: Stage, recipe: Recipe, arch: Arch | None, produced: dict[s
         p.gpu_hours = (compute_bound + decode_flops / (PEAK_BF16_FLOPS * generation_mfu)) / 3600
         p.wall_hours = p.gpu_hours / gpus
         if p.wall_hours * 60 > res.time_limit_min:
+            # --requeue alone does not apply to a time limit: SLURM ends the job as TIMEOUT and cancels the stages
+            # waiting on it (afterok). Our SLURM job script checkpoints and requeues itself before the limit.
+            jobs = math.ceil(p.wall_hours * 60 / res.time_limit_min)
             p.notes.append(f"about {p.wall_hours:,.0f} h of wall clock, over time_limit_min = {res.time_limit_min}: "
-                           "the job is requeued and resumes from its checkpoints")
+                           f"--target slurm checkpoints before each limit (checkpoint_before_limit_s), requeues the "
+                           f"job and resumes, about {jobs} jobs in a row; a NeMo-RL job ends at its limit (TIMEOUT) "
+                           "and cancels the stages after it: run submit.sh again to resume it")
     return p
 
 
