@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from omegaconf import OmegaConf
 
-from r1dsl.cli import INTERNAL_ERROR, OK, PREFLIGHT_FAILED, main
+from r1dsl.cli import INTERNAL_ERROR, OK, PREFLIGHT_FAILED, RECIPE_ERROR, main
 from r1dsl.frontend import check_file
 
 NAMES = st.from_regex(r"[a-z_][a-z0-9_]{0,12}", fullmatch=True) | st.from_regex(r"[a-z][a-z0-9_]{60,300}", fullmatch=True)
@@ -82,7 +82,10 @@ def test_what_check_accepts_compiles_for_every_target(tmp_path_factory, text):
         out = folder / f"run-{target}"
         status = main(["compile", str(path), "-o", str(out), "--target", target, "--dry-run"])
         assert status != INTERNAL_ERROR, (target, text)
-        assert status in (OK, PREFLIGHT_FAILED) if target == "local" else status == OK, (target, status, text)
+        allowed = {"local": (OK, PREFLIGHT_FAILED), "slurm": (OK,), "nemo-rl": (OK, RECIPE_ERROR)}[target]
+        assert status in allowed, (target, status, text)  # nemo-rl refuses, with a message, what it cannot run
+        if status != OK:
+            continue
         manifest = json.loads((out / "manifest.json").read_text())
         assert [s["name"] for s in manifest["stages"]]
         for config in out.glob("*/config.yaml"):  # what the stage runner does first: load and resolve
@@ -97,7 +100,7 @@ def test_interpolation_like_text_stays_text(tmp_path, text):
                       'reward accuracy { rule = "math_accuracy" }\n'
                       f'template t = """{text}"""\n'
                       'stage zero: grpo { from = tiny  data = arith  template = t  rewards = [accuracy] }\n')
-    for target in ("local", "slurm", "nemo-rl"):
+    for target in ("local", "slurm"):  # (nemo-rl refuses a tiny config-built model)
         assert main(["compile", str(recipe), "-o", str(tmp_path / target), "--target", target]) == OK
         config = OmegaConf.to_container(OmegaConf.load(tmp_path / target / "zero" / "config.yaml"), resolve=True)
         assert _contains(config, text)
