@@ -173,18 +173,18 @@ class VLLMEngine:
         texts = [cut_after(t, tuple(stop)) for t in tokenizer.batch_decode(ids, skip_special_tokens=True)]
         return ids, mask, truncated, texts, logp
 
-    def sample_groups(self, tokenizer, prompts: list[str], group_size: int, *, max_prompt_tokens: int,
+    def sample_groups(self, tokenizer, prompts: list[str], num_generations_per_prompt: int, *, max_prompt_tokens: int,
                       max_completion_tokens: int, temperature: float = 1.0, top_p: float = 1.0,
                       stop: tuple[str, ...] = DEFAULT_STOP, seed: int = 0) -> Rollout:
         """G completions for each prompt: a grpo Rollout (as backends.grpo.rollout.sample_groups), plus log-probs."""
         ids, mask = encode_prompts(tokenizer, prompts, max_prompt_tokens)  # (P, Lp)
         real = [row[m.bool()].tolist() for row, m in zip(ids, mask)]
-        completions = self._generate(tokenizer, real, group_size, max_completion_tokens, temperature, top_p, stop,
+        completions = self._generate(tokenizer, real, num_generations_per_prompt, max_completion_tokens, temperature, top_p, stop,
                                      seed, logprobs=True)
         c_ids, c_mask, truncated, texts, logp = self._pack(tokenizer, completions, stop)
         return Rollout(
-            prompt_ids=ids.repeat_interleave(group_size, dim=0),
-            prompt_mask=mask.repeat_interleave(group_size, dim=0),
+            prompt_ids=ids.repeat_interleave(num_generations_per_prompt, dim=0),
+            prompt_mask=mask.repeat_interleave(num_generations_per_prompt, dim=0),
             completion_ids=c_ids,
             completion_mask=c_mask,
             truncated=torch.tensor(truncated, dtype=torch.bool),

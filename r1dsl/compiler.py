@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from r1dsl import ir
+from r1dsl.kinds import KINDS
 
 ROOT = Path(__file__).resolve().parent.parent  # the project: r1dsl/, backends/, templates/
-TRAINING_KINDS = ("pretrain", "sft", "grpo", "reward_model")
 
 
 def compile_recipe(recipe: ir.Recipe, run_dir: str | os.PathLike | None = None, target: str = "local") -> ir.Pipeline:
@@ -50,14 +50,14 @@ def stage_config(recipe: ir.Recipe, stage: ir.Stage, run: Path) -> dict[str, Any
     gpu = res.gpus_per_node > 0
     devices = res.gpus_per_node if gpu else res.cpu_processes
     exp_dir = run / stage.name
-    if stage.kind == "grpo":
-        max_steps, seed, every = stage.grpo.steps, stage.grpo.seed, stage.grpo.checkpoint_every
-    elif stage.kind in ("pretrain", "sft", "reward_model"):
-        max_steps, seed, every = stage.train.steps, stage.train.seed, stage.train.checkpoint_every
+    row = KINDS[stage.kind]
+    if row.steps_section is not None:
+        steps = getattr(stage, row.steps_section)
+        max_steps, seed, every = steps.steps, steps.seed, steps.checkpoint_every
     else:
         max_steps, seed, every = None, (stage.sampling.seed if stage.sampling else 0), stage.train.checkpoint_every
-    train_sets = [] if stage.kind == "eval" else list(stage.data)
-    scored_train = stage.kind in ("grpo", "rejection_sample")
+    train_sets = [] if row.data_is_eval else list(stage.data)
+    scored_train = row.scores_data
     return {
         "name": stage.name,
         "kind": stage.kind,
@@ -84,7 +84,7 @@ def stage_config(recipe: ir.Recipe, stage: ir.Stage, run: Path) -> dict[str, Any
             ],
             "optim": _plain(stage.optim),
             "train": _plain(stage.train),
-            "grpo": _plain(stage.grpo) if stage.kind == "grpo" else None,
+            "grpo": _plain(stage.grpo) if "grpo" in row.sections else None,
             "sampling": _plain(stage.sampling) if stage.sampling is not None else None,
             "filters": _plain(stage.filters) if stage.filters is not None else None,
             "rollout": _plain(stage.rollout),
@@ -186,11 +186,11 @@ def _inputs(recipe: ir.Recipe, stage: ir.Stage, run: Path) -> list[str]:
 
 def outputs(job: ir.StageJob) -> list[str]:
     d = Path(job.dir)
-    kind = job.stage.kind
+    row = KINDS[job.stage.kind]
     files = []
-    if kind in TRAINING_KINDS:
+    if row.saves_model:
         files.append(d / "model")
-    if kind == "rejection_sample":
+    if row.produces == "data":
         files += [d / "data.jsonl", d / "data_summary.json"]
     if job.stage.eval_data:
         files.append(d / "eval.json")

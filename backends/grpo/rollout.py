@@ -144,7 +144,7 @@ def sample_groups(
     model,
     tokenizer,
     prompts: list[str],
-    group_size: int,
+    num_generations_per_prompt: int,
     *,
     max_prompt_tokens: int,
     max_completion_tokens: int,
@@ -163,10 +163,11 @@ def sample_groups(
 
     # prefill each distinct prompt once, then give every completion of the group its own copy of the cache
     out = model(input_ids=ids, attention_mask=mask, position_ids=positions(mask), use_cache=True, logits_to_keep=1)
-    cache = expand_cache(cache_of(out), group_size, capacity=ids.shape[1] + max_completion_tokens)
-    logits = out.logits[:, -1].repeat_interleave(group_size, dim=0)  # (B, V)
-    attention = mask.repeat_interleave(group_size, dim=0)  # (B, Lp + t)
-    next_position = positions(mask)[:, -1:].repeat_interleave(group_size, dim=0) + 1  # (B, 1)
+    G = num_generations_per_prompt
+    cache = expand_cache(cache_of(out), G, capacity=ids.shape[1] + max_completion_tokens)
+    logits = out.logits[:, -1].repeat_interleave(G, dim=0)  # (B, V)
+    attention = mask.repeat_interleave(G, dim=0)  # (B, Lp + t)
+    next_position = positions(mask)[:, -1:].repeat_interleave(G, dim=0) + 1  # (B, 1)
 
     B = logits.shape[0]
     done = torch.zeros(B, dtype=torch.bool, device=device)
@@ -192,8 +193,8 @@ def sample_groups(
     completion_ids = completion_ids.masked_fill(completion_mask == 0, pad)
     texts = [cut_after(s, stop) for s in tokenizer.batch_decode(completion_ids, skip_special_tokens=True)]
     return Rollout(
-        prompt_ids=ids.repeat_interleave(group_size, dim=0),
-        prompt_mask=mask.repeat_interleave(group_size, dim=0),
+        prompt_ids=ids.repeat_interleave(G, dim=0),
+        prompt_mask=mask.repeat_interleave(G, dim=0),
         completion_ids=completion_ids,
         completion_mask=completion_mask,
         truncated=~done,
@@ -209,25 +210,26 @@ def cut_after(text: str, stops: tuple[str, ...]) -> str:
 
 def token_logprobs(
     model, prompt_ids: Tensor, prompt_mask: Tensor, completion_ids: Tensor, completion_mask: Tensor,
-    temperature: float = 1.0, with_entropy: bool = False, group_size: int = 1,
+    temperature: float = 1.0, with_entropy: bool = False, rows_per_prompt: int = 1,
 ) -> tuple[Tensor, Tensor | None]:
     """log pi(o_t | q, o_<t) of each completion token at the rollout temperature: (B, T), and its entropy (B, T).
 
-    With group_size G > 1 (rows i*G .. i*G+G-1 share a prompt), each prompt runs through the model once and
-    its KV cache is repeated for the G completions: the same values (and gradients) as one pass per row,
+    With rows_per_prompt S > 1 (rows i*S .. i*S+S-1 share a prompt: S is 1 or num_generations_per_prompt),
+    each prompt runs through the model once and its KV cache is repeated for its S completions: the same values (and gradients) as one pass per row,
     for a fraction of the work when prompts are longer than completions.
     """
     B, T = completion_ids.shape
-    prompt_ids, prompt_mask = prompt_ids[::group_size], prompt_mask[::group_size]  # (B/G, Lp)
+    S = rows_per_prompt
+    prompt_ids, prompt_mask = prompt_ids[::S], prompt_mask[::S]  # (B/S, Lp)
     prompt = model(input_ids=prompt_ids, attention_mask=prompt_mask, position_ids=positions(prompt_mask),
                    use_cache=True, logits_to_keep=1)
-    first = prompt.logits[:, -1:].repeat_interleave(group_size, dim=0)  # (B, 1, V): predicts completion token 0
+    first = prompt.logits[:, -1:].repeat_interleave(S, dim=0)  # (B, 1, V): predicts completion token 0
     logits = first
     if T > 1:
         cache = cache_of(prompt)
-        cache.batch_repeat_interleave(group_size)  # differentiable: gradients reach the prompt pass
-        mask = torch.cat([prompt_mask.repeat_interleave(group_size, dim=0), completion_mask[:, :-1]], dim=1)
-        start = prompt_mask.sum(-1, keepdim=True).repeat_interleave(group_size, dim=0)  # (B, 1) first completion position
+        cache.batch_repeat_interleave(S)  # differentiable: gradients reach the prompt pass
+        mask = torch.cat([prompt_mask.repeat_interleave(S, dim=0), completion_mask[:, :-1]], dim=1)
+        start = prompt_mask.sum(-1, keepdim=True).repeat_interleave(S, dim=0)  # (B, 1) first completion position
         rest = model(input_ids=completion_ids[:, :-1], attention_mask=mask,
                      position_ids=start + torch.arange(T - 1, device=start.device), use_cache=True,
                      **{cache_argument(model): cache}).logits

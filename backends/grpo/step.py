@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 import torch
@@ -23,6 +23,7 @@ from torch import Tensor
 
 from backends.grpo.loss import group_advantages, grpo_loss
 from backends.grpo.rollout import Rollout, sample_groups, token_logprobs
+from backends.generation import DEFAULT_STOP
 from backends.rewards.registry import REWARDS, score
 from backends.stages.eval import GROUND_TRUTH_FIELDS, render_prompt
 
@@ -32,9 +33,10 @@ TRUNCATION_PENALTY = 1.0  # subtracted from the reward of a truncated completion
 @dataclass
 class Scored:
     rollout: Rollout
-    group_size: int
+    num_generations_per_prompt: int
     rewards: Tensor  # (B,) total, after any truncation penalty
     per_rule: dict[str, list[float]]  # reward name -> (B,) raw values (NaN where not routed)
+    seconds: dict[str, float] = field(default_factory=dict)  # time per phase: generation, rewards
 
 
 def unwrap(model):
@@ -45,12 +47,14 @@ def unwrap(model):
 
 
 def rollout_and_score(policy, tokenizer, rows: Sequence[Mapping[str, Any]], grpo, rewards_cfg, template,
-                      generator: torch.Generator | None = None, engine=None, seed: int = 0) -> Scored:
+                      generator: torch.Generator | None = None, engine=None, seed: int = 0,
+                      stop: tuple[str, ...] = DEFAULT_STOP) -> Scored:
     """G completions for each row's prompt (from the policy, or from a vLLM engine holding its weights), scored."""
     G = grpo.num_generations_per_prompt
     prompts = [render_prompt(template, str(row["prompt"]), tokenizer) for row in rows]
     lengths = dict(max_prompt_tokens=grpo.max_prompt_tokens, max_completion_tokens=grpo.max_completion_tokens,
-                   temperature=grpo.temperature, top_p=grpo.top_p)
+                   temperature=grpo.temperature, top_p=grpo.top_p, stop=stop)
+    start = time.perf_counter()
     if engine is not None:
         rollout = engine.sample_groups(tokenizer, prompts, G, seed=seed, **lengths)
         rollout = Rollout(*(x.to(next(policy.parameters()).device) if isinstance(x, torch.Tensor) else x
@@ -58,31 +62,34 @@ def rollout_and_score(policy, tokenizer, rows: Sequence[Mapping[str, Any]], grpo
                                       rollout.completion_mask, rollout.truncated, rollout.texts, rollout.sample_logprobs)))
     else:
         rollout = sample_groups(policy, tokenizer, prompts, G, generator=generator, **lengths)
+    generated = time.perf_counter()
     group_rows = [row for row in rows for _ in range(G)]  # (B,), aligned with the rollout
     totals, per_rule = score(rewards_cfg, rollout.texts, group_rows)
     rewards = torch.tensor(totals, dtype=torch.float32)
     if grpo.truncated == "penalize":
         rewards = rewards - TRUNCATION_PENALTY * rollout.truncated.float().cpu()
-    return Scored(rollout, G, rewards, per_rule)
+    seconds = {"time_generation_s": generated - start, "time_rewards_s": time.perf_counter() - generated}
+    return Scored(rollout, G, rewards, per_rule, seconds)
 
 
-def micro_batches(n: int, size: int, group_size: int) -> tuple[list[slice], int]:
-    """Slices of at most `size` rows, and the prompt-sharing factor of each slice.
+def micro_batches(n: int, size: int, num_generations_per_prompt: int) -> tuple[list[slice], int]:
+    """Slices of at most `size` rows, and the rows that share each prompt in a slice (`rows_per_prompt`).
 
     When a micro-batch holds whole groups (size >= G), its slices are cut at group boundaries so that each
     prompt's forward pass is shared by its G completions; otherwise every row runs its own prompt.
     """
-    share = group_size if size >= group_size else 1
-    size = size // share * share
-    return [slice(i, min(i + size, n)) for i in range(0, n, size)], share
+    G = num_generations_per_prompt
+    rows_per_prompt = G if size >= G else 1
+    size = size // rows_per_prompt * rows_per_prompt
+    return [slice(i, min(i + size, n)) for i in range(0, n, size)], rows_per_prompt
 
 
 @torch.no_grad()
-def batched_logprobs(model, r: Rollout, temperature: float, size: int, group_size: int) -> Tensor:
+def batched_logprobs(model, r: Rollout, temperature: float, size: int, num_generations_per_prompt: int) -> Tensor:
     """Log-probs of the rollout's completions under `model`, micro-batch by micro-batch: (B, T)."""
-    batches, share = micro_batches(len(r.texts), size, group_size)
+    batches, rows_per_prompt = micro_batches(len(r.texts), size, num_generations_per_prompt)
     parts = [token_logprobs(model, r.prompt_ids[s], r.prompt_mask[s], r.completion_ids[s], r.completion_mask[s],
-                            temperature, group_size=share)[0] for s in batches]
+                            temperature, rows_per_prompt=rows_per_prompt)[0] for s in batches]
     return torch.cat(parts)
 
 
@@ -102,20 +109,23 @@ def update(fabric, policy, reference, optimizer, scored: Scored, grpo, max_grad_
     counts = fabric.all_reduce(counts, reduce_op="sum") / fabric.world_size
     num_sequences, num_tokens = float(counts[0]), float(counts[1])
 
+    start = time.perf_counter()
     old_logp = batched_logprobs(plain_policy, r, temperature, mb, G) if grpo.inner_epochs > 1 else None  # (B, T)
     ref_logp = batched_logprobs(reference, r, temperature, mb, G) if beta > 0 else None  # (B, T)
+    seconds = {"time_reference_s": time.perf_counter() - start, "time_backward_s": 0.0, "time_optimizer_s": 0.0}
 
     sums = {"loss": 0.0, "kl": 0.0, "clip_fraction": 0.0, "entropy": 0.0, "grad_norm": 0.0}
     if r.sample_logprobs is not None:  # NeMo-RL's check of the engine against the trainer: 1.0 when they agree
         sums["token_mult_prob_error"] = 0.0
-    batches, share = micro_batches(B, mb, G)
+    batches, rows_per_prompt = micro_batches(B, mb, G)
     for epoch in range(grpo.inner_epochs):
+        start = time.perf_counter()
         optimizer.zero_grad(set_to_none=True)
         for k, s in enumerate(batches):
             with fabric.no_backward_sync(policy, enabled=k < len(batches) - 1):
                 logp, entropy = token_logprobs(policy, r.prompt_ids[s], r.prompt_mask[s], r.completion_ids[s],
                                                r.completion_mask[s], temperature, with_entropy=True,
-                                               group_size=share)  # (b, T)
+                                               rows_per_prompt=rows_per_prompt)  # (b, T)
                 old = logp.detach() if old_logp is None else old_logp[s]  # one inner epoch: on-policy, ratio 1
                 ref = None if ref_logp is None else ref_logp[s]
                 loss, stats = grpo_loss(
@@ -134,10 +144,13 @@ def update(fabric, policy, reference, optimizer, scored: Scored, grpo, max_grad_
             if r.sample_logprobs is not None and epoch == 0:  # before any update: the policy the engine sampled
                 gap = (logp.detach() - r.sample_logprobs[s]).abs().exp()  # (b, T) exp|log pi_train - log pi_engine|
                 sums["token_mult_prob_error"] += float((gap * m).sum() / m.sum().clamp(min=1.0)) * weight * grpo.inner_epochs
+        stepping = time.perf_counter()
         grad_norm = fabric.clip_gradients(policy, optimizer, max_norm=max_grad_norm)
         sums["grad_norm"] += float(grad_norm) / grpo.inner_epochs
         optimizer.step()
-    return sums
+        seconds["time_backward_s"] += stepping - start  # the policy's forward and backward passes
+        seconds["time_optimizer_s"] += time.perf_counter() - stepping  # clipping and the AdamW step
+    return {**sums, **seconds}
 
 
 def step_metrics(scored: Scored, rewards_cfg, update_stats: Mapping[str, float], seconds: float) -> dict[str, float]:
@@ -156,7 +169,8 @@ def step_metrics(scored: Scored, rewards_cfg, update_stats: Mapping[str, float],
     out.update(
         completion_length=float(r.lengths.float().mean()),
         truncated=float(r.truncated.float().mean()),
-        zero_std_groups=float((scored.rewards.view(-1, scored.group_size).std(-1) == 0).float().mean()),
+        zero_std_groups=float((scored.rewards.view(-1, scored.num_generations_per_prompt).std(-1) == 0).float().mean()),
+        **scored.seconds,
         **update_stats,
         step_time_s=seconds,
         tokens_per_s=generated / max(seconds, 1e-9),
@@ -165,12 +179,13 @@ def step_metrics(scored: Scored, rewards_cfg, update_stats: Mapping[str, float],
 
 
 def grpo_step(fabric, policy, reference, optimizer, tokenizer, rows, grpo, rewards_cfg, template,
-              max_grad_norm: float, generator: torch.Generator | None = None, engine=None, seed: int = 0) -> dict[str, float]:
+              max_grad_norm: float, generator: torch.Generator | None = None, engine=None, seed: int = 0,
+              stop: tuple[str, ...] = DEFAULT_STOP) -> dict[str, float]:
     """Rollout, score, update (then the engine, if any, gets the new weights); returns this rank's metrics."""
     start = time.perf_counter()
     plain_policy = unwrap(policy)
     plain_policy.eval()  # no dropout: sampling and training see the same function
-    scored = rollout_and_score(plain_policy, tokenizer, rows, grpo, rewards_cfg, template, generator, engine, seed)
+    scored = rollout_and_score(plain_policy, tokenizer, rows, grpo, rewards_cfg, template, generator, engine, seed, stop)
     stats = update(fabric, policy, reference, optimizer, scored, grpo, max_grad_norm)
     if engine is not None:
         stats["weight_sync_s"] = engine.load_weights(policy)  # the next rollout samples from this step's policy

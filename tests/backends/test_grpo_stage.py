@@ -26,7 +26,8 @@ GRPO = {
 }
 EVAL_SAMPLING = {"samples_per_prompt": 2, "temperature": 1.0, "top_p": 1.0, "max_completion_tokens": 8, "max_prompts": None, "seed": 0}
 STEP_METRICS = {"reward", "reward/accuracy", "reward/format", "accuracy", "format", "completion_length", "truncated",
-                "kl", "clip_fraction", "entropy", "loss", "grad_norm", "lr", "step_time_s", "tokens_per_s"}
+                "kl", "clip_fraction", "entropy", "loss", "grad_norm", "lr", "step_time_s", "tokens_per_s",
+                "time_generation_s", "time_rewards_s", "time_reference_s", "time_backward_s", "time_optimizer_s"}
 
 
 def grpo_config(run_dir: Path, devices: int = 1, eval_rows: int = 4, **grpo):
@@ -110,12 +111,12 @@ def test_sampled_tokens_get_the_same_log_probs_in_the_padded_training_pass():
         torch.testing.assert_close(logp[i, : len(c)], alone.gather(-1, c[:, None]).squeeze(-1), atol=1e-5, rtol=0)
 
     grads = []
-    for group_size in (1, 3):
+    for rows_per_prompt in (1, 3):
         model.zero_grad()
-        logp, _ = token_logprobs(model, *batch, group_size=group_size)
+        logp, _ = token_logprobs(model, *batch, rows_per_prompt=rows_per_prompt)
         ((logp * r.completion_mask).sum() / 7).backward()
         grads.append([p.grad.clone() for p in model.parameters()])
-        if group_size == 1:
+        if rows_per_prompt == 1:
             per_row = logp.detach()
     torch.testing.assert_close(logp.detach() * r.completion_mask, per_row * r.completion_mask, atol=1e-5, rtol=0)
     for a, b in zip(*grads):

@@ -88,8 +88,9 @@ def test_return_values_keep_their_python_types():
 @needs_bwrap
 def test_tests_may_use_what_the_solution_imported_and_humaneval_check():
     code = "import math\nfrom collections import Counter\ndef hyp(a, b):\n    return math.sqrt(a * a + b * b)\n"
-    assert run_tests(code, ["assert math.isclose(hyp(3, 4), 5.0)", "assert Counter('aab')['a'] == 2"],
-                     Limits(**FAST)) == [True, True]
+    assert run_tests(code + "my_gcd = math.gcd\n", ["assert math.isclose(hyp(3, 4), 5.0)",
+                                                     "assert Counter('aab')['a'] == 2", "assert my_gcd(4, 6) == 2"],
+                     Limits(**FAST)) == [True, True, True]
     check = "def check(candidate):\n    assert candidate(3, 4) == 5.0\n    assert candidate(0, 0) == 0.0\n"
     assert run_tests(code, [check], Limits(**FAST), entry_point="hyp") == [True]
     assert run_tests(code.replace("a * a", "a"), [check], Limits(**FAST), entry_point="hyp") == [False]

@@ -160,10 +160,10 @@ def serve_solution():
             modules[k] = v.__name__  # the tests see the solution's `import math`: the judge imports its own
         elif callable(v):
             mod, qual = getattr(v, "__module__", None), getattr(v, "__qualname__", None)
-            if isinstance(mod, str) and isinstance(qual, str) and mod.split(".")[0] in sys.stdlib_module_names:
+            if isinstance(mod, str) and qual == k and mod in sys.stdlib_module_names:
                 imports[k] = [mod, qual]  # `from collections import Counter`: the judge's own Counter
             else:
-                names.append(k)
+                names.append(k)  # its own functions and classes, and `my_gcd = math.gcd`: called over there
     send({"names": sorted(names)[:1000], "modules": dict(list(modules.items())[:200]),
           "imports": dict(list(imports.items())[:200])})
     refs = _Refs()
