@@ -18,6 +18,7 @@ not equivalent); the whole decision, sympy included, ends by `timeout_s`. Result
 
 from __future__ import annotations
 
+import logging
 import math
 import random
 import time
@@ -40,7 +41,7 @@ MAX_FN_ARG = 1e6  # |argument| of sin, exp, ... beyond this is refused (range re
 _CACHE_SIZE = 200_000
 _cache: OrderedDict = OrderedDict()
 _cache_lock = Lock()
-STATS = {"same_tokens": 0, "text": 0, "fast": 0, "sympy": 0, "sympy_undecided": 0, "refused": 0, "cache_hit": 0}
+STATS = {"same_tokens": 0, "text": 0, "fast": 0, "sympy": 0, "sympy_undecided": 0, "refused": 0, "error": 0, "cache_hit": 0}
 
 _MP = mpmath.MPContext()
 _MP.prec = 200
@@ -485,7 +486,13 @@ def equivalent(
             _cache.move_to_end(key)
             STATS["cache_hit"] += 1
             return hit
-    result = decide(gold, pred, _Ctx(time.monotonic() + timeout_s, use_sympy))
+    try:
+        result = decide(gold, pred, _Ctx(time.monotonic() + timeout_s, use_sympy))
+    except Exception as e:  # noqa: BLE001  (a bug here must cost one reward, not the training run)
+        STATS["error"] += 1
+        if STATS["error"] <= 3:
+            logging.getLogger(__name__).warning("math verifier error on %r vs %r: %r (scored 0)", gold[:80], pred[:80], e)
+        result = False
     with _cache_lock:
         _cache[key] = result
         if len(_cache) > _CACHE_SIZE:

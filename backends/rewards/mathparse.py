@@ -326,7 +326,7 @@ UNIT_WORDS = frozenset(
     secs minute minutes min mins hour hours hr hrs day days week weeks month months year years yr yrs gram grams
     kg kilogram kilograms mg milligram milligrams pound pounds lb lbs oz ounce ounces ton tons liter liters litre
     litres ml milliliter milliliters mL L gallon gallons gal quart quarts pint pints cup cups dollar dollars
-    cent cents euro euros degree degrees deg radian radians rad mph kph kmh sq square cubic per people person
+    cent cents euro euros pct percentage degree degrees deg radian radians rad mph kph kmh sq square cubic per people person
     persons student students apple apples marble marbles book books cookie cookies page pages point points way ways
     times percent customer customers child children item items coin coins ball balls box boxes car cars tile tiles
     cents candies candy hands handshakes games outfits integers numbers arrangements sequences triangles squares
@@ -385,7 +385,7 @@ def strip_units(toks: list[Tok]) -> list[Tok]:
     if k == end or not _numeric_end(toks[:k], toks[k:end]):
         return toks[:end]
     tail = toks[k:end]
-    if any(t.kind == "word" and t.text.lower() == "percent" for t in tail):
+    if any(t.kind == "word" and t.text.lower() in ("percent", "pct", "percentage") for t in tail):
         return toks[:k] + [Tok("op", "%")]
     return toks[:k]
 
