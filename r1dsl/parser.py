@@ -51,6 +51,7 @@ class ParseError(Exception):
         self.diagnostics = diagnostics or [diagnostic]
 
 
+MAX_NAME = 64  # a stage name becomes a folder and a job name (a distill job joins two names)
 BOM = "\ufeff"  # a UTF-8 byte-order mark some editors write at the start of a file: accepted and ignored
 
 
@@ -152,6 +153,10 @@ def _tokenize(text: str, path: str, errors: list[Diagnostic], line_offset: int =
             kind, value, end = m.lastgroup, m.group(), m.end()
             if kind not in _SKIP:
                 token(words.get(value, kind) if kind == "NAME" else kind, value, pos, end)
+                if kind == "NAME" and len(value) > MAX_NAME:
+                    errors.append(Diagnostic("E001", f"a name of {len(value)} characters; names have at most {MAX_NAME}",
+                                             span(pos, pos + len(value)),
+                                             "shorten it: names become folder, job and file names, which have limits"))
         else:  # no token starts here: say what it is, and go on
             eol = text.find("\n", pos)
             eol = n if eol < 0 else eol

@@ -49,13 +49,18 @@ def start_point(cx: Context, value: ast.Value, key: str) -> tuple[str | None, bo
             cx.d.error("E004", f"`{name}` is a distill stage with {len(jobs)} students; name one of its jobs", value.span,
                        help="e.g. " + ", ".join(jobs[:3]) if jobs else None)
             return None, False
+        if row is None:  # an unknown kind, reported at the stage: what it produces is unknown, not "nothing"
+            return None, False
         cx.d.error("E004", f"`{name}` is a {stage_kind} stage and produces no model", value.span,
                    help=f"start from a model or {article(POLICY_KINDS[0])} {listed(POLICY_KINDS)} stage")
         return None, False
     if name in cx.job_names:
         return name, True
     if kind is not None:
-        cx.d.error("E004", f"`{key}` names a model or an earlier stage, but `{name}` is a {kind}", value.span)
+        models = cx.named(("model",))
+        cx.d.error("E004", f"`{name}` is a {kind}; `{key}` expects a model or an earlier stage", value.span,
+                   help=(f"name a model ({', '.join(f'`{m}`' for m in models[:4])}) or a stage that trains one"
+                         if models else 'declare the model: model NAME { hf = "org/name" }, then name it here'))
         return None, False
     candidates = cx.named(("model", "stage")) + list(cx.job_names)
     unknown(cx, name, value.span, "model or stage", candidates,
@@ -82,13 +87,15 @@ def data_refs(cx: Context, entry: ast.Assign, key: str) -> list[str]:
                 names.append(name)
         elif kind == "stage":
             stage_kind = cx.stages[name].decl.kind
-            if KINDS.get(stage_kind) is None or KINDS[stage_kind].produces != "data":
+            if KINDS.get(stage_kind) is None:  # an unknown kind, reported at the stage
+                continue
+            if KINDS[stage_kind].produces != "data":
                 cx.d.error("E004", f"`{name}` is a {stage_kind} stage; only rejection_sample stages produce data",
                            item.span, help="read its model with `from`, or its samples through a rejection_sample stage")
                 continue
             if name not in cx.datasets:
-                provides = sampled_fields(cx, name)
-                cx.datasets[name] = ir.Dataset(name, "stage", None, name, provides=provides,
+                provides = None if name in cx.failed else sampled_fields(cx, name)  # in a cycle: unknown
+                cx.datasets[name] = ir.Dataset(name, "stage", None, name, provides=provides or (),
                                                span=cx.stages[name].decl.span)
                 cx.provides[name] = provides
             names.append(name)
