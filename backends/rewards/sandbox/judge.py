@@ -22,6 +22,7 @@ import time
 from backends.rewards.sandbox.isolation import Limits, Sandbox
 
 _GONE = b'{"err":"gone"}'
+_JUDGE_LINE = 64 << 20  # bytes of one call request from the judge (the solution's replies: max_output_kb)
 
 
 def run_tests(code: str, tests: list, limits: Limits = Limits(), entry_point: str | None = None) -> list[bool]:
@@ -90,7 +91,7 @@ def _snippets_pass(code: str, tests: list[str], limits: Limits, deadline: float,
             if not judge.send(json.dumps(request).encode() + b"\n", deadline):
                 return verdicts
             while True:
-                line = judge.readline(deadline)
+                line = judge.readline(deadline, _JUDGE_LINE)  # trusted, but a test may pass big arguments
                 if line is None:
                     break
                 try:
