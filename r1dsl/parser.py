@@ -223,7 +223,7 @@ def _drive(tokens: list, text: str, path: str, start: str, errors: list[Diagnost
                 errors.append(diag)
                 how, kind = e.fix
                 t = toks[i]
-                value = {"EQUAL": "=", "NAME": str(t).strip('"')}[kind]
+                value = {"EQUAL": "=", "LBRACE": "{", "NAME": str(t).strip('"')}[kind]
                 if how == "replace":
                     toks[i] = Token(kind, value, t.start_pos, t.line, t.column, t.end_line, t.end_column, t.end_pos)
                 else:
