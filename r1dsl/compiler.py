@@ -11,6 +11,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -253,17 +254,37 @@ def manifest(pipeline: ir.Pipeline) -> dict[str, Any]:
     }
 
 
-def write_run_folder(pipeline: ir.Pipeline) -> list[Path]:
-    """config.yaml of every stage and manifest.json; returns the files written."""
+def config_yaml(config: Any) -> str:
+    """A stage config as OmegaConf YAML. Recipe text is data, never an interpolation: every `${` in a string
+    is escaped (`\\${`, with the backslashes before it doubled), so a template or path holding `${x}` loads back
+    as written when the stage runner resolves its config."""
     from omegaconf import OmegaConf
 
+    return OmegaConf.to_yaml(OmegaConf.create(_literal(_plain(config))))
+
+
+def _literal(value: Any) -> Any:
+    if isinstance(value, str):
+        return _INTERPOLATION.sub(lambda m: "\\" * (2 * len(m.group(1)) + 1) + "${", value) if "${" in value else value
+    if isinstance(value, dict):
+        return {k: _literal(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_literal(v) for v in value]
+    return value
+
+
+_INTERPOLATION = re.compile(r"(\\*)\$\{")
+
+
+def write_run_folder(pipeline: ir.Pipeline) -> list[Path]:
+    """config.yaml of every stage and manifest.json; returns the files written."""
     written = []
     run = Path(pipeline.run_dir)
     for job in pipeline.jobs:
         folder = Path(job.dir)
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / "config.yaml"
-        _write(path, OmegaConf.to_yaml(OmegaConf.create(dict(job.config))))
+        _write(path, config_yaml(dict(job.config)))
         written.append(path)
     path = run / "manifest.json"
     _write(path, json.dumps(manifest(pipeline), indent=2) + "\n")
