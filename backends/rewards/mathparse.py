@@ -746,7 +746,7 @@ class _Parser:
         raise ParseError(f"unknown command \\{name}")
 
 
-def parse_expr(toks: list[Tok]):
+def parse_scalar(toks: list[Tok]):
     """A scalar expression's tree, or raise ParseError / Refused."""
     return _Parser(toks).parse()
 
@@ -813,8 +813,8 @@ def _strip_var_eq(toks: list[Tok]) -> list[Tok]:
 
 def _scalar(toks: list[Tok]):
     if toks and toks[-1].text == "%" and toks[-1].kind == "op":
-        return ("pct", parse_expr(toks[:-1]))
-    return ("expr", parse_expr(toks))
+        return ("pct", parse_scalar(toks[:-1]))
+    return ("expr", parse_scalar(toks))
 
 
 _INF = ("expr", ("const", "inf"))
@@ -926,7 +926,7 @@ def parse_answer(toks: list[Tok], keep_eq: bool = False, words: bool = True, _b:
                 return sub(stripped)
             sides = split_top(toks, "=")
             if len(sides) == 2:
-                return ("eq", parse_expr(sides[0]), parse_expr(sides[1]))
+                return ("eq", parse_scalar(sides[0]), parse_scalar(sides[1]))
             return sub(sides[-1])  # a = b = 5: the last value
         ineq = _inequality(toks)
         if ineq is not None:
