@@ -365,3 +365,16 @@ def unclosed(tok, opened: list, values: list, path: str, at_end: bool) -> Diagno
                           f"add the matching `}}` at the end of `{owner}`")
     return Diagnostic("E001", f"expected `}}` before `{tok}`: `{owner} {{` is not closed", _span(tok, tok, path),
                       f"add `}}` to close `{owner}` before this declaration", (("this `{` opened here", where),))
+
+
+def unclosed_before(end_tok, brace_tok, opener, text: str, path: str) -> Diagnostic:
+    """A block whose `}` is missing, found by indentation: it ends before `end_tok` (the first line indented
+    like its opener); `brace_tok` is the `}` that closed it instead."""
+    start = text.rfind("\n", 0, opener.start_pos) + 1
+    words = text[start:opener.start_pos].split()
+    owner = " ".join(words[-3:]) if words else "this block"
+    where = Span(path, opener.line, opener.column, opener.line, opener.column + 1)
+    return Diagnostic("E001", f"unclosed `{{`: `{owner} {{` is not closed", where,
+                      f"add `}}` before line {end_tok.line}, where the indentation says the block ends",
+                      ((f"without it, the `}}` on line {brace_tok.line} closes `{owner}` instead of the block around it",
+                        Span(path, brace_tok.line, brace_tok.column, brace_tok.line, brace_tok.column + 1)),))
