@@ -66,8 +66,8 @@ def stage_config(recipe: ir.Recipe, stage: ir.Stage, run: Path) -> dict[str, Any
             "accelerator": "gpu" if gpu else "cpu",
             "devices": devices,
             "num_nodes": res.nodes,
-            "strategy": "ddp" if devices * res.nodes > 1 else "auto",
-            "precision": "bf16-mixed" if gpu else "32-true",
+            "strategy": "fsdp" if res.sharding == "fsdp" else ("ddp" if devices * res.nodes > 1 else "auto"),
+            "precision": training_precision(res),
             "max_steps": max_steps,
             "seed": seed,
         },
@@ -102,6 +102,13 @@ def stage_config(recipe: ir.Recipe, stage: ir.Stage, run: Path) -> dict[str, Any
             },
         },
     }
+
+
+def training_precision(res: ir.Resources) -> str:
+    """resources.precision with `auto` resolved: bf16-mixed on GPU, 32-true on CPU."""
+    if res.precision != "auto":
+        return res.precision
+    return "bf16-mixed" if res.gpus_per_node > 0 else "32-true"
 
 
 def _init(recipe: ir.Recipe, stage: ir.Stage, run: Path) -> dict[str, Any]:
