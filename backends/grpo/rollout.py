@@ -19,6 +19,7 @@ tokens (left-padded), T completion tokens (right-padded).
 
 from __future__ import annotations
 
+import inspect
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -65,6 +66,18 @@ def pad_id(tokenizer) -> int:
 def positions(mask: Tensor) -> Tensor:
     """Position ids that skip left padding: 0 at each row's first real token."""
     return (mask.cumsum(-1) - 1).clamp(min=0)
+
+
+def cache_argument(model) -> str:
+    """The forward argument that takes a KV cache: `past_key_values` up to transformers 5.19, `cache` after."""
+    forward = inspect.signature(type(model).forward).parameters
+    return "cache" if "cache" in forward else "past_key_values"
+
+
+def cache_of(output) -> DynamicCache:
+    """The KV cache a forward pass returned, under either transformers name."""
+    cache = getattr(output, "cache", None)
+    return cache if cache is not None else output.past_key_values
 
 
 def real_vocab_size(model, tokenizer) -> int:
@@ -184,7 +197,7 @@ def sample_groups(
 
     # prefill each distinct prompt once, then give every completion of the group its own copy of the cache
     out = model(input_ids=ids, attention_mask=mask, position_ids=positions(mask), use_cache=True, logits_to_keep=1)
-    cache = expand_cache(out.past_key_values, group_size, capacity=ids.shape[1] + max_completion_tokens)
+    cache = expand_cache(cache_of(out), group_size, capacity=ids.shape[1] + max_completion_tokens)
     logits = out.logits[:, -1].repeat_interleave(group_size, dim=0)  # (B, V)
     attention = mask.repeat_interleave(group_size, dim=0)  # (B, Lp + t)
     next_position = positions(mask)[:, -1:].repeat_interleave(group_size, dim=0) + 1  # (B, 1)
@@ -205,9 +218,9 @@ def sample_groups(
         if bool(done.all()) or t == max_completion_tokens - 1:
             break
         attention = torch.cat([attention, torch.ones_like(attention[:, :1])], dim=1)
-        out = model(input_ids=token[:, None], attention_mask=attention, position_ids=next_position, past_key_values=cache,
-                    use_cache=True)
-        cache, logits, next_position = out.past_key_values, out.logits[:, -1], next_position + 1
+        out = model(input_ids=token[:, None], attention_mask=attention, position_ids=next_position, use_cache=True,
+                    **{cache_argument(model): cache})
+        cache, logits, next_position = cache_of(out), out.logits[:, -1], next_position + 1
 
     completion_ids = torch.stack(tokens, dim=1)  # (B, T)
     T = completion_ids.shape[1]
@@ -264,11 +277,11 @@ def completion_hidden_states(model, prompt_ids: Tensor, prompt_mask: Tensor, com
                            use_cache=True, logits_to_keep=no_logits)
             hidden = captured.pop()[:, -1:].repeat_interleave(group_size, dim=0)  # (B, 1, H): predicts token 0
             if T > 1:
-                cache = prompt.past_key_values
+                cache = cache_of(prompt)
                 cache.batch_repeat_interleave(group_size)  # differentiable: gradients reach the prompt pass
                 mask = torch.cat([prompt_mask.repeat_interleave(group_size, dim=0), completion_mask[:, :-1]], dim=1)
                 start = prompt_mask.sum(-1, keepdim=True).repeat_interleave(group_size, dim=0)  # (B, 1)
-                model(input_ids=completion_ids[:, :-1], attention_mask=mask, past_key_values=cache, use_cache=True,
+                model(input_ids=completion_ids[:, :-1], attention_mask=mask, use_cache=True, **{cache_argument(_plain(model)): cache},
                       position_ids=start + torch.arange(T - 1, device=start.device), logits_to_keep=no_logits)
                 hidden = torch.cat([hidden, captured.pop()], dim=1)  # (B, T, H)
             return hidden
