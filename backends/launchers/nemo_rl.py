@@ -200,8 +200,12 @@ def parallel_keys(job: StageJob, cfg: dict[str, Any], tr: Translation) -> None:
     policy["megatron_cfg"]["tensor_model_parallel_size"] = int(res.tensor_parallel)
     policy["megatron_cfg"]["pipeline_model_parallel_size"] = int(res.pipeline_parallel)
     use_megatron = res.pipeline_parallel > 1
-    policy["dtensor_cfg"]["enabled"] = not use_megatron
+    policy["dtensor_cfg"]["enabled"] = not use_megatron  # DTensor is FSDP2: `sharding` is always on there
     policy["megatron_cfg"]["enabled"] = use_megatron
+    # NeMo-RL runs on GPUs: auto is bf16 there (fp32 master weights either way); only 32-true asks for float32
+    policy["precision"] = "float32" if res.precision == "32-true" else "bfloat16"
+    for backend in ("dtensor_cfg", "megatron_cfg"):
+        policy[backend]["activation_checkpointing"] = bool(res.gradient_checkpointing)
 
 
 def grpo_config(job: StageJob, pipeline: Pipeline) -> Translation:
