@@ -122,7 +122,7 @@ def new_logprobs(model, r, temperature: float):
     from backends.grpo.rollout import token_logprobs
 
     return token_logprobs(model, r.prompt_ids, r.prompt_mask, r.completion_ids, r.completion_mask, temperature,
-                          with_entropy=True, group_size=1, vocab_size=r.vocab_size)
+                          with_entropy=True, rows_per_prompt=1, vocab_size=r.vocab_size)
 
 
 def scoring_pass(score, model, r, temperature: float) -> None:

@@ -177,7 +177,7 @@ def sample_groups(
     model,
     tokenizer,
     prompts: list[str],
-    group_size: int,
+    num_generations_per_prompt: int,
     *,
     max_prompt_tokens: int,
     max_completion_tokens: int,
@@ -195,12 +195,13 @@ def sample_groups(
     stops = StopStrings(tokenizer, stop, vocab_size=int(model.get_output_embeddings().weight.shape[0]))
     stops.can_end = stops.can_end.to(device)
 
+    G = num_generations_per_prompt
     # prefill each distinct prompt once, then give every completion of the group its own copy of the cache
     out = model(input_ids=ids, attention_mask=mask, position_ids=positions(mask), use_cache=True, logits_to_keep=1)
-    cache = expand_cache(cache_of(out), group_size, capacity=ids.shape[1] + max_completion_tokens)
-    logits = out.logits[:, -1].repeat_interleave(group_size, dim=0)  # (B, V)
-    attention = mask.repeat_interleave(group_size, dim=0)  # (B, Lp + t)
-    next_position = positions(mask)[:, -1:].repeat_interleave(group_size, dim=0) + 1  # (B, 1)
+    cache = expand_cache(cache_of(out), G, capacity=ids.shape[1] + max_completion_tokens)
+    logits = out.logits[:, -1].repeat_interleave(G, dim=0)  # (B, V)
+    attention = mask.repeat_interleave(G, dim=0)  # (B, Lp + t)
+    next_position = positions(mask)[:, -1:].repeat_interleave(G, dim=0) + 1  # (B, 1)
 
     B = logits.shape[0]
     done = torch.zeros(B, dtype=torch.bool, device=device)
@@ -229,8 +230,8 @@ def sample_groups(
     sampled_logprobs = torch.stack(logprobs, dim=1).masked_fill(completion_mask == 0, 0.0)  # (B, T)
     texts = [cut_after(s, stop) for s in tokenizer.batch_decode(completion_ids, skip_special_tokens=True)]
     return Rollout(
-        prompt_ids=ids.repeat_interleave(group_size, dim=0),
-        prompt_mask=mask.repeat_interleave(group_size, dim=0),
+        prompt_ids=ids.repeat_interleave(G, dim=0),
+        prompt_mask=mask.repeat_interleave(G, dim=0),
         completion_ids=completion_ids,
         completion_mask=completion_mask,
         truncated=~done,
@@ -248,39 +249,39 @@ def cut_after(text: str, stops: tuple[str, ...]) -> str:
 
 def token_logprobs(
     model, prompt_ids: Tensor, prompt_mask: Tensor, completion_ids: Tensor, completion_mask: Tensor,
-    temperature: float = 1.0, with_entropy: bool = False, group_size: int = 1, vocab_size: int | None = None,
+    temperature: float = 1.0, with_entropy: bool = False, rows_per_prompt: int = 1, vocab_size: int | None = None,
 ) -> tuple[Tensor, Tensor | None]:
     """log pi(o_t | q, o_<t) of each completion token at the rollout temperature: (B, T), and its entropy (B, T)
     without grad (None unless asked). 0 where completion_mask is 0.
 
     `model` is the Hugging Face causal LM or Fabric's wrapper of it (the forward then goes through DDP or
-    FSDP, so gradients synchronise). With group_size G > 1 (rows i*G .. i*G+G-1 share a prompt), each prompt
-    runs through the model once and its KV cache is repeated for the G completions: the same values and
+    FSDP, so gradients synchronise). With rows_per_prompt S > 1 (rows i*S .. i*S+S-1 share a prompt: S is 1 or
+    num_generations_per_prompt), each prompt runs through the model once and its KV cache is repeated for its S completions: the same values and
     gradients as one pass per row. A model that recomputes activations (gradient checkpointing, train mode)
-    keeps no cache, so it scores prompt and completion in one pass per row whatever G is.
+    keeps no cache, so it scores prompt and completion in one pass per row whatever S is.
     `vocab_size`: ids at or past it are excluded from the softmax, as in sampling (None: the whole head).
     """
-    hidden = completion_hidden_states(model, prompt_ids, prompt_mask, completion_ids, completion_mask, group_size)
+    hidden = completion_hidden_states(model, prompt_ids, prompt_mask, completion_ids, completion_mask, rows_per_prompt)
     head = _plain(model).get_output_embeddings()
     return selective_logprobs(hidden, head, completion_ids, completion_mask, temperature, vocab_size, with_entropy)
 
 
 def completion_hidden_states(model, prompt_ids: Tensor, prompt_mask: Tensor, completion_ids: Tensor,
-                             completion_mask: Tensor, group_size: int = 1) -> Tensor:
+                             completion_mask: Tensor, rows_per_prompt: int = 1) -> Tensor:
     """The decoder's last hidden state at the position that predicts each completion token: (B, T, H)."""
     B, T = completion_ids.shape
     no_logits = torch.empty(0, dtype=torch.long, device=completion_ids.device)  # the LM head runs on no position
     with _last_hidden_state(model) as captured:
-        if group_size > 1 and not recomputes_activations(model):
-            prompt_ids, prompt_mask = prompt_ids[::group_size], prompt_mask[::group_size]  # (B/G, Lp)
+        if rows_per_prompt > 1 and not recomputes_activations(model):
+            prompt_ids, prompt_mask = prompt_ids[::rows_per_prompt], prompt_mask[::rows_per_prompt]  # (B/G, Lp)
             prompt = model(input_ids=prompt_ids, attention_mask=prompt_mask, position_ids=positions(prompt_mask),
                            use_cache=True, logits_to_keep=no_logits)
-            hidden = captured.pop()[:, -1:].repeat_interleave(group_size, dim=0)  # (B, 1, H): predicts token 0
+            hidden = captured.pop()[:, -1:].repeat_interleave(rows_per_prompt, dim=0)  # (B, 1, H): predicts token 0
             if T > 1:
                 cache = cache_of(prompt)
-                cache.batch_repeat_interleave(group_size)  # differentiable: gradients reach the prompt pass
-                mask = torch.cat([prompt_mask.repeat_interleave(group_size, dim=0), completion_mask[:, :-1]], dim=1)
-                start = prompt_mask.sum(-1, keepdim=True).repeat_interleave(group_size, dim=0)  # (B, 1)
+                cache.batch_repeat_interleave(rows_per_prompt)  # differentiable: gradients reach the prompt pass
+                mask = torch.cat([prompt_mask.repeat_interleave(rows_per_prompt, dim=0), completion_mask[:, :-1]], dim=1)
+                start = prompt_mask.sum(-1, keepdim=True).repeat_interleave(rows_per_prompt, dim=0)  # (B, 1)
                 model(input_ids=completion_ids[:, :-1], attention_mask=mask, use_cache=True, **{cache_argument(_plain(model)): cache},
                       position_ids=start + torch.arange(T - 1, device=start.device), logits_to_keep=no_logits)
                 hidden = torch.cat([hidden, captured.pop()], dim=1)  # (B, T, H)

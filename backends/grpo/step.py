@@ -39,7 +39,7 @@ TRUNCATION_PENALTY = 1.0  # subtracted from the reward of a truncated completion
 @dataclass
 class Scored:
     rollout: Rollout
-    group_size: int
+    num_generations_per_prompt: int
     rewards: Tensor  # (B,) total, after any truncation penalty
     per_rule: dict[str, list[float]]  # reward name -> (B,) raw values (NaN where not routed)
 
@@ -72,23 +72,24 @@ def rollout_and_score(policy, tokenizer, rows: Sequence[Mapping[str, Any]], grpo
     return Scored(rollout, G, rewards, per_rule)
 
 
-def micro_batches(n: int, size: int, group_size: int) -> tuple[list[slice], int]:
-    """Slices of at most `size` rows, and the prompt-sharing factor of each slice.
+def micro_batches(n: int, size: int, num_generations_per_prompt: int) -> tuple[list[slice], int]:
+    """Slices of at most `size` rows, and the rows that share each prompt in a slice (`rows_per_prompt`).
 
     When a micro-batch holds whole groups (size >= G), its slices are cut at group boundaries so that each
     prompt's forward pass is shared by its G completions; otherwise every row runs its own prompt.
     """
-    share = group_size if size >= group_size else 1
-    size = size // share * share
-    return [slice(i, min(i + size, n)) for i in range(0, n, size)], share
+    G = num_generations_per_prompt
+    rows_per_prompt = G if size >= G else 1
+    size = size // rows_per_prompt * rows_per_prompt
+    return [slice(i, min(i + size, n)) for i in range(0, n, size)], rows_per_prompt
 
 
 @torch.no_grad()
-def batched_logprobs(model, r: Rollout, temperature: float, size: int, group_size: int) -> Tensor:
+def batched_logprobs(model, r: Rollout, temperature: float, size: int, num_generations_per_prompt: int) -> Tensor:
     """Log-probs of the rollout's completions under `model`, micro-batch by micro-batch: (B, T)."""
-    batches, share = micro_batches(len(r.texts), size, group_size)
+    batches, rows_per_prompt = micro_batches(len(r.texts), size, num_generations_per_prompt)
     parts = [token_logprobs(model, r.prompt_ids[s], r.prompt_mask[s], r.completion_ids[s], r.completion_mask[s],
-                            temperature, group_size=share, vocab_size=r.vocab_size)[0] for s in batches]
+                            temperature, rows_per_prompt=rows_per_prompt, vocab_size=r.vocab_size)[0] for s in batches]
     return torch.cat(parts)
 
 
@@ -116,7 +117,7 @@ def update(fabric, policy, reference, optimizer, scored: Scored, grpo, max_grad_
         ref_logp = batched_logprobs(reference, r, temperature, mb, group) if beta > 0 else None  # (B, T)
 
     sums = {"loss": 0.0, "kl": 0.0, "clip_fraction": 0.0, "entropy": 0.0, "grad_norm": 0.0}
-    batches, share = micro_batches(B, mb, group)
+    batches, rows_per_prompt = micro_batches(B, mb, group)
     for _ in range(grpo.inner_epochs):
         optimizer.zero_grad(set_to_none=True)
         for k, s in enumerate(batches):
@@ -124,7 +125,7 @@ def update(fabric, policy, reference, optimizer, scored: Scored, grpo, max_grad_
                 with fabric.autocast():
                     logp, entropy = token_logprobs(policy, r.prompt_ids[s], r.prompt_mask[s], r.completion_ids[s],
                                                    r.completion_mask[s], temperature, with_entropy=True,
-                                                   group_size=share, vocab_size=r.vocab_size)  # (b, T)
+                                                   rows_per_prompt=rows_per_prompt, vocab_size=r.vocab_size)  # (b, T)
                 old = logp.detach() if old_logp is None else old_logp[s]  # one inner epoch: on-policy, ratio 1
                 ref = None if ref_logp is None else ref_logp[s]
                 loss, stats = grpo_loss(
@@ -162,7 +163,7 @@ def step_metrics(scored: Scored, rewards_cfg, update_stats: Mapping[str, float],
     out.update(
         completion_length=float(r.lengths.float().mean()),
         truncated=float(r.truncated.float().mean()),
-        zero_std_groups=float((scored.rewards.view(-1, scored.group_size).std(-1) == 0).float().mean()),
+        zero_std_groups=float((scored.rewards.view(-1, scored.num_generations_per_prompt).std(-1) == 0).float().mean()),
         **update_stats,
         step_time_s=seconds,
         tokens_per_s=generated / max(seconds, 1e-9),

@@ -53,7 +53,7 @@ def fixed_rollout(vocab: int, prompts: int = 4, group: int = 4, prompt_len: int 
 
 def rank_share(scored: Scored, rank: int, world: int) -> Scored:
     """This rank's prompts [rank::world], each with its whole group."""
-    G = scored.group_size
+    G = scored.num_generations_per_prompt
     rows = [p * G + j for p in range(rank, len(scored.rollout.texts) // G, world) for j in range(G)]
     r = scored.rollout
     local = Rollout(r.prompt_ids[rows], r.prompt_mask[rows], r.completion_ids[rows], r.completion_mask[rows],

@@ -110,12 +110,12 @@ def test_sampled_tokens_get_the_same_log_probs_in_the_padded_training_pass():
         torch.testing.assert_close(logp[i, : len(c)], alone.gather(-1, c[:, None]).squeeze(-1), atol=1e-5, rtol=0)
 
     grads = []
-    for group_size in (1, 3):
+    for rows_per_prompt in (1, 3):
         model.zero_grad()
-        logp, _ = token_logprobs(model, *batch, group_size=group_size)
+        logp, _ = token_logprobs(model, *batch, rows_per_prompt=rows_per_prompt)
         ((logp * r.completion_mask).sum() / 7).backward()
         grads.append([p.grad.clone() for p in model.parameters()])
-        if group_size == 1:
+        if rows_per_prompt == 1:
             per_row = logp.detach()
     torch.testing.assert_close(logp.detach() * r.completion_mask, per_row * r.completion_mask, atol=1e-5, rtol=0)
     for a, b in zip(*grads):

@@ -46,10 +46,10 @@ def test_the_samplers_log_probs_equal_the_training_pass_at_temperature_with_ragg
                       generator=torch.Generator().manual_seed(0))
     assert r.prompt_mask.min() == 0 and r.lengths.max() > 1  # left padding and multi-token completions happened
     m = r.completion_mask.bool()
-    for group_size in (1, 3):
+    for rows_per_prompt in (1, 3):
         with torch.no_grad():
             logp, _ = token_logprobs(model, r.prompt_ids, r.prompt_mask, r.completion_ids, r.completion_mask, 0.7,
-                                     group_size=group_size, vocab_size=r.vocab_size)
+                                     rows_per_prompt=rows_per_prompt, vocab_size=r.vocab_size)
         torch.testing.assert_close(logp[m], r.logprobs[m], atol=1e-5, rtol=0)
     with torch.no_grad():
         torch.testing.assert_close(naive_logprobs(model, r, 0.7)[m], r.logprobs[m], atol=1e-5, rtol=0)
@@ -69,7 +69,7 @@ def test_chunked_selective_log_probs_equal_the_full_log_softmax_in_values_gradie
 
     monkeypatch.setattr(rollout_module, "SCORING_CHUNK_BYTES", 4 * MICRO_TINY["vocab_size"] * 3)  # 3 tokens a chunk
     logp, entropy = token_logprobs(model, r.prompt_ids, r.prompt_mask, r.completion_ids, r.completion_mask, 1.3,
-                                   with_entropy=True, group_size=2)
+                                   with_entropy=True, rows_per_prompt=2)
     (logp * m).sum().backward()
     torch.testing.assert_close(logp.detach() * m, full.detach() * m, atol=1e-5, rtol=0)
     for got, want in zip((p.grad for p in model.parameters()), expected):
@@ -89,7 +89,7 @@ def test_scoring_works_with_gradient_checkpointing_in_train_mode_and_gives_the_s
         if checkpointing:
             policy.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
             assert policy.is_gradient_checkpointing and policy.training
-        logp, _ = token_logprobs(policy, *batch, group_size=2)  # the shared-prompt pass needs a cache: falls back
+        logp, _ = token_logprobs(policy, *batch, rows_per_prompt=2)  # the shared-prompt pass needs a cache: falls back
         (logp * r.completion_mask).sum().backward()
         values.append(logp.detach() * r.completion_mask)
         grads.append([p.grad for p in policy.parameters()])
