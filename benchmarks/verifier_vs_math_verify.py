@@ -83,7 +83,8 @@ def main() -> None:
     from backends.rewards.equivalence import STATS
     from backends.rewards.sympy_pool import sympy_equivalent
 
-    sympy_equivalent("1", "1", 60.0)  # start the worker outside the timing
+    one = ["num", 1, 1]
+    sympy_equivalent(one, one, 60.0)  # start the worker outside the timing
     ours, ours_per_s = timed(run_ours, rows, args.repeat)
     acc_ours = report("r1dsl   ", rows, ours, ours_per_s)
     print(f"   paths per pass: " + ", ".join(f"{k} {v // args.repeat}" for k, v in STATS.items() if k != "cache_hit"))

@@ -1,4 +1,8 @@
-"""`code_accuracy`: run the completion's Python code block against the row's tests in the sandbox."""
+"""`code_accuracy`: run the completion's Python code block against the row's tests in the code sandbox.
+
+The solution runs under bubblewrap (`backends/rewards/sandbox/`), the judging happens outside it. Without
+bubblewrap the rule refuses to run (SandboxUnavailable, naming the package to install).
+"""
 
 from __future__ import annotations
 
@@ -58,21 +62,27 @@ def split_tests(tests) -> list:
                       choices=("pass_rate", "all_pass")),
         "language": Param("python", str, "language of the code block", choices=("python",)),
         "answer_tag": Param("answer", str, "a code block inside this tag is preferred over earlier ones"),
-        "timeout_s": Param(10.0, (int, float), "wall-clock limit of one sandbox run (all of a row's tests)"),
-        "per_test_s": Param(2.0, (int, float), "time limit of loading the solution and of each test"),
-        "memory_mb": Param(512, int, "address-space limit of the sandbox"),
-        "file_size_mb": Param(16, int, "largest file the sandbox may write"),
-        "max_processes": Param(16, int, "processes the sandbox may add"),
-        "max_workers": Param(4, int, "sandboxes run at the same time"),
+        "timeout_s": Param(10.0, (int, float), "wall-clock limit of all of a row's tests"),
+        "per_test_s": Param(2.0, (int, float), "time limit of one program run, one call, loading the solution"),
+        "memory_mb": Param(512, int, "memory of the whole sandbox (each process where cgroups are unavailable)"),
+        "file_size_mb": Param(16, int, "what the sandbox may write in all (its /tmp) and in any one file"),
+        "max_processes": Param(16, int, "processes the solution may have at once"),
+        "max_output_kb": Param(1024, int, "stdout (or one return value) read from the sandbox; more fails the test"),
+        "max_workers": Param(4, int, "rows judged at the same time"),
     },
-    doc="Runs the completion's last Python code block against the row's `tests` in a sandbox (no network, "
-    "read-only filesystem but its temp dir, CPU/memory/file/process limits); pass rate or all-pass.",
+    doc="Runs the completion's last Python code block against the row's `tests` in a bubblewrap sandbox (own "
+    "uid, read-only root with only the interpreter and its standard library, no network, no devices, "
+    "whole-tree process/memory/time/output limits); the tests are judged outside it. Pass rate or all-pass. "
+    "Needs bubblewrap (`apt-get install -y bubblewrap`).",
 )
 def code_accuracy(completions, rows, mode="pass_rate", language="python", answer_tag="answer", timeout_s=10.0,
-                  per_test_s=2.0, memory_mb=512, file_size_mb=16, max_processes=16, max_workers=4):
-    from backends.rewards.sandbox import Limits, run_tests
+                  per_test_s=2.0, memory_mb=512, file_size_mb=16, max_processes=16, max_output_kb=1024,
+                  max_workers=4):
+    from backends.rewards.sandbox import Limits, require_sandbox, run_tests
 
-    limits = Limits(float(timeout_s), float(per_test_s), int(memory_mb), int(file_size_mb), int(max_processes))
+    require_sandbox()  # refuse before any code runs: no sandbox, no code reward
+    limits = Limits(float(timeout_s), float(per_test_s), int(memory_mb), int(file_size_mb), int(max_processes),
+                    int(max_output_kb))
 
     def one(pair):
         completion, row = pair
@@ -80,7 +90,8 @@ def code_accuracy(completions, rows, mode="pass_rate", language="python", answer
         tests = split_tests(row["tests"])
         if code is None or not tests:
             return 0.0
-        passed = run_tests(code, tests, limits)
+        entry_point = row.get("entry_point")
+        passed = run_tests(code, tests, limits, entry_point if isinstance(entry_point, str) else None)
         if mode == "all_pass":
             return 1.0 if all(passed) else 0.0
         return sum(passed) / len(passed)

@@ -1,4 +1,9 @@
-"""`math_accuracy`: 1.0 when the extracted answer is mathematically equivalent to the row's gold answer."""
+"""`math_accuracy`: 1.0 when the extracted answer is mathematically equivalent to the row's gold answer.
+
+Model text is never evaluated: `extract` scans it in linear time, `mathparse` tokenizes and parses it into
+bounded trees, `equivalence` compares them (sympy, when needed, gets trees in a worker process). Each
+completion's verification ends within `timeout_s`; what is equivalent is documented in docs/rewards.md.
+"""
 
 from __future__ import annotations
 
@@ -18,9 +23,9 @@ from backends.rewards.registry import Param, register
             choices=("answer_tag", "boxed", "last_number"),
         ),
         "answer_tag": Param("answer", str, "name of the answer tag when extract = answer_tag"),
-        "timeout_s": Param(1.0, (int, float), "wall-clock bound of one sympy check (the fast path needs none)"),
+        "timeout_s": Param(1.0, (int, float), "wall-clock bound of one answer's verification, sympy included"),
         "max_answer_chars": Param(MAX_ANSWER_CHARS, int, "longer extracted answers score 0 without being parsed"),
-        "use_sympy": Param(True, bool, "fall back to sympy (in a worker process) when the fast path cannot decide"),
+        "use_sympy": Param(True, bool, "ask sympy (trees, in a worker process) when the fast path is not exact"),
     },
     doc="1.0 when the completion's final answer equals the row's `answer` (up to notation), else 0.0.",
 )
@@ -28,6 +33,10 @@ def math_accuracy(
     completions, rows, extract="answer_tag", answer_tag="answer", timeout_s=1.0, max_answer_chars=MAX_ANSWER_CHARS,
     use_sympy=True,
 ):
+    if use_sympy:
+        from backends.rewards.sympy_pool import pool
+
+        pool().warm()  # starts importing sympy in the background; the fast path does not wait for it
     out = []
     for completion, row in zip(completions, rows):
         pred = extract_answer(completion, extract, answer_tag)

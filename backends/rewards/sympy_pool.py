@@ -1,11 +1,13 @@
-"""A persistent pool of sympy worker processes with a per-task timeout.
+"""A persistent pool of sympy worker processes; every task ends by its deadline.
 
 Why a process pool and not `signal.alarm`: an alarm only works in the main thread of the main
 interpreter, while rewards run in trainer threads, data-loader workers and daemon processes. A worker
 started with `subprocess.Popen` works from any of them (daemonic `multiprocessing` processes may not
 have children, subprocesses they may). A task that runs over its timeout is not interrupted: its
 worker is killed (SIGKILL) and a fresh one starts in the background, so sympy can never hang or
-exhaust the caller, and a runaway worker also stops at its own memory limit (RLIMIT_AS).
+exhaust the caller, and a runaway worker also stops at its own memory limit (RLIMIT_AS). The deadline
+covers waiting for a free worker and for a starting one (importing sympy): a task never waits longer
+than its budget, it is reported undecided instead. Workers receive expression trees as JSON, never text.
 """
 
 from __future__ import annotations
@@ -21,7 +23,10 @@ import threading
 import time
 
 _WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sympy_worker.py")
-STARTUP_TIMEOUT_S = 60.0
+
+
+class StartingUp(Exception):
+    """The worker has not finished importing sympy by the deadline (it keeps starting; nothing is killed)."""
 
 
 class _Worker:
@@ -53,14 +58,17 @@ class _Worker:
         line, _, self.buf = self.buf.partition(b"\n")
         return line
 
-    def call(self, a: str, b: str, timeout_s: float) -> bool | None:
+    def call(self, a, b, deadline: float) -> bool | None:
+        """Send one task; raise TimeoutError when the answer is not back by `deadline` (monotonic)."""
         if not self.ready:
-            if self._readline(time.monotonic() + STARTUP_TIMEOUT_S) is None:
-                raise TimeoutError("worker did not start")
+            if self._readline(deadline) is None:
+                if self.proc.poll() is not None:
+                    raise OSError("worker died while starting")
+                raise StartingUp()
             self.ready = True
         self.proc.stdin.write((json.dumps({"a": a, "b": b}) + "\n").encode())
         self.proc.stdin.flush()
-        line = self._readline(time.monotonic() + timeout_s)
+        line = self._readline(deadline)
         if line is None:
             raise TimeoutError("task timed out")
         return json.loads(line)["eq"]
@@ -89,26 +97,45 @@ class SympyPool:
         self.pid = os.getpid()
         self.timeouts = 0
 
-    def _get(self) -> _Worker:
+    def _get(self, deadline: float) -> _Worker | None:
         with self.lock:
             if self.pid != os.getpid():  # forked: the parent's workers are not ours
                 self.idle, self.started, self.pid = queue.Queue(), 0, os.getpid()
             if self.idle.empty() and self.started < self.size:
                 self.started += 1
                 return _Worker(self.memory_mb)
-        return self.idle.get()
-
-    def check(self, a: str, b: str, timeout_s: float) -> bool | None:
-        worker = self._get()
         try:
-            result = worker.call(a, b, timeout_s)
+            return self.idle.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            return None
+
+    def warm(self) -> None:
+        """Start a worker in the background if none is running (returns at once)."""
+        with self.lock:
+            if self.pid != os.getpid():
+                self.idle, self.started, self.pid = queue.Queue(), 0, os.getpid()
+            if self.started == 0:
+                self.started += 1
+                self.idle.put(_Worker(self.memory_mb))
+
+    def check(self, a, b, timeout_s: float) -> bool | None:
+        """Decide one pair within `timeout_s` in all (waiting for a free or starting worker included)."""
+        deadline = time.monotonic() + max(0.0, timeout_s)
+        worker = self._get(deadline)
+        if worker is None:
+            return None
+        try:
+            result = worker.call(a, b, deadline)
+        except StartingUp:
+            self.idle.put(worker)  # still importing sympy: keep it for the next task
+            return None
         except (TimeoutError, OSError, ValueError, KeyError):
             self.timeouts += 1
             worker.kill()
             self.idle.put(_Worker(self.memory_mb))  # the replacement boots while the caller moves on
             return None
         self.idle.put(worker)
-        return result
+        return result if result in (True, False) else None
 
     def close(self) -> None:
         while not self.idle.empty():
@@ -129,5 +156,6 @@ def pool() -> SympyPool:
         return _POOL
 
 
-def sympy_equivalent(a: str, b: str, timeout_s: float = 1.0) -> bool | None:
+def sympy_equivalent(a, b, timeout_s: float = 1.0) -> bool | None:
+    """Two JSON trees (`equivalence.tree_to_json`) equal per sympy? None when undecided within `timeout_s`."""
     return pool().check(a, b, timeout_s)

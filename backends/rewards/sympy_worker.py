@@ -1,13 +1,25 @@
-"""Standalone worker: reads JSON lines {"a", "b"} on stdin, answers {"eq": true|false|null} on stdout.
+"""Standalone worker: reads JSON lines {"a": tree, "b": tree} on stdin, answers {"eq": true|false|null}.
 
-Run by `sympy_pool` as `python sympy_worker.py`; it imports nothing from this project. Its parent kills it
-when a task runs over the timeout, so nothing here needs to be interruptible.
+The trees are `mathparse` trees as JSON lists (`equivalence.tree_to_json`): ["num", p, q], ["var", name],
+["const", "pi"], ["add", a, b], ... The worker builds sympy objects from them node by node (`Integer`,
+`Rational`, `Symbol`, `Add`, `Mul`, `Pow`, ...); it never parses text, so nothing it receives can run as
+code. Sizes are checked again here (the parent checks them first). Run by `sympy_pool` as `python
+sympy_worker.py MEMORY_MB`; it imports nothing from this project. Its parent kills it when a task runs over
+its time, so nothing here needs to be interruptible; RLIMIT_AS bounds its memory.
 """
 
 import json
-import re
 import resource
 import sys
+
+MAX_NODES = 600
+MAX_INT_DIGITS = 4000
+MAX_POWER = 10_000
+NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-")
+
+
+class Bad(ValueError):
+    pass
 
 
 def _limit_memory(mb: int) -> None:
@@ -17,59 +29,93 @@ def _limit_memory(mb: int) -> None:
         pass
 
 
-def _to_sympy(s, sympy, latex2sympy):
-    if latex2sympy is not None:
-        try:
-            return latex2sympy(s)
-        except Exception:  # noqa: BLE001  (any parser failure: try the plain parser)
-            pass
-    from sympy.parsing.sympy_parser import (implicit_multiplication_application, parse_expr,
-                                            standard_transformations, convert_xor)
+def build(tree, sp, budget):
+    """A sympy object from a JSON tree; Bad on anything unexpected or too large."""
+    budget[0] -= 1
+    if budget[0] < 0 or not isinstance(tree, list) or not tree or not isinstance(tree[0], str):
+        raise Bad("tree")
+    op, args = tree[0], tree[1:]
+    if op == "num":
+        p, q = args
+        if not (isinstance(p, int) and isinstance(q, int)) or q <= 0 or max(len(str(abs(p))), len(str(q))) > MAX_INT_DIGITS:
+            raise Bad("num")
+        return sp.Rational(p, q)
+    if op == "var":
+        name = args[0]
+        if not isinstance(name, str) or not 0 < len(name) <= 24 or not set(name) <= NAME_CHARS:
+            raise Bad("name")
+        return sp.Symbol(name)
+    if op == "const":
+        return {"pi": sp.pi, "e": sp.E, "i": sp.I, "inf": sp.oo}[args[0]]
+    if op == "fn":
+        name, arg = args[0], build(args[1], sp, budget)
+        fn = {
+            "sin": sp.sin, "cos": sp.cos, "tan": sp.tan, "cot": sp.cot, "sec": sp.sec, "csc": sp.csc, "arcsin": sp.asin,
+            "arccos": sp.acos, "arctan": sp.atan, "ln": sp.log, "log": sp.log, "exp": sp.exp, "abs": sp.Abs,
+            "floor": sp.floor, "ceil": sp.ceiling, "sinh": sp.sinh, "cosh": sp.cosh, "tanh": sp.tanh,
+        }[name]
+        return fn(arg)
+    kids = [build(a, sp, budget) for a in args]
+    if op == "neg":
+        return -kids[0]
+    if op == "add":
+        return sp.Add(*kids)
+    if op == "mul":
+        return sp.Mul(*kids)
+    if op == "div":
+        return sp.Mul(kids[0], sp.Pow(kids[1], -1))
+    if op == "pow":
+        base, e = kids
+        if e.is_number and not (base.is_number and base in (0, 1, -1)):
+            mag = abs(sp.N(e, 15))
+            if not mag.is_finite or mag > MAX_POWER:
+                raise Bad("power")
+        return sp.Pow(base, e)
+    if op == "root":
+        n, x = kids
+        if n.is_Integer and n > 0 and n % 2 == 1 and x.is_number and x.is_negative:
+            return sp.real_root(x, n)
+        return sp.Pow(x, 1 / n)
+    if op == "fact":
+        if kids[0].is_number and (not kids[0].is_finite or abs(sp.N(kids[0], 15)) > 2000):
+            raise Bad("factorial")
+        return sp.factorial(kids[0])
+    if op == "binom":
+        if kids[0].is_number and (not kids[0].is_finite or abs(sp.N(kids[0], 15)) > 5000):
+            raise Bad("binomial")
+        return sp.binomial(*kids)
+    if op == "log":
+        return sp.log(kids[1], kids[0])
+    raise Bad(op)
 
-    t = s.replace("\\pi", "pi").replace("\\cdot", "*").replace("\\times", "*").replace("{", "(").replace("}", ")")
-    t = re.sub(r"\\sqrt", "sqrt", t)
-    t = t.replace("\\", "")
-    return parse_expr(t, transformations=standard_transformations + (implicit_multiplication_application, convert_xor),
-                      evaluate=True)
 
-
-def _equal(a, b, sympy):
-    if isinstance(a, (list, tuple)) or isinstance(b, (list, tuple)):
-        if not (isinstance(a, (list, tuple)) and isinstance(b, (list, tuple))) or len(a) != len(b):
-            return False
-        return all(_equal(x, y, sympy) for x, y in zip(a, b))
+def equal(a, b, sp):
     if a == b:
         return True
-    if isinstance(a, sympy.Basic) and isinstance(b, sympy.Basic):
-        if isinstance(a, sympy.Set) or isinstance(b, sympy.Set):
-            return bool(a == b)
-        if isinstance(a, sympy.Eq) and isinstance(b, sympy.Eq):
-            return _equal(a.lhs - a.rhs, b.lhs - b.rhs, sympy) or _equal(a.lhs, b.lhs, sympy) and _equal(a.rhs, b.rhs, sympy)
-        if isinstance(a, sympy.Expr) and isinstance(b, sympy.Expr):
-            if sympy.simplify(a - b) == 0:
-                return True
-            eq = a.equals(b)
-            return bool(eq)
-    return False
+    d = sp.simplify(a - b)
+    if d == 0:
+        return True
+    if d.is_zero is False:
+        return False
+    got = a.equals(b)
+    return None if got is None else bool(got)
 
 
 def main() -> None:
     _limit_memory(int(sys.argv[1]) if len(sys.argv) > 1 else 2048)
+    sys.setrecursionlimit(10_000)
     import sympy
 
-    try:
-        from latex2sympy2_extended import latex2sympy
-    except ImportError:  # optional: the plain parser handles the rest
-        latex2sympy = None
     out = sys.stdout
     out.write('{"ready": true}\n')
     out.flush()
     for line in sys.stdin:
         try:
             req = json.loads(line)
-            a, b = _to_sympy(req["a"], sympy, latex2sympy), _to_sympy(req["b"], sympy, latex2sympy)
-            eq = bool(_equal(a, b, sympy))
-        except Exception:  # noqa: BLE001  (unparseable or unsupported: not decided)
+            budget = [2 * MAX_NODES]
+            a, b = build(req["a"], sympy, budget), build(req["b"], sympy, budget)
+            eq = equal(a, b, sympy)
+        except Exception:  # noqa: BLE001  (malformed, too large or unsupported: not decided)
             eq = None
         out.write(json.dumps({"eq": eq}) + "\n")
         out.flush()

@@ -80,7 +80,7 @@ PAIRS = {
         ("y = 2x+1", "y = 1 + 2x", Y), ("y=2x+1", "2x+1", Y), ("y = 2x + 1", "y = 2x - 1", N), ("2x+3y=6", "4x+6y=12", Y),
         ("2x+3y=6", "3y = 6 - 2x", Y), ("2x+3y=6", "2x+3y=7", N), ("x^2+y^2=1", "y^2+x^2=1", Y), ("x^2+y^2=4", "x^2+y^2=2", N),
         ("5", "n = 5", Y), ("\\frac{1}{2}", "p = 0.5", Y), ("f(x)=x^2", "x^2", Y), ("10", "k=10", Y), ("10", "k=11", N),
-        ("x = 1, y = 2", "(1, 2)", N), ("y=-x+3", "x+y=3", Y),
+        ("x = 1, y = 2", "(1, 2)", Y), ("y=-x+3", "x+y=3", Y),
     ],
     "interval": [
         ("[1, 2]", "[1,2]", Y), ("[1, 2]", "(1, 2)", N), ("[1, 2)", "[1,2)", Y), ("[1, 2)", "[1,2]", N), ("(0, 1]", "(0,1]", Y),
@@ -122,7 +122,7 @@ PAIRS = {
     ],
     "expression": [
         ("2x+1", "1+2x", Y), ("2x+1", "2x-1", N), ("(x+1)^2", "x^2+2x+1", Y), ("(x+1)^2", "x^2+1", N), ("x^2-1", "(x-1)(x+1)", Y),
-        ("x^2-1", "(x-1)^2", N), ("\\frac{x^2-1}{x-1}", "x+1", Y), ("2(x+3)", "2x+6", Y), ("2(x+3)", "2x+3", N), ("ab", "ba", Y),
+        ("x^2-1", "(x-1)^2", N), ("\\frac{x^2-1}{x-1}", "x+1", Y), ("2(x+3)", "2x+6", Y), ("2(x+3)", "2x+3", N), ("ab", "b \\cdot a", Y),
         ("a^2b", "ab^2", N), ("3x^2", "3 x^{2}", Y), ("x^3", "x \\cdot x \\cdot x", Y), ("\\sin^2 x + \\cos^2 x", "1", Y),
         ("\\sin(2x)", "2\\sin x\\cos x", Y), ("\\ln(e^2)", "2", Y), ("e^{\\ln 3}", "3", Y), ("\\log(xy)", "\\log x + \\log y", Y),
         ("\\frac{1}{x^2}", "x^{-2}", Y), ("x^{1/2}", "\\sqrt{x}", Y), ("4n+2", "2(2n+1)", Y), ("n(n+1)/2", "\\frac{n^2+n}{2}", Y),
@@ -134,6 +134,73 @@ PAIRS = {
     "text": [
         ("Monday", "\\text{Monday}", Y), ("Monday", "monday", Y), ("Monday", "Tuesday", N), ("yes", "Yes", Y), ("yes", "no", N),
         ("A", "(A)", Y), ("A", "B", N), ("\\text{(C)}", "C", Y), ("odd", "\\text{odd}", Y), ("even", "odd", N),
+    ],
+}
+
+
+# Issue 11: verdicts a policy could exploit or that cost signal (the issue's examples and more of the same
+# classes). Conventions in docs/rewards.md. The verifier was developed against these.
+PAIRS_ISSUE_11 = {
+    "variables_not_units": [
+        ("2\\pi r", "2\\pi rh", N), ("2\\pi rh", "2\\pi r", N), ("2\\pi rh", "2\\pi hr", Y), ("lw", "lwh", N),
+        ("lwh", "lw", N), ("lwh", "hwl", Y), ("\\frac{b}{2}", "\\frac{1}{2}bh", N), ("\\frac{1}{2}bh", "\\frac{bh}{2}", Y),
+        ("4", "4m", N), ("4m", "4", N), ("3", "3x", N), ("5", "5s", N), ("2", "2h", N), ("\\pi r^2", "\\pi r^2 h", N),
+        ("12", "12 \\text{ m}", Y), ("4", "4 \\mathrm{m}", Y), ("20", "20 \\text{ m}^2", Y), ("9", "9 \\text{ cm}^3", Y),
+        ("60", "60 \\text{ km}/\\text{h}", Y), ("30", "30 \\text{ m/s}", Y), ("500", "500 \\text{ mL}", Y),
+        ("7", "7 \\text{ miles per hour}", Y), ("7", "7 miles per hour", Y), ("7", "8 \\text{ miles per hour}", N),
+        ("5", "5 m/s", Y), ("6", "6 \\text{ square feet}", Y), ("15", "15 \\text{ cm}", Y),
+    ],
+    "lists_not_thousands": [
+        ("1100", "1, 100", N), ("1, 100", "1100", N), ("1, 100", "1,100", Y), ("1, 100", "100, 1", Y),
+        ("-1125", "-1, 125", N), ("-1, 125", "125, -1", Y), ("1100", "1,100", Y), ("2, 500", "2,500", Y),
+        ("2500", "2, 500", N), ("1000000", "1,000,000", Y), ("1000", "1,00,0", N), ("12, 345", "12,345", Y),
+        ("(1, 200)", "(1,200)", Y), ("(1, 200)", "(1200)", N), ("3, 4", "3,4", Y),
+    ],
+    "words": [
+        ("\\text{listen}", "\\text{silent}", N), ("no", "on", N), ("\\text{no}", "\\text{on}", N), ("yes", "\\text{Yes}", Y),
+        ("\\text{YES}", "yes", Y), ("\\text{Tuesday}", "\\text{tuesday}", Y), ("\\text{east}", "\\text{seat}", N),
+        ("\\text{odd}", "\\text{even}", N), ("\\text{No solution}", "no solution", Y), ("\\text{(B)}", "(B)", Y),
+        ("\\text{(B)}", "B", Y), ("B", "D", N), ("\\text{Alice}", "\\text{Celia}", N), ("\\text{even}", "Even", Y),
+        ("\\text{rat}", "\\text{art}", N), ("\\text{Sunday}", "\\text{Sunday.}", Y), ("\\text{yes}", "1", N),
+    ],
+    "decimals_vs_exact": [
+        ("\\pi", "3.14159265359", N), ("\\pi", "3.14", N), ("\\sqrt{2}", "\\sqrt{2}+10^{-12}", N),
+        ("\\sqrt{2}", "1.41421356237", N), ("\\sqrt{2}", "1.4142135623730950488016887242096980785696718753769", N),
+        ("e", "2.718281828459045", N), ("\\frac{1}{3}", "0.3333333333", N), ("\\frac{1}{3}", "0.333", N),
+        ("\\frac{1}{8}", "0.125", Y), ("\\frac{7}{4}", "1.75", Y), ("2.5", "\\frac{5}{2}", Y), ("0.1", "\\frac{1}{10}", Y),
+        ("\\frac{\\pi}{2}", "1.5707963267948966", N), ("\\ln 2", "0.693147", N), ("\\frac{1}{2}", "\\sin\\frac{\\pi}{6}", Y),
+        ("\\frac{\\sqrt{3}}{2}", "0.8660254037844386", N), ("2\\sqrt{2}", "2.828", N), ("\\sqrt{2}", "\\sqrt{2}+10^{-60}", N),
+        ("1", "0.999999999999", N), ("1", "1.0000", Y), ("3\\pi", "9.42477796", N),
+    ],
+    "mixed_numbers": [
+        ("-\\frac{3}{2}", "-1\\frac{1}{2}", Y), ("-1.5", "-1\\frac12", Y), ("-\\frac{9}{4}", "-2\\frac{1}{4}", Y),
+        ("-0.5", "-2\\frac{1}{4}", N), ("-\\frac{1}{2}", "-1\\frac{1}{2}", N), ("\\frac{7}{2}", "3\\frac{1}{2}", Y),
+        ("3\\frac{1}{2}", "3.5", Y), ("1\\frac{3}{4}", "\\frac{7}{4}", Y), ("1\\frac{3}{4}", "\\frac{3}{4}", N),
+        ("\\frac{3}{2}", "1 \\frac{1}{2}", Y), ("-\\frac{7}{3}", "-2\\tfrac{1}{3}", Y),
+    ],
+    "membership_and_pairs": [
+        ("(-1, 1)", "x \\in (-1, 1)", Y), ("(-1,1)", "x\\in(-1,1)", Y), ("[0, 2]", "x \\in [0, 2)", N),
+        ("(4, 3)", "x=4, y=3", Y), ("(4,3)", "x = 4, y = 3", Y), ("(4, 3)", "y = 3, x = 4", Y), ("(4, 3)", "x=3, y=4", N),
+        ("(1, 2, 3)", "a=1, b=2, c=3", Y), ("x=4, y=3", "(4, 3)", Y), ("2, 3", "x=2, x=3", Y),
+        ("[2, 5)", "x\\in[2,5)", Y), ("(-\\infty, 0)", "x \\in (-\\infty, 0)", Y),
+    ],
+    "repeating_decimals": [
+        ("\\frac{1}{3}", "0.\\overline{3}", Y), ("\\frac{1}{6}", "0.1\\overline{6}", Y), ("\\frac{1}{7}", "0.\\overline{142857}", Y),
+        ("\\frac{1}{3}", "0.\\overline{30}", N), ("1", "0.\\overline{9}", Y), ("\\frac{2}{3}", "0.\\overline{6}", Y),
+        ("\\frac{2}{3}", "0.\\overline{66}", Y), ("\\frac{4}{11}", "0.\\overline{36}", Y), ("\\frac{4}{11}", "0.\\overline{63}", N),
+        ("0.\\overline{3}", "\\frac13", Y),
+    ],
+    "structures": [
+        ("(1, 2)", "(2, 1)", N), ("\\{1, 2\\}", "\\{2, 1\\}", Y), ("[1, 3]", "[1, 3)", N), ("(1, 3]", "(1,3]", Y),
+        ("1, 2, 3", "3, 1, 2", Y), ("(1, 2, 3)", "(3, 1, 2)", N), ("\\begin{pmatrix}1\\\\2\\end{pmatrix}", "\\begin{pmatrix}1 \\\\ 2\\end{pmatrix}", Y),
+        ("\\begin{pmatrix}1&0\\\\0&1\\end{pmatrix}", "\\begin{pmatrix}0&1\\\\1&0\\end{pmatrix}", N),
+        ("(-\\infty, 2) \\cup (3, \\infty)", "(3, \\infty) \\cup (-\\infty, 2)", Y), ("\\{3\\}", "3", Y),
+        ("1 \\pm \\sqrt{2}", "1+\\sqrt2, 1-\\sqrt2", Y), ("1 \\pm \\sqrt{2}", "1+\\sqrt2", N), ("(2, 3)", "2, 3", N),
+    ],
+    "powers_and_bounds": [
+        ("2^{100}", "1267650600228229401496703205376", Y), ("10^{100}", "10^{100}", Y), ("10^{100}", "10^{101}", N),
+        ("1024", "2^{10}", Y), ("1", "10^{99999999}", N), ("0", "10^{-99999999}", N), ("1", "1e9999999", N),
+        ("720", "6!", Y), ("3628800", "10!", Y), ("1", "9^{9^{9^{9}}}", N), ("42", "100000000!", N),
     ],
 }
 
@@ -162,12 +229,12 @@ HOLDOUT = [
 def main() -> None:
     here = os.path.dirname(os.path.abspath(__file__))
     with open(os.path.join(here, "answer_pairs.jsonl"), "w") as f:
-        for form, pairs in PAIRS.items():
+        for form, pairs in list(PAIRS.items()) + list(PAIRS_ISSUE_11.items()):
             for gold, pred, eq in pairs:
                 f.write(json.dumps({"gold": gold, "predicted": pred, "equivalent": eq, "form": form}) + "\n")
         for form, gold, pred, eq in HOLDOUT:
             f.write(json.dumps({"gold": gold, "predicted": pred, "equivalent": eq, "form": form, "holdout": True}) + "\n")
-    print(sum(len(p) for p in PAIRS.values()) + len(HOLDOUT), "pairs", len(HOLDOUT), "of them held out")
+    print(sum(len(p) for p in PAIRS.values()) + sum(len(p) for p in PAIRS_ISSUE_11.values()) + len(HOLDOUT), "pairs", len(HOLDOUT), "of them held out")
 
 
 if __name__ == "__main__":

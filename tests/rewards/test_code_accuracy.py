@@ -1,19 +1,18 @@
-"""code_accuracy and its sandbox, against honest and hostile code. Runs with namespaces when this machine
-allows them and always with the fallback (audit hook, nobody user)."""
+"""code_accuracy with honest solutions: extraction, test formats, scoring modes, and the refusal without bubblewrap.
+The hostile side is tests/rewards/test_sandbox_attacks.py."""
 
 import os
-import time
+import subprocess
+import sys
 
 import pytest
 
 from backends.rewards import REWARDS
 from backends.rewards.code_accuracy import extract_code, split_tests
-from backends.rewards.sandbox import Limits, namespaces_available, run_tests
+from backends.rewards.sandbox import Limits, run_tests, sandbox_available
 
-FAST = Limits(timeout_s=3.0, per_test_s=1.0, memory_mb=256, file_size_mb=1, max_processes=8)
-MODES = [pytest.param(True, id="namespaces"), pytest.param(False, id="audit-fallback")]
-if not namespaces_available():
-    MODES = MODES[1:]
+needs_bwrap = pytest.mark.skipif(not sandbox_available(), reason="bubblewrap (bwrap) is not installed")
+FAST = dict(timeout_s=8.0, per_test_s=4.0, memory_mb=256, file_size_mb=4, max_processes=8)
 
 
 def completion(code):
@@ -26,66 +25,90 @@ def test_extract_code_and_split_tests():
     assert split_tests("import math\nassert f(1)==1\nassert f(2)==2") == ["import math\nassert f(1)==1",
                                                                           "import math\nassert f(2)==2"]
     assert split_tests('[{"input": "1", "output": "2"}]') == [{"input": "1", "output": "2"}]
+    assert split_tests({"inputs": ["1"], "outputs": ["2"]}) == [{"input": "1", "output": "2"}]
 
 
+@needs_bwrap
 def test_pass_rate_and_all_pass():
     fn = REWARDS["code_accuracy"].fn
     rows = [{"tests": "assert add(1, 2) == 3\nassert add(2, 2) == 4\nassert add(0, 0) == 1"}] * 2
     comps = [completion("def add(a, b):\n    return a + b"), "no code here"]
-    assert fn(comps, rows, mode="pass_rate") == [pytest.approx(2 / 3), 0.0]
-    assert fn(comps, rows, mode="all_pass") == [0.0, 0.0]
-    assert fn([completion("print(int(input()) * 2)")], [{"tests": [{"input": "21", "output": "42"}]}]) == [1.0]
+    assert fn(comps, rows, mode="pass_rate", **FAST) == [pytest.approx(2 / 3), 0.0]
+    assert fn(comps, rows, mode="all_pass", **FAST) == [0.0, 0.0]
+    assert fn([completion("print(int(input()) * 2)")], [{"tests": [{"input": "21", "output": "42"}]}], **FAST) == [1.0]
 
 
-HOSTILE = {
-    "sleeps": "import time\ntime.sleep(60)",
-    "busy loop": "while True:\n    pass",
-    "fork bomb": "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass",
-    "allocates without bound": "x = []\nwhile True:\n    x.append(bytearray(10**7))",
-    "opens a socket": "import socket\nsocket.create_connection(('1.1.1.1', 53), timeout=1)",
-    "kills its parent": "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)",
-    "kills its group": "import os, signal\nos.killpg(0, signal.SIGKILL)",
-    "huge file": "open('big', 'wb').write(b'x' * (50 << 20))",
-    "remounts rw": "import subprocess\nsubprocess.run(['mount', '-o', 'remount,rw,bind', '/'])\n"
-                   "open(os.environ.get('ESCAPE', '/tmp/r1dsl_escape'), 'w')",
-}
+@needs_bwrap
+def test_honest_solutions_use_the_standard_library_and_stdin():
+    code = ("import math, itertools, collections, json, re, functools, heapq, sys\n"
+            "data = sys.stdin.read().split()\n"
+            "n = int(data[0])\n"
+            "xs = list(map(int, data[1:1 + n]))\n"
+            "c = collections.Counter(xs)\n"
+            "print(max(c.values()), math.gcd(*xs), json.dumps(sorted(set(xs))), "
+            "len(list(itertools.permutations(xs[:3]))), heapq.nsmallest(1, xs)[0], "
+            "functools.reduce(lambda a, b: a + b, xs), re.sub('[0-9]', 'd', '12'))\n")
+    tests = [{"input": "4\n6 6 12 18\n", "output": "2 6 [6, 12, 18] 6 6 42 dd"},
+             {"input": "2\n3 5", "output": "1 1 [3, 5] 2 3 8 dd"}]
+    assert run_tests(code, tests, Limits(**FAST)) == [True, True]
 
 
-@pytest.mark.parametrize("isolate", MODES)
-@pytest.mark.parametrize("name", sorted(HOSTILE))
-def test_hostile_code_fails_within_its_bound_and_the_caller_survives(name, isolate):
-    code = HOSTILE[name] + "\ndef f():\n    return 1\n"
-    t = time.perf_counter()
-    assert run_tests(code, ["assert f() == 1"], FAST, use_namespaces=isolate) in ([False], [True])
-    assert time.perf_counter() - t < FAST.timeout_s + 3.0
-    if name in ("sleeps", "busy loop", "fork bomb", "allocates without bound", "opens a socket", "huge file"):
-        assert run_tests(code, ["assert f() == 1"], FAST, use_namespaces=isolate) == [False]
+@needs_bwrap
+def test_return_values_keep_their_python_types():
+    code = ("def f():\n    return (1, 2)\n"
+            "def g():\n    return {1: 'a', (2, 3): {4.5, None}}\n"
+            "def h(x):\n    return [x, b'hi', 2 ** 100, float('inf'), 3 + 4j]\n"
+            "def gen(n):\n    yield from range(n)\n"
+            "def boom():\n    raise ValueError('no')\n"
+            "class Solution:\n    def twoSum(self, nums, target):\n"
+            "        seen = {}\n        for i, x in enumerate(nums):\n"
+            "            if target - x in seen:\n                return [seen[target - x], i]\n"
+            "            seen[x] = i\n")
+    tests = ["assert f() == (1, 2)",
+             "assert f() != [1, 2]",
+             "assert g() == {1: 'a', (2, 3): {4.5, None}}",
+             "assert h({'k': [1]}) == [{'k': [1]}, b'hi', 2 ** 100, float('inf'), 3 + 4j]",
+             "assert list(gen(3)) == [0, 1, 2]",
+             "try:\n    boom()\nexcept ValueError:\n    pass\nelse:\n    assert False",
+             "assert Solution().twoSum([2, 7, 11, 15], 9) == [0, 1]",
+             "import math\nassert math.isclose(f()[0] / 3, 0.3333333333, rel_tol=1e-6)"]
+    assert run_tests(code, tests, Limits(**FAST)) == [True] * len(tests)
 
 
-@pytest.mark.parametrize("isolate", MODES)
-def test_nothing_escapes_the_work_dir(isolate, tmp_path):
-    outside = [str(tmp_path / "escaped"), "/tmp/r1dsl_escaped_probe", os.path.join(os.getcwd(), "r1dsl_escaped_probe")]
-    code = "ok = []\nfor p in %r:\n    try:\n        open(p, 'w').write('x')\n        ok.append(p)\n    except OSError:\n" \
-           "        pass\nopen('inside.txt', 'w').write('fine')\nassert open('inside.txt').read() == 'fine'\n" % outside
-    assert run_tests(code, ["assert True"], FAST, use_namespaces=isolate) == [True]
-    for p in outside:
-        assert not os.path.exists(p), p
+@needs_bwrap
+def test_tests_may_use_what_the_solution_imported_and_humaneval_check():
+    code = "import math\nfrom collections import Counter\ndef hyp(a, b):\n    return math.sqrt(a * a + b * b)\n"
+    assert run_tests(code, ["assert math.isclose(hyp(3, 4), 5.0)", "assert Counter('aab')['a'] == 2"],
+                     Limits(**FAST)) == [True, True]
+    check = "def check(candidate):\n    assert candidate(3, 4) == 5.0\n    assert candidate(0, 0) == 0.0\n"
+    assert run_tests(code, [check], Limits(**FAST), entry_point="hyp") == [True]
+    assert run_tests(code.replace("a * a", "a"), [check], Limits(**FAST), entry_point="hyp") == [False]
 
 
-@pytest.mark.parametrize("isolate", MODES)
-def test_no_process_outlives_the_run(isolate):
-    marker = f"r1dsl_orphan_{os.getpid()}_{isolate}"
-    code = f"import os, time\nif os.fork() == 0:\n    os.setsid()\n    time.sleep(30)  # {marker}\n    os._exit(0)\n"
-    run_tests(code.replace("time.sleep(30)", f"time.sleep(30); '{marker}'"), ["assert True"], FAST,
-              use_namespaces=isolate)
-    time.sleep(0.2)
-    leftover = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                if b"sandbox_harness" in f.read():
-                    leftover.append(pid)
-        except OSError:
-            pass
-    if isolate:
-        assert leftover == []  # the PID namespace took the setsid() child down with it
+@needs_bwrap
+def test_solution_state_persists_across_calls_and_a_timeout_fails_only_its_test():
+    code = ("import time\nN = [0]\ndef inc():\n    N[0] += 1\n    return N[0]\n"
+            "def slow():\n    time.sleep(30)\n")
+    tests = ["assert inc() == 1", "assert inc() == 2", "slow()", "assert inc() == 1"]  # restarted after the timeout
+    assert run_tests(code, tests, Limits(timeout_s=10.0, per_test_s=1.5)) == [True, True, False, True]
+
+
+@needs_bwrap
+def test_solution_that_does_not_load_fails_every_test():
+    assert run_tests("def f(:\n", ["assert True", "assert 1 == 1"], Limits(**FAST)) == [False, False]
+    assert run_tests("raise SystemExit(0)\ndef f():\n    return 1", ["assert f() == 1"], Limits(**FAST)) == [False]
+
+
+def test_without_bubblewrap_code_rewards_refuse_to_run(tmp_path):
+    """A fresh interpreter whose PATH has no bwrap: the rule raises before running anything, naming the package."""
+    script = ("from backends.rewards import REWARDS\n"
+              "from backends.rewards.sandbox import SandboxUnavailable\n"
+              "try:\n"
+              "    REWARDS['code_accuracy'].fn(['```python\\nprint(1)\\n```'], [{'tests': 'assert True'}])\n"
+              "except SandboxUnavailable as e:\n"
+              "    print('REFUSED', e)\n")
+    env = dict(os.environ, PATH=str(tmp_path))
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120,
+                       cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    assert "REFUSED" in r.stdout, r.stderr[-2000:]
+    assert "apt-get install -y bubblewrap" in r.stdout

@@ -62,44 +62,47 @@ def test_arbitrary_text_never_raises(s):
     assert equivalent("1", s, timeout_s=0.5) in (True, False)
 
 
-HOSTILE = {
-    "huge power": "10^{10^{10}}",
-    "huge tower": "9^{9^{9^{9}}}",
-    "huge factorial": "100000000!",
-    "nested brackets": "(" * 5000 + "1" + ")" * 5000,
-    "nested braces": "\\frac{" * 300 + "1" + "}{2}" * 300,
-    "one megabyte": "1" * 1_000_000,
-    "unbalanced boxed": "\\boxed{" + "{" * 1000 + "42",
-    "unicode look-alikes": "\u0417\u0030\uff14\u2212\u0661",  # Cyrillic Ze, zero, fullwidth 4, minus, Arabic one
-}
-
-
-@pytest.mark.parametrize("name", sorted(HOSTILE))
-def test_hostile_answers_return_within_the_bound(name):
-    answer = HOSTILE[name]
-    t = time.perf_counter()
-    got = acc([f" <think> x </think> <answer> {answer} </answer>", f"\\boxed{{{answer}"], [{"answer": "42"}] * 2,
-              timeout_s=1.0)
-    assert got == [0.0, 0.0]
-    assert time.perf_counter() - t < 3.0  # a sympy timeout (1 s) plus a margin for a loaded machine
+def test_hostile_answers_return_within_the_bound():
+    """More in test_math_attacks.py; here one of each shape through both extraction modes."""
+    for answer in ("10^{10^{10}}", "(" * 5000 + "1" + ")" * 5000, "1" * 1_000_000, "\\boxed{" + "{" * 1000 + "42"):
+        t = time.perf_counter()
+        got = acc([f" <think> x </think> <answer> {answer} </answer>", f"\\boxed{{{answer}"], [{"answer": "42"}] * 2,
+                  timeout_s=1.0)
+        assert got == [0.0, 0.0]
+        assert time.perf_counter() - t < 3.0
 
 
 def test_unicode_digits_fold_to_ascii():
     assert equivalent("42", "\uff14\uff12") and equivalent("-3", "\u22123")
 
 
+def _tree(text):
+    from backends.rewards.equivalence import tree_to_json
+    from backends.rewards.mathparse import normalize, parse_expr
+
+    return tree_to_json(parse_expr(normalize(text)))
+
+
 def test_sympy_timeout_kills_the_worker_and_the_next_call_works():
-    sympy_equivalent("1", "1", 60.0)  # warm
-    heavy = ("(x+y+z+w)^{40}", "\\sin(x)^{2}+\\cos(x)^{2}+(w+x+y+z)^{40}")
+    assert sympy_equivalent(_tree("1"), _tree("1"), 60.0) is True  # warm
+    heavy = (_tree("(x+y+z+w)^{40}"), _tree("\\sin(x)^{2}+\\cos(x)^{2}+(w+x+y+z)^{40}"))
     t = time.perf_counter()
     assert sympy_equivalent(*heavy, timeout_s=0.02) is None
     assert time.perf_counter() - t < 0.5
-    assert sympy_equivalent("\\sin(x)^2+\\cos(x)^2", "1", timeout_s=60.0) is True
+    assert sympy_equivalent(_tree("\\sin(x)^2+\\cos(x)^2"), _tree("1"), timeout_s=60.0) is True
+
+
+def test_the_worker_gets_trees_and_refuses_anything_else():
+    assert sympy_equivalent("__import__('os')", "0", 60.0) is None  # text is not a tree: undecided, not parsed
+    assert sympy_equivalent(["var", "__import__('os')"], ["num", 0, 1], 60.0) is None  # names are checked
+    assert sympy_equivalent(["pow", ["num", 10, 1], ["num", 10**9, 1]], ["num", 1, 1], 60.0) is None  # sizes too
+    assert sympy_equivalent(_tree("\\frac{1}{2}"), _tree("\\sin\\frac{\\pi}{6}"), 60.0) is True
 
 
 def test_bounded_from_a_non_main_thread():
     got = []
-    th = threading.Thread(target=lambda: got.append(sympy_equivalent("(x+y+z+w)^{40}", "(w+x+y+z)^{40}+1", 0.02)))
+    heavy = (_tree("(x+y+z+w)^{40}"), _tree("\\sin(x)^{2}+\\cos(x)^{2}+(w+x+y+z)^{40}"))
+    th = threading.Thread(target=lambda: got.append(sympy_equivalent(*heavy, 0.02)))
     th.start()
     th.join(10)
     assert got == [None]

@@ -1,0 +1,131 @@
+"""Judge a solution against a row's tests, with the judging outside the solution's sandbox.
+
+- stdin/stdout tests ({"input", "output"}): one sandboxed run of the program per test; the parent feeds the
+  input, reads at most `max_output_kb` of stdout and compares whitespace-separated tokens itself. The exit
+  status must be 0. Expected outputs never leave the parent.
+- Python test snippets (asserts, `def check(candidate)`): two sandboxes per row. The solution sandbox loads
+  the code and answers calls with its return values as plain data (tagged JSON); the judge sandbox runs
+  the trusted test code, where each of the solution's names is a proxy that asks the parent, which relays
+  one bounded line to the solution and its one bounded reply back. Only the judge's verdicts count, and the
+  judge holds no solution code: an `__eq__` that is always true, a patched `builtins`, a fake `math`, frame
+  inspection or a forged result line can at most change the solution's own answers.
+A call or run over `per_test_s`, a row over `timeout_s`, too much output, a crash: that test fails (the
+solution sandbox is started afresh for the next call).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+from backends.rewards.sandbox.isolation import Limits, Sandbox
+
+_GONE = b'{"err":"gone"}'
+
+
+def run_tests(code: str, tests: list, limits: Limits = Limits(), entry_point: str | None = None) -> list[bool]:
+    """Which tests pass: each is a {"input", "output"} dict or a Python snippet run after the solution."""
+    if not tests:
+        return []
+    deadline = time.monotonic() + limits.timeout_s
+    passed = [False] * len(tests)
+    io_idx = [i for i, t in enumerate(tests) if isinstance(t, dict)]
+    snippet_idx = [i for i, t in enumerate(tests) if not isinstance(t, dict)]
+    for i in io_idx:
+        if time.monotonic() >= deadline:
+            break
+        passed[i] = _program_passes(code, tests[i], limits, deadline)
+    if snippet_idx:
+        got = _snippets_pass(code, [str(tests[i]) for i in snippet_idx], limits, deadline, entry_point)
+        for i, ok in zip(snippet_idx, got):
+            passed[i] = ok
+    return passed
+
+
+def _program_passes(code: str, test: dict, limits: Limits, row_deadline: float) -> bool:
+    stdin = test.get("input", "")
+    stdin = stdin if isinstance(stdin, bytes) else str(stdin).encode()
+    expected = test.get("output", "")
+    expected = expected.decode(errors="replace") if isinstance(expected, bytes) else str(expected)
+    with Sandbox("program", limits, code=code) as box:
+        got = box.communicate(stdin, min(row_deadline, time.monotonic() + limits.per_test_s))
+    return got.exit_code == 0 and got.stdout.decode(errors="replace").split() == expected.split()
+
+
+def _snippets_pass(code: str, tests: list[str], limits: Limits, deadline: float,
+                   entry_point: str | None) -> list[bool]:
+    verdicts = [False] * len(tests)
+    solution = _Solution(code, limits, deadline)
+    judge = Sandbox("judge", limits)  # starts while the solution loads
+    try:
+        loaded = solution.start()
+        if loaded is None:  # did not load (error, exit, timeout): every test fails
+            return verdicts
+        with judge:
+            request = {"tests": tests, "names": loaded.get("names", []), "modules": loaded.get("modules", {}),
+                       "imports": loaded.get("imports", {})}
+            if entry_point:
+                request["entry_point"] = entry_point
+            if not judge.send(json.dumps(request).encode() + b"\n", deadline):
+                return verdicts
+            while True:
+                line = judge.readline(deadline)
+                if line is None:
+                    break
+                try:
+                    msg = json.loads(line)
+                except (ValueError, RecursionError):
+                    break
+                if not isinstance(msg, dict) or msg.get("done"):
+                    break
+                if "verdict" in msg:
+                    i = msg["verdict"]
+                    if type(i) is int and 0 <= i < len(tests):
+                        verdicts[i] = msg.get("ok") is True
+                elif "call" in msg:
+                    reply = solution.call(json.dumps(msg["call"]).encode())
+                    if not judge.send(reply + b"\n", deadline):
+                        break
+        return verdicts
+    finally:
+        judge.close()
+        solution.close()
+
+
+class _Solution:
+    """The solution's sandbox, restarted after a timeout or crash (its state then starts afresh)."""
+
+    def __init__(self, code: str, limits: Limits, deadline: float):
+        self.code, self.limits, self.deadline = code, limits, deadline
+        self.box: Sandbox | None = None
+
+    def start(self) -> dict | None:
+        self.close()
+        self.box = Sandbox("solution", self.limits, code=self.code)
+        line = self.box.readline(self._call_deadline())
+        try:
+            hello = json.loads(line) if line is not None else None
+        except (ValueError, RecursionError):
+            hello = None
+        if not isinstance(hello, dict) or "names" not in hello:
+            self.close()
+            return None
+        return hello
+
+    def call(self, request: bytes) -> bytes:
+        if self.box is None and (time.monotonic() >= self.deadline or self.start() is None):
+            return _GONE
+        end = self._call_deadline()
+        line = self.box.readline(end) if self.box.send(request + b"\n", end) else None
+        if line is None or b"\n" in line:
+            self.close()  # timed out, died or flooded: this call fails, the next one gets a fresh sandbox
+            return _GONE
+        return line
+
+    def _call_deadline(self) -> float:
+        return min(self.deadline, time.monotonic() + self.limits.per_test_s)
+
+    def close(self) -> None:
+        if self.box is not None:
+            self.box.close()
+            self.box = None

@@ -1,0 +1,332 @@
+"""Runs INSIDE a sandbox as its first process (see isolation.py). Standalone: imports only the standard library.
+
+    python -I -S -B /sandbox/worker.py MODE RLIMITS_JSON
+
+It sets the rlimits before any untrusted code runs, then:
+- program:  run the solution (/sandbox/solution.py) as `__main__`; the parent feeds stdin, reads stdout.
+- solution: load the solution as a module, report its callable names, then answer call requests, one JSON
+            line each, with the return value in the tagged encoding below (never the object itself).
+- judge:    (no solution code in this process) run a row's test snippets with every solution name bound to
+            a proxy that asks the parent, which asks the solution sandbox; report one verdict per test.
+The parent compares stdout itself for programs and trusts only the judge's verdicts for calls: whatever the
+solution writes is only ever treated as its answer, decoded here into plain data.
+
+Tagged encoding (JSON): None, bools, ints, floats, strings as themselves; {"l": [...]} list, {"t": [...]}
+tuple, {"s": [...]} set, {"fs": [...]} frozenset, {"d": [[k, v], ...]} dict, {"b": "hex"} bytes,
+{"c": [re, im]} complex, {"i": [...]} an iterator's items, {"r": n} an object that stays in the solution.
+"""
+
+import builtins
+import json
+import os
+import resource
+import sys
+
+SOLUTION = "/sandbox/solution.py"
+MAX_ITEMS = 1_000_000  # items read from a returned iterator
+
+
+def set_limits(lim):
+    for res, key in ((resource.RLIMIT_AS, "as"), (resource.RLIMIT_FSIZE, "fsize"), (resource.RLIMIT_NPROC, "nproc"),
+                     (resource.RLIMIT_CPU, "cpu"), (resource.RLIMIT_NOFILE, "nofile"), (resource.RLIMIT_CORE, None)):
+        value = int(lim[key]) if key else 0
+        soft, hard = resource.getrlimit(res)
+        if hard != resource.RLIM_INFINITY:
+            value = min(value, hard)
+        resource.setrlimit(res, (value, value))
+
+
+# -- the tagged encoding --------------------------------------------------------------------------------------
+
+
+def encode(v, refs):
+    t = type(v)  # exact types: a subclass (with its own __eq__, say) is not plain data
+    if v is None or t in (bool, int, float, str):
+        return v
+    if t is list:
+        return {"l": [encode(x, refs) for x in v]}
+    if t is tuple:
+        return {"t": [encode(x, refs) for x in v]}
+    if t is set:
+        return {"s": [encode(x, refs) for x in v]}
+    if t is frozenset:
+        return {"fs": [encode(x, refs) for x in v]}
+    if t is dict:
+        return {"d": [[encode(k, refs), encode(x, refs)] for k, x in v.items()]}
+    if t in (bytes, bytearray):
+        return {"b": bytes(v).hex()}
+    if t is complex:
+        return {"c": [v.real, v.imag]}
+    if t in (range, map, filter, zip, enumerate, reversed) or t.__name__ in (
+            "generator", "list_iterator", "tuple_iterator", "dict_keyiterator", "dict_valueiterator",
+            "dict_itemiterator", "set_iterator", "str_iterator", "range_iterator"):
+        items = []
+        for x in v:
+            items.append(encode(x, refs))
+            if len(items) > MAX_ITEMS:
+                raise OverflowError("iterator too long")
+        return {"i": items}
+    if t in (type({}.keys()), type({}.values()), type({}.items())):
+        return {"l": [encode(x, refs) for x in v]}
+    return refs.add(v)
+
+
+def decode(v, ref):
+    if v is None or type(v) in (bool, int, float, str):
+        return v
+    if type(v) is not dict or len(v) != 1:
+        raise ValueError("not the tagged encoding")
+    (tag, x), = v.items()
+    if tag == "l":
+        return [decode(i, ref) for i in x]
+    if tag == "t":
+        return tuple(decode(i, ref) for i in x)
+    if tag == "s":
+        return {decode(i, ref) for i in x}
+    if tag == "fs":
+        return frozenset(decode(i, ref) for i in x)
+    if tag == "d":
+        return {decode(k, ref): decode(i, ref) for k, i in x}
+    if tag == "b":
+        return bytes.fromhex(x)
+    if tag == "c":
+        return complex(float(x[0]), float(x[1]))
+    if tag == "i":
+        return iter([decode(i, ref) for i in x])
+    if tag == "r":
+        return ref(int(x))
+    raise ValueError("unknown tag")
+
+
+class _Refs:
+    def __init__(self):
+        self.objects = {}
+
+    def add(self, obj):
+        n = len(self.objects) + 1
+        self.objects[n] = obj
+        return {"r": n}
+
+
+def error_name(e):
+    t = type(e)
+    return t.__name__ if getattr(builtins, t.__name__, None) is t else "Exception"
+
+
+# -- modes ------------------------------------------------------------------------------------------------
+
+
+def _protocol():
+    """Keep the pipes to the parent on private fds; the code's own stdin/stdout/stderr become /dev/null."""
+    rx = os.fdopen(os.dup(0), "rb")
+    tx = os.dup(1)
+    null = os.open("/dev/null", os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    os.close(null)
+    sys.stdin = open(0, "r", closefd=False)
+    sys.stdout = sys.stderr = open(1, "w", closefd=False)
+
+    def send(obj):
+        data = (json.dumps(obj, separators=(",", ":")) + "\n").encode()
+        while data:
+            data = data[os.write(tx, data):]
+
+    def receive():
+        line = rx.readline()  # the parent bounds what it relays
+        if not line.endswith(b"\n"):
+            raise EOFError
+        return json.loads(line)
+
+    return send, receive
+
+
+def serve_solution():
+    send, receive = _protocol()
+    ns = {"__name__": "solution", "__builtins__": builtins}
+    try:
+        with open(SOLUTION, encoding="utf-8") as f:
+            source = f.read()
+        exec(compile(source, "solution.py", "exec"), ns)
+    except BaseException as e:  # noqa: BLE001  (SystemExit included: the solution did not load)
+        send({"load_error": error_name(e)})
+        return
+    names, modules, imports = [], {}, {}
+    for k, v in list(ns.items()):
+        if not (isinstance(k, str) and k.isidentifier()) or k.startswith("__"):
+            continue
+        if type(v) is type(os) and isinstance(getattr(v, "__name__", None), str):
+            modules[k] = v.__name__  # the tests see the solution's `import math`: the judge imports its own
+        elif callable(v):
+            mod, qual = getattr(v, "__module__", None), getattr(v, "__qualname__", None)
+            if isinstance(mod, str) and isinstance(qual, str) and mod.split(".")[0] in sys.stdlib_module_names:
+                imports[k] = [mod, qual]  # `from collections import Counter`: the judge's own Counter
+            else:
+                names.append(k)
+    send({"names": sorted(names)[:1000], "modules": dict(list(modules.items())[:200]),
+          "imports": dict(list(imports.items())[:200])})
+    refs = _Refs()
+
+    def ref(n):
+        return refs.objects[n]
+
+    while True:
+        try:
+            req = receive()
+        except EOFError:
+            return
+        try:
+            if "name" in req:
+                target = ns[req["name"]]
+            else:
+                target = ref(req["ref"])
+                if req.get("attr") is not None:
+                    if req["attr"].startswith("__"):
+                        raise AttributeError(req["attr"])
+                    target = getattr(target, req["attr"])
+            args = [decode(a, ref) for a in req["args"]]
+            kwargs = {k: decode(a, ref) for k, a in req["kwargs"].items()}
+            reply = {"ok": encode(target(*args, **kwargs), refs)}
+        except BaseException as e:  # noqa: BLE001
+            reply = {"err": error_name(e)}
+        try:
+            send(reply)
+        except (ValueError, OverflowError, RecursionError):
+            send({"err": "ValueError"})
+
+
+class SolutionGone(BaseException):
+    """The solution sandbox timed out, died or answered garbage: the test fails, whatever it catches."""
+
+
+def run_judge():
+    send, receive = _protocol()
+    req = receive()
+    tests, names = req["tests"], [n for n in req["names"] if isinstance(n, str) and n.isidentifier()]
+    entry_point = req.get("entry_point")
+    modules = {}  # what the solution imported from the standard library, imported here afresh
+    for alias, name in dict(req.get("modules", {})).items():
+        if alias.isidentifier() and isinstance(name, str) and name.split(".")[0] in sys.stdlib_module_names:
+            try:
+                modules[alias] = __import__(name, fromlist=["_"])
+            except BaseException:  # noqa: BLE001
+                pass
+    for alias, spec in dict(req.get("imports", {})).items():
+        try:
+            mod, qual = spec
+            if alias.isidentifier() and mod.split(".")[0] in sys.stdlib_module_names and "<" not in qual:
+                obj = __import__(mod, fromlist=["_"])
+                for part in qual.split("."):
+                    obj = getattr(obj, part)
+                modules[alias] = obj
+        except BaseException:  # noqa: BLE001
+            pass
+
+    def call(payload):
+        send({"call": payload})
+        try:
+            reply = receive()
+            if "ok" in reply:
+                return decode(reply["ok"], Remote)
+            err = reply.get("err")
+        except BaseException:  # noqa: BLE001
+            raise SolutionGone() from None
+        cls = getattr(builtins, err, None) if isinstance(err, str) else None
+        if isinstance(cls, type) and issubclass(cls, Exception):
+            raise cls("raised by the solution")
+        raise SolutionGone()
+
+    def wire(args, kwargs):
+        return [encode(a, _NoRefs) for a in args], {str(k): encode(a, _NoRefs) for k, a in kwargs.items()}
+
+    class Remote:
+        """An object the solution returned that is not plain data; its methods are called over there. It
+        compares by identity and has no special methods: nothing of its behaviour reaches this process."""
+
+        __slots__ = ("_r1dsl_ref",)
+
+        def __init__(self, n):
+            object.__setattr__(self, "_r1dsl_ref", n)
+
+        def __getattr__(self, attr):
+            if attr.startswith("__"):
+                raise AttributeError(attr)
+            n = object.__getattribute__(self, "_r1dsl_ref")
+
+            def method(*args, **kwargs):
+                a, k = wire(args, kwargs)
+                return call({"ref": n, "attr": attr, "args": a, "kwargs": k})
+            return method
+
+        def __call__(self, *args, **kwargs):
+            a, k = wire(args, kwargs)
+            return call({"ref": object.__getattribute__(self, "_r1dsl_ref"), "attr": None, "args": a, "kwargs": k})
+
+    class _NoRefs:
+        @staticmethod
+        def add(obj):
+            if isinstance(obj, Remote):
+                return {"r": object.__getattribute__(obj, "_r1dsl_ref")}
+            raise TypeError("only plain data can be passed to the solution")
+
+    def proxy(name):
+        def f(*args, **kwargs):
+            a, k = wire(args, kwargs)
+            return call({"name": name, "args": a, "kwargs": k})
+        f.__name__ = f.__qualname__ = name
+        return f
+
+    shadow = set(dir(builtins))  # a solution's `sorted` or `abs` must not replace the test's
+    for i, test in enumerate(tests):
+        ns = {"__name__": "__main__", "__builtins__": builtins, **modules}
+        ns.update({n: proxy(n) for n in names if n not in shadow})
+        try:
+            exec(compile(test, "test.py", "exec"), ns)
+            if entry_point and callable(ns.get("check")) and entry_point in ns:
+                ns["check"](ns[entry_point])  # HumanEval-style `def check(candidate)`
+            ok = True
+        except BaseException:  # noqa: BLE001  (a failing assert, an error, the solution gone)
+            ok = False
+        send({"verdict": i, "ok": ok})
+    send({"done": True})
+
+
+def run_program():
+    sys.argv = [SOLUTION]
+    ns = {"__name__": "__main__", "__file__": SOLUTION, "__builtins__": builtins}
+    try:
+        with open(SOLUTION, encoding="utf-8") as f:
+            code = compile(f.read(), SOLUTION, "exec")
+        exec(code, ns)
+    except SystemExit as e:
+        _flush()
+        os._exit(e.code if type(e.code) is int and 0 <= e.code < 256 else (0 if e.code is None else 1))
+    except BaseException:  # noqa: BLE001
+        _flush()
+        os._exit(1)
+    _flush()
+    os._exit(0)
+
+
+def _flush():
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BaseException:  # noqa: BLE001
+            pass
+
+
+def main():
+    mode = sys.argv[1]
+    set_limits(json.loads(sys.argv[2]))
+    if mode == "program":  # run as a script in this interpreter (one interpreter start, not two)
+        run_program()
+    elif mode == "solution":
+        serve_solution()
+    elif mode == "judge":
+        run_judge()
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()
