@@ -174,7 +174,7 @@ def cmd_check(args) -> int:
 
 
 def cmd_compile(args) -> int:
-    from r1dsl.compiler import compile_recipe, write_run_folder
+    from r1dsl.compiler import compile_recipe, target_errors, write_run_folder
 
     recipe, err = _recipe(args, show_warnings=True)
     if recipe is None:
@@ -185,6 +185,16 @@ def cmd_compile(args) -> int:
         recipe = smoke(recipe)
         if args.output is None:
             args.output = str(Path("runs") / f"{recipe.name}-smoke")
+    refused = target_errors(recipe, args.target)
+    if refused:
+        from r1dsl.diagnostics import render_text, summary
+
+        files = {d.span.file for d in refused if d.span is not None}
+        sources = {f: Path(f).read_text(encoding="utf-8") for f in files if Path(f).is_file()}
+        for d in refused:
+            print(render_text(d, sources), file=sys.stderr)
+        print(summary(refused), file=sys.stderr)
+        return RECIPE_ERROR
     pipeline = compile_recipe(recipe, args.output, args.target)
     target = _target(args.target)
     if isinstance(target, str):

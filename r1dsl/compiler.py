@@ -41,6 +41,33 @@ def compile_recipe(recipe: ir.Recipe, run_dir: str | os.PathLike | None = None, 
     return ir.Pipeline(recipe, str(run), target, tuple(jobs))
 
 
+# ---------------------------------------------------------------- what a target can run
+
+# Parallelism beyond data parallel (DDP or FSDP) that each target implements; the checker does not know the
+# target, so compile refuses the rest: every rank of a local or SLURM job would load the whole model.
+MODEL_PARALLEL_TARGETS = {"nemo-rl": ("tensor_parallel", "pipeline_parallel")}
+
+
+def target_errors(recipe: ir.Recipe, target: str):
+    """E010 diagnostics for settings this compile target cannot run (tensor/pipeline parallel off nemo-rl)."""
+    from r1dsl.diagnostics import Diagnostic
+
+    able = MODEL_PARALLEL_TARGETS.get(target, ())
+    errors = []
+    for stage in recipe.stages:
+        for key in ("tensor_parallel", "pipeline_parallel"):
+            size = getattr(stage.resources, key)
+            if size > 1 and key not in able:
+                errors.append(Diagnostic(
+                    "E010", f"stage `{stage.name}`: resources.{key} = {size} cannot run on the {target} target, which "
+                    "trains data-parallel only (DDP, or FSDP with sharding = \"fsdp\"): every rank would load the whole model",
+                    stage.span,
+                    help=f"compile with `--target nemo-rl` (DTensor/Megatron {key.replace('_', ' ')}), or set {key} = 1 "
+                         "and shard with `resources { sharding = \"fsdp\" }`",
+                ))
+    return errors
+
+
 # ---------------------------------------------------------------- one stage's config
 
 

@@ -65,3 +65,18 @@ def test_nemo_rl_gets_the_precision_and_activation_checkpointing(tmp_path):
     cfg = nemo_rl.translate(pipeline.jobs[0], pipeline).config
     assert cfg["policy"]["precision"] == "float32"
     assert cfg["policy"]["dtensor_cfg"]["activation_checkpointing"] is True
+
+
+@pytest.mark.parametrize("key", ["tensor_parallel", "pipeline_parallel"])
+def test_model_parallel_is_refused_off_nemo_rl_and_the_error_names_that_target(tmp_path, capsys, key):
+    from r1dsl.cli import main
+
+    path = tmp_path / "r.r1"
+    path.write_text(RECIPE.format(resources=f"gpus_per_node = 8  {key} = 2"))
+    for target in ("local", "slurm"):
+        assert main(["compile", str(path), "-o", str(tmp_path / target), "--target", target]) == 1
+        err = capsys.readouterr().err
+        assert f"error[E010]: stage `zero`: resources.{key} = 2 cannot run on the {target} target" in err
+        assert "--target nemo-rl" in err and f"{path}:5:1" in err
+        assert not (tmp_path / target / "zero" / "config.yaml").exists()
+    assert main(["compile", str(path), "-o", str(tmp_path / "nemo"), "--target", "nemo-rl"]) == 0
