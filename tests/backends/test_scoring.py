@@ -149,3 +149,21 @@ def test_unwrap_returns_the_hugging_face_module_not_fabrics_wrapper(tiny):
     assert isinstance(wrapped, _FabricModule) and hasattr(wrapped, "generate")  # the wrapper forwards `generate`
     plain = unwrap(wrapped)
     assert not isinstance(plain, _FabricModule) and type(plain) is type(model)
+
+
+def test_eval_and_rejection_sampling_stop_at_every_eos_id_and_never_emit_padded_ids():
+    from backends.generation import sample
+
+    torch.manual_seed(0)
+    tokenizer = build_tiny_tokenizer(MICRO_TINY["vocab_size"])
+    model = build_tiny_model(MICRO_TINY, tokenizer).eval()
+    model.generation_config.eos_token_id = list(range(len(tokenizer)))  # every id ends a turn
+    out = sample(model, tokenizer, PROMPTS, num_samples=2, max_new_tokens=6, generator_seed=0)
+    assert out.completion_lengths == [1] * 6 and not any(out.truncated)
+
+    model = build_tiny_model(MICRO_TINY, tokenizer)
+    model.resize_token_embeddings(len(tokenizer) + 64)
+    with torch.no_grad():
+        model.get_output_embeddings().weight[len(tokenizer):] = 50.0
+    out = sample(model.eval(), tokenizer, PROMPTS, num_samples=2, max_new_tokens=6, generator_seed=0)
+    assert int(out.completion_ids.max()) < len(tokenizer)
