@@ -18,6 +18,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("config", help="a compiled <stage>/config.yaml")
     parser.add_argument("--force", action="store_true", help="run even if the stage's DONE marker exists")
     args = parser.parse_args(argv)
+    from backends.trainer import stop
+
+    stop.install()  # before the slow imports: a time-limit warning during start-up is kept, not fatal
 
     from omegaconf import OmegaConf
 
@@ -39,12 +42,17 @@ def main(argv: list[str] | None = None) -> int:
     _quiet_libraries()
     from backends.data.loading import DataError
     from backends.models import ModelError
+    from backends.trainer.stop import EXIT_CHECKPOINTED, Preempted
 
     try:
         metrics = STAGES[cfg.kind](cfg)
     except (DataError, ModelError) as e:  # bad input: say where and why, without a traceback
         print(f"error: stage {cfg.name}: {e}", file=sys.stderr)
         return 1
+    except Preempted as e:  # SIGUSR1 (SLURM's time-limit warning): resumable, not done
+        if int(os.environ.get("RANK", "0")) == 0:
+            print(f"[{cfg.name}] {e}; run it again to resume", flush=True)
+        return EXIT_CHECKPOINTED
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"[{cfg.name}] done: {json.dumps(metrics, sort_keys=True)}")
     return 0

@@ -136,7 +136,7 @@ def rows(r, n: int):
     from backends.grpo.rollout import Rollout
 
     return Rollout(r.prompt_ids[:n], r.prompt_mask[:n], r.completion_ids[:n], r.completion_mask[:n], r.truncated[:n],
-                   r.texts[:n], r.logprobs[:n], r.vocab_size)
+                   r.texts[:n], r.sample_logprobs[:n], r.vocab_size)
 
 
 def gib(n: float) -> str:

@@ -172,6 +172,8 @@ class Module:
     text: str
     items: list[Item]
     end_comments: list[str] = field(default_factory=list)  # comments after the last item
+    skipped: list[Span] = field(default_factory=list)  # source skipped after syntax errors (nothing else is lost)
+    lost_names: set[str] = field(default_factory=set)  # declarations dropped with a syntax error: not "unknown"
 
 
 def decl_keyword(decl: Decl) -> str:

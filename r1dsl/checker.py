@@ -732,7 +732,8 @@ class _Checker:
         for section, cls in SECTIONS.items():
             settings = {k: e for (s, k), e in info.knobs.items() if s == section}
             built[section], explicit[section] = self.build(cls, settings, section)
-        self.check_resources(built["resources"], info)
+        if self.check_resources(built["resources"], info):
+            self.check_rollout(built["rollout"], built["resources"], info)
         self.field_needs(info, kind, data, eval_data, routed)
         common = dict(
             data=tuple(data),
@@ -755,6 +756,7 @@ class _Checker:
             grpo=built["grpo"] if kind == "grpo" else None,
             sampling=built["sampling"] if kind in ("rejection_sample", "eval") or explicit["sampling"] else None,
             filters=built["filters"] if kind == "rejection_sample" else None,
+            rollout=built["rollout"],
             after=tuple(info.deps),
             **common,
         )
@@ -1073,6 +1075,16 @@ class _Checker:
                          help=f"choose parallel sizes whose product divides {train}")
             return False
         return True
+
+    def check_rollout(self, rollout: ir.Rollout, res: ir.Resources, info: _StageInfo) -> None:
+        """E010: the colocated vLLM engine shares one process with the trainer, so the stage runs one process."""
+        if rollout.engine != "vllm":
+            return
+        processes = res.nodes * (res.gpus_per_node if res.gpus_per_node else res.cpu_processes)
+        if processes > 1:
+            self.d.error("E010", f"`rollout.engine` = \"vllm\" runs one engine colocated with one trainer process, but "
+                         f"the stage runs {processes} processes", self.knob_span(info, "rollout", "engine"),
+                         help="use one process (nodes = 1 and one GPU, or cpu_processes = 1), or engine = \"hf\"")
 
     def batch_arithmetic(self, stage: ir.Stage, explicit: dict[str, set[str]], info: _StageInfo) -> ir.Stage:
         """E009: a step's sequences must split evenly over data-parallel ranks and micro-batches.

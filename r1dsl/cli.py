@@ -1,7 +1,8 @@
 """The `r1dsl` command: check, compile, fmt, graph, explain, plan, report, run-stage.
 
 Exit status: 0 ok, 1 recipe errors (or a failed run), 2 usage errors, 3 an internal error (a bug in
-r1dsl: reported in one line, never as a traceback). Imports stay lazy so `r1dsl check` starts fast
+r1dsl: reported in one line, never as a traceback), 4 `--run`/`--dry-run` preflight: a stage does not fit this
+machine (GPUs, GPU memory, data files, hub models not cached) and nothing was started. Imports stay lazy so `r1dsl check` starts fast
 and never loads torch.
 """
 
@@ -11,7 +12,11 @@ import argparse
 import sys
 from pathlib import Path
 
-OK, RECIPE_ERROR, USAGE_ERROR, INTERNAL_ERROR = 0, 1, 2, 3
+OK, RECIPE_ERROR, USAGE_ERROR, INTERNAL_ERROR, PREFLIGHT_FAILED = 0, 1, 2, 3, 4
+
+EXIT_STATUS = """exit status: 0 ok; 1 recipe errors or a failed stage; 2 usage error; 3 internal error (a bug in r1dsl);
+4 preflight: with --run or --dry-run, a stage needs what this machine lacks (GPUs, GPU memory, data files,
+hub models in the local cache) and nothing was started"""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="r1dsl", description="Compile DeepSeek-R1-style training recipes (.r1 files).")
+    p = argparse.ArgumentParser(prog="r1dsl", description="Compile DeepSeek-R1-style training recipes (.r1 files).",
+                                epilog=EXIT_STATUS, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
@@ -50,12 +56,14 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("--format", choices=("text", "json", "github"), default="text")
     overrides(q)
 
-    q = sub.add_parser("compile", help="write the run folder (configs, launch scripts, manifest)")
+    q = sub.add_parser("compile", help="write the run folder (configs, launch scripts, manifest)", epilog=EXIT_STATUS,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     q.add_argument("file", metavar="FILE")
     q.add_argument("-o", "--output", metavar="DIR", help="run folder (default: runs/<recipe name>)")
     q.add_argument("--target", choices=("local", "slurm", "nemo-rl"), default="local")
-    q.add_argument("--run", action="store_true", help="run the stages after compiling")
-    q.add_argument("--dry-run", action="store_true", help="print what would run and why")
+    q.add_argument("--run", action="store_true",
+                   help="run the stages after compiling (local target: first checks that each fits this machine; exit 4 if not)")
+    q.add_argument("--dry-run", action="store_true", help="print what would run and why, and the preflight's findings")
     q.add_argument("--from", dest="from_stage", metavar="STAGE", help="rerun STAGE and everything downstream of it")
     q.add_argument("--only", metavar="STAGE", help="run STAGE alone (its inputs must exist)")
     q.add_argument("--progress", choices=("auto", "rich", "plain", "jsonl", "quiet"), default=None,
@@ -199,6 +207,18 @@ def cmd_compile(args) -> int:
     target = _target(args.target)
     if isinstance(target, str):
         return _usage(target)
+    problems = []
+    if args.target == "local" and (args.run or args.dry_run):
+        from r1dsl import local, preflight
+
+        try:
+            running = [d.job.stage.name for d in local.decide(pipeline, args.from_stage, args.only) if d.run]
+        except ValueError as e:
+            return _usage(str(e))
+        problems = preflight.check(pipeline, running)
+        if problems and not args.dry_run:  # before anything is written or started
+            print(preflight.report(problems), file=sys.stderr)
+            return PREFLIGHT_FAILED
     written = write_run_folder(pipeline)
     written += target.emit(pipeline)
     for warning in getattr(target, "unsupported", lambda _: [])(pipeline):
@@ -212,7 +232,11 @@ def cmd_compile(args) -> int:
         os.environ["R1DSL_PROGRESS"] = args.progress  # read by every stage process it starts
     if args.run or args.dry_run:
         if args.target == "local":
-            return target.run(pipeline, dry_run=args.dry_run, from_stage=args.from_stage, only=args.only)
+            status = target.run(pipeline, dry_run=args.dry_run, from_stage=args.from_stage, only=args.only)
+            if problems:
+                print(preflight.report(problems).replace("nothing was started", "--run would stop here"), file=sys.stderr)
+                return PREFLIGHT_FAILED
+            return status
         if args.from_stage or args.only:
             return _usage(f"--from and --only select stages of the local target; {args.target} submits the whole pipeline")
         return target.run(pipeline, dry_run=args.dry_run)

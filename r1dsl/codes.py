@@ -83,7 +83,8 @@ CODES: dict[str, Code] = {
     "E010": Code(
         "parallel layout does not fit",
         "The stage's GPUs (gpus_per_node x nodes, minus rollout_gpus) are not a multiple of tensor_parallel x "
-        "pipeline_parallel, rollout GPUs take every GPU, or a parallel size above 1 is asked for on CPU.",
+        "pipeline_parallel, rollout GPUs take every GPU, a parallel size above 1 is asked for on CPU, or the colocated vLLM rollout engine "
+        "(rollout.engine = \"vllm\") is asked for with more than one process.",
         "resources { nodes = 1  gpus_per_node = 8  tensor_parallel = 3 }",
         "Choose parallel sizes whose product divides the training GPUs.",
     ),

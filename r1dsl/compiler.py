@@ -113,6 +113,7 @@ def stage_config(recipe: ir.Recipe, stage: ir.Stage, run: Path) -> dict[str, Any
             "grpo": _plain(stage.grpo) if stage.kind == "grpo" else None,
             "sampling": _plain(stage.sampling) if stage.sampling is not None else None,
             "filters": _plain(stage.filters) if stage.filters is not None else None,
+            "rollout": _plain(stage.rollout),
         },
         "resources": _plain(res),
         "exp_manager": {

@@ -25,11 +25,41 @@ def check_file(path: str, overrides: list[str] | tuple[str, ...] = (), text: str
 
     diags = Diagnostics()
     modules = loader.load(path, diags, text=text)
-    recipe = None
-    if not diags.has_errors:  # a syntax error stops here; a bad override does not hide the recipe's own errors
-        ov.apply(modules, list(overrides), diags)
-        recipe = checker.check(modules, diags)
+    syntax = len(diags.items)  # syntax errors (and import errors) come first; what parsed is still checked
+    ov.apply(modules, list(overrides), diags)  # a bad override does not hide the recipe's own errors
+    recipe = checker.check(modules, diags)
+    if any(m.skipped or m.lost_names for m in modules) or syntax:
+        at = {(d.span.file, d.span.line, d.span.col) for d in diags.items[:syntax] if d.span}
+        diags.items[syntax:] = [d for d in diags.items[syntax:] if not _knock_on(d, modules, diags.sources)
+                                and not (d.span and (d.span.file, d.span.line, d.span.col) in at)]
     return CheckResult(recipe if not diags.has_errors else None, diags.sorted(), diags.sources)
+
+
+# Diagnostics that a skipped setting or declaration explains: a name it declared is unknown, a setting it
+# held is missing, a declaration only it used is unused.
+_UNKNOWN = ("E002", "E007")
+_MISSING = ("E011", "W106")
+
+
+def _knock_on(d: Diagnostic, modules, sources: dict[str, str]) -> bool:
+    if d.span is None:
+        return False
+    module = next((m for m in modules if m.path == d.span.file), None)
+    if module is None or not (module.skipped or module.lost_names):
+        return False
+    if d.code in _UNKNOWN:
+        lines = sources.get(d.span.file, "").split("\n")
+        written = lines[d.span.line - 1][d.span.col - 1:d.span.end_col - 1] if d.span.line <= len(lines) else ""
+        return written in module.lost_names
+    if d.code == "W106":
+        return True  # what used it may be what was skipped
+    if d.code in _MISSING:  # inside the declaration that lost a setting
+        return any(_within(s, item.span) for s in module.skipped for item in module.items if _within(d.span, item.span))
+    return False
+
+
+def _within(inner, outer) -> bool:
+    return (outer.line, outer.col) <= (inner.line, inner.col) and (inner.end_line, inner.end_col) <= (outer.end_line, outer.end_col)
 
 
 class RecipeError(Exception):

@@ -116,7 +116,11 @@ class Resources:
     time_limit_min: int = knob(60, "wall-clock limit of the stage's job", min=1)
     partition: str | None = knob(None, "SLURM partition")
     account: str | None = knob(None, "SLURM account")
-    container_image: str | None = knob(None, "container image (pyxis)")
+    container_image: str | None = knob(None, "container image the SLURM stage runs in (see container_runtime)")
+    container_runtime: str = knob("pyxis", "how a SLURM stage runs container_image: pyxis/enroot (srun "
+                                  "--container-image) or apptainer (apptainer exec)", choices=("pyxis", "apptainer"))
+    checkpoint_before_limit_s: int = knob(300, "SLURM: seconds before time_limit_min at which the job checkpoints and "
+                                          "requeues itself (at most half the limit)", min=30)
     precision: str = knob(
         "auto", "training precision: bf16-mixed (fp32 master weights, bf16 autocast), bf16-true (weights, grads and "
         "optimizer states in bf16), 32-true; auto: bf16-mixed on GPU, 32-true on CPU",
@@ -192,6 +196,24 @@ class Sampling:
 
 
 @dataclass(frozen=True)
+class Rollout:
+    """Which engine generates completions: GRPO groups, rejection samples and evaluation.
+
+    `engine` is NeMo-RL's `policy.generation.backend` (TRL: `use_vllm`); the vLLM settings keep the names
+    NeMo-RL's `generation.vllm_cfg` and TRL's `vllm_*` options use.
+    """
+
+    engine: str = knob("hf", "hf: our batched sampler on the policy itself; vllm: a colocated vLLM engine that gets "
+                       "the policy's weights after every optimizer step", choices=("hf", "vllm"))
+    gpu_memory_utilization: float = knob(0.5, "vllm on GPUs: the fraction of GPU memory the engine takes (weights + "
+                                         "KV cache); the rest is the trainer's", min_exclusive=0.0, max=1.0)
+    cpu_kv_cache_gb: int = knob(2, "vllm on CPUs: GiB for the engine's KV cache (VLLM_CPU_KVCACHE_SPACE)", min=1)
+    max_model_len: int | None = knob(None, "vllm: longest prompt + completion (default: the model's "
+                                     "max_position_embeddings)", min=16)
+    enforce_eager: bool = knob(True, "vllm: no CUDA graphs or compilation (faster start, slower decode on GPUs)")
+
+
+@dataclass(frozen=True)
 class RejectionFilters:
     finished: bool = knob(True, "drop completions cut at the length limit before they stopped")
     correct: bool = knob(True, "keep only completions the rule rewards call correct")
@@ -217,6 +239,7 @@ class Stage:
     grpo: GRPO | None = None
     sampling: Sampling | None = None
     filters: RejectionFilters | None = None
+    rollout: Rollout = field(default_factory=Rollout)
     resources: Resources = field(default_factory=Resources)
     eval_data: tuple[str, ...] = ()  # held-out sets evaluated after training
     after: tuple[str, ...] = ()  # stages this one reads from (derived: init and stage-sourced data)

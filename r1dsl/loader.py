@@ -11,7 +11,7 @@ from pathlib import Path
 
 from r1dsl import ast
 from r1dsl.diagnostics import Diagnostics
-from r1dsl.parser import ParseError, parse
+from r1dsl.parser import BOM, parse_recovering
 
 
 class UsageError(Exception):
@@ -39,13 +39,10 @@ def load(path: str, diags: Diagnostics, text: str | None = None) -> list[ast.Mod
 
 def _load(display: str, text: str, diags: Diagnostics, out: list, done: set, stack: list[str]) -> None:
     key = os.path.abspath(display)
+    text = text[1:] if text.startswith(BOM) else text
     diags.sources[display] = text
-    try:
-        module = parse(text, display)
-    except ParseError as e:
-        diags.items.append(e.diagnostic)
-        done.add(key)
-        return
+    module, syntax_errors = parse_recovering(text, display)  # every syntax error; what parsed is still checked
+    diags.extend(syntax_errors)
     stack.append(key)
     for item in module.items:
         if not isinstance(item, ast.ImportDecl):

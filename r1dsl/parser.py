@@ -8,10 +8,10 @@ from pathlib import Path
 
 from r1dsl import ast
 from r1dsl.diagnostics import Diagnostic, did_you_mean
+from r1dsl.syntax_errors import KEYWORDS
 from r1dsl.ir import Span
 
 GRAMMAR = Path(__file__).with_name("grammar.lark")
-KEYWORDS = ("recipe", "import", "include", "const", "model", "dataset", "template", "reward", "stage")
 _SHAPES = {
     "recipe": "`recipe NAME`",
     "import": '`import "file.r1"`',
@@ -42,52 +42,304 @@ def _lark():
     return parser, transformer
 
 
-def _run(text: str, start: str, path: str, line_offset: int = 0, col_offset: int = 0):
-    from lark.exceptions import UnexpectedInput, VisitError
-
-    parser, transformer = _lark()
-    transformer.path, transformer.line_offset, transformer.col_offset = path, line_offset, col_offset
-    try:
-        return parser.parse(text, start=start)
-    except UnexpectedInput as e:
-        raise ParseError(_syntax_error(e, text, path)) from None
-    except VisitError as e:  # a keyword or escape the transformer rejected
-        if isinstance(e.orig_exc, ParseError):
-            raise e.orig_exc from None
-        raise
-
-
 class ParseError(Exception):
-    def __init__(self, diagnostic: Diagnostic):
+    """A syntax error; `diagnostic` is the first one, `diagnostics` all of them (in source order)."""
+
+    def __init__(self, diagnostic: Diagnostic, diagnostics: list[Diagnostic] | None = None):
         super().__init__(diagnostic.message)
         self.diagnostic = diagnostic
+        self.diagnostics = diagnostics or [diagnostic]
+
+
+BOM = "\ufeff"  # a UTF-8 byte-order mark some editors write at the start of a file: accepted and ignored
 
 
 def parse(text: str, path: str) -> ast.Module:
-    """Parse one file; raises ParseError (an E001 diagnostic) on a syntax error."""
-    module = _run(text, "start", path)
-    module.text = text
-    _attach_comments(module, text)
+    """Parse one file; raises ParseError (E001 diagnostics) on syntax errors."""
+    module, errors = parse_recovering(text, path)
+    if errors:
+        raise ParseError(errors[0], errors)
     return module
+
+
+def parse_recovering(text: str, path: str) -> tuple[ast.Module, list[Diagnostic]]:
+    """Parse one file, reporting every syntax error: each damaged setting or declaration is skipped
+    (the module records where, in `skipped`, and the names it lost, in `lost_names`) and parsing
+    resumes at the next one, so the rest of the file is still parsed and checked."""
+    if text.startswith(BOM):
+        text = text[1:]
+    errors: list[Diagnostic] = []
+    tokens = _tokenize(text, path, errors)
+    module, skipped, lost = _drive(tokens, text, path, "start", errors)
+    module.text = text
+    module.skipped = skipped
+    module.lost_names = lost
+    _attach_comments(module, text)
+    errors = _one_per_line(errors)
+    return module, errors
 
 
 def parse_value(text: str, path: str, line: int = 1, col_offset: int = 0) -> ast.Value:
     """Parse a lone value (used by `--set`); raises ParseError."""
-    return _run(text, "value", path, line - 1, col_offset)
+    errors: list[Diagnostic] = []
+    tokens = _tokenize(text, path, errors, line - 1, col_offset)
+    if errors:
+        raise ParseError(errors[0], errors)
+    value, _, _ = _drive(tokens, text, path, "value", errors)
+    if errors:
+        raise ParseError(errors[0], errors)
+    return value
+
+
+def _one_per_line(errors: list[Diagnostic]) -> list[Diagnostic]:
+    """Source order, and the first syntax error of a line only: what follows it on that line is usually its echo."""
+    seen: set[tuple[str, int]] = set()
+    out = []
+    for d in sorted(errors, key=lambda d: (d.span.line, d.span.col) if d.span else (0, 0)):
+        key = (d.span.file, d.span.line) if d.span else ("", 0)
+        if key in seen:
+            continue
+        if not d.notes:  # a `{` left open is reported where the next declaration starts: not an echo
+            seen.add(key)
+        out.append(d)
+    return out
+
+
+# ---------------------------------------------------------------- tokens
+# The scanner is built from the grammar's own terminals (one definition of each token), so that bad
+# characters, unterminated strings and a stray byte-order mark each get their own message and the
+# scan goes on.
+
+_SKIP = ("WS", "COMMENT")
+_ORDER = ("WS", "COMMENT", "LONG_STRING", "STRING", "NUMBER", "NAME", "LBRACE", "RBRACE", "LSQB", "RSQB", "EQUAL",
+          "COLON", "COMMA")
+
+
+@lru_cache(maxsize=1)
+def _scanner():
+    parser, _ = _lark()
+    terminals = {t.name: t for t in parser.terminals}
+    regex = re.compile("|".join(f"(?P<{name}>{terminals[name].pattern.to_regexp()})" for name in _ORDER))
+    words = {t.pattern.value: t.name for t in parser.terminals if t.pattern.type == "str" and t.pattern.value.isalpha()}
+    return regex, words
+
+
+_DECL_LINE = re.compile(r"\n(?=(?:" + "|".join(KEYWORDS) + r")[ \t]+[A-Za-z_\"])")
+
+
+def _tokenize(text: str, path: str, errors: list[Diagnostic], line_offset: int = 0, col_offset: int = 0) -> list:
+    from lark import Token
+
+    from r1dsl import syntax_errors
+
+    regex, words = _scanner()
+    tokens = []
+    pos, line, line_start, n = 0, 1, 0, len(text)
+
+    def span(a: int, b: int) -> Span:  # a..b on the current line
+        return Span(path, line + line_offset, a - line_start + 1 + col_offset, line + line_offset, b - line_start + 1 + col_offset)
+
+    def token(kind: str, value: str, a: int, b: int) -> None:
+        nl = text.count("\n", a, b)
+        end_line = line + nl
+        end_col = (b - (text.rfind("\n", a, b) + 1) + 1) if nl else (b - line_start + 1)
+        tokens.append(Token(kind, value, a, line + line_offset, a - line_start + 1 + col_offset,
+                            end_line + line_offset, end_col + (0 if nl else col_offset), b))
+
+    while pos < n:
+        m = regex.match(text, pos)
+        if m is not None and m.end() > pos and not (m.lastgroup == "STRING" and text.startswith('"""', pos)):
+            kind, value, end = m.lastgroup, m.group(), m.end()
+            if kind not in _SKIP:
+                token(words.get(value, kind) if kind == "NAME" else kind, value, pos, end)
+        else:  # no token starts here: say what it is, and go on
+            eol = text.find("\n", pos)
+            eol = n if eol < 0 else eol
+            end, kind, value = syntax_errors.bad_text(text, pos, eol, n, _DECL_LINE, errors, span)
+            if kind is not None:
+                token(kind, value, pos, end)
+        nl = text.count("\n", pos, end)
+        if nl:
+            line += nl
+            line_start = text.rfind("\n", pos, end) + 1
+        pos = end
+    return tokens
+
+
+# ---------------------------------------------------------------- parsing with recovery
+
+
+def _drive(tokens: list, text: str, path: str, start: str, errors: list[Diagnostic]):
+    """Feed the tokens to the LALR parser. On a syntax error: report it (classified by r1dsl.syntax_errors),
+    go back to the last point between two settings or declarations, skip to the next one, and go on."""
+    from lark import Token
+    from lark.exceptions import UnexpectedToken
+
+    from r1dsl import syntax_errors
+
+    parser, transformer = _lark()
+    transformer.path, transformer.line_offset, transformer.col_offset = path, 0, 0  # the tokens carry any offset
+    transformer.errors = errors
+    transformer.lost = set()
+    state = parser.parse_interactive(start=start).parser_state
+    table = state.parse_conf.states
+    last = tokens[-1] if tokens else None
+    end_line, end_col = (last.end_line, last.end_column) if last else (1, 1)
+    toks = tokens + [Token("$END", "", len(text), end_line, end_col, end_line, end_col + 1, len(text))]
+    skipped: list[Span] = []
+    snapshot = [list(state.state_stack), [], 0]
+    boundaries = _boundaries(state.parse_conf) if start == "start" else frozenset()
+    i, resumed = 0, -1
+    for _ in range(10 * len(toks) + 10):  # each round consumes a token or skips ahead: bounded
+        tok = toks[i]
+        try:
+            if start == "start" and i != resumed:
+                early = syntax_errors.before_feed(toks, i, state, table, errors, path)
+                if early is syntax_errors.SKIP:
+                    i += 1
+                    continue
+                if early is not None:
+                    raise early
+            if tok.type == "$END":
+                return state.feed_token(tok, is_end=True), skipped, transformer.lost
+            _feed(state, tok, boundaries, snapshot, i)
+            i += 1
+        except UnexpectedToken as e:
+            diag = None if i == resumed else syntax_errors.classify(e, toks, i, state, path)
+            if start != "start":
+                raise ParseError(diag or errors[0]) from None
+            if getattr(e, "drop", False):  # a stray separator: report it and go on without it
+                errors.append(diag)
+                i += 1
+                continue
+            i = resumed = _recover(state, toks, i, snapshot, diag, errors, skipped, transformer.lost, path, text)
+    raise AssertionError("syntax recovery did not terminate")  # unreachable: each round makes progress
+
+
+@lru_cache(maxsize=4)
+def _boundaries(conf) -> frozenset:
+    """The parser states between two settings (or declarations): a name would start the next one, or the
+    block (file) could end."""
+    from lark.parsers.lalr_analysis import Shift
+
+    out = set()
+    for s, actions in conf.states.items():
+        name = actions.get("NAME")
+        if name is not None and name[0] is Shift and ("RBRACE" in actions or "$END" in actions):
+            out.add(s)
+    return frozenset(out)
+
+
+def _feed(state, tok, boundaries: frozenset, snapshot: list, i: int) -> None:
+    """lark's ParserState.feed_token, noting the last point between two settings or declarations in `snapshot`
+    (state stack, value stack, token index), the place recovery goes back to."""
+    from lark.exceptions import UnexpectedToken
+    from lark.parsers.lalr_analysis import Shift
+
+    states, callbacks = state.parse_conf.states, state.parse_conf.callbacks
+    state_stack, value_stack = state.state_stack, state.value_stack
+    while True:
+        s = state_stack[-1]
+        try:
+            action, arg = states[s][tok.type]
+        except KeyError:
+            raise UnexpectedToken(tok, {t for t in states[s] if t.isupper()}, state=state) from None
+        if action is Shift:
+            if s in boundaries:
+                snapshot[:] = [list(state_stack), list(value_stack), i]
+            state_stack.append(arg)
+            value_stack.append(tok if tok.type not in callbacks else callbacks[tok.type](tok))
+            return
+        rule = arg
+        size = len(rule.expansion)
+        children = value_stack[-size:] if size else []
+        if size:
+            del state_stack[-size:]
+            del value_stack[-size:]
+        value_stack.append(callbacks[rule](children))
+        _, goto = states[state_stack[-1]][rule.origin.name]
+        state_stack.append(goto)
+
+
+def _close_all(state, at, commit: bool = False) -> bool:
+    """Whether `}` for every open `{` is accepted here (fed for real when `commit`). The trial moves through
+    parser states only: lark's callbacks extend the lists on the value stack in place, so a trial on a copy
+    of the stacks would change the real ones."""
+    from lark import Token
+    from lark.parsers.lalr_analysis import Shift
+
+    opened = sum(1 for v in state.value_stack if isinstance(v, Token) and v.type == "LBRACE")
+    if not opened:
+        return False
+    if commit:
+        for _ in range(opened):
+            _feed(state, Token("RBRACE", "}", at.start_pos, at.line, at.column, at.line, at.column, at.start_pos),
+                  frozenset(), [], 0)
+        return True
+    states, stack = state.parse_conf.states, list(state.state_stack)
+    for _ in range(opened):
+        while True:
+            action = states[stack[-1]].get("RBRACE")
+            if action is None:
+                return False
+            if action[0] is Shift:
+                stack.append(action[1])
+                break
+            size = len(action[1].expansion)
+            if size:
+                del stack[-size:]
+            stack.append(states[stack[-1]][action[1].origin.name][1])
+    return True
+
+
+def _recover(state, toks, i, snapshot, diag, errors, skipped, lost, path, text) -> int:
+    """Restore the parser to `snapshot` (the last point between two settings or declarations), record
+    what is skipped, and return the index of the token to go on from."""
+    from lark import Token
+
+    from r1dsl import syntax_errors
+
+    if toks[i].type == "$END" and _close_all(state, toks[i]):  # the file ended inside blocks that are complete so far
+        opened = [v for v in state.value_stack if isinstance(v, Token) and v.type == "LBRACE"]
+        errors.append(syntax_errors.unclosed(toks[i], opened, list(state.value_stack), path, at_end=True))
+        _close_all(state, toks[i], commit=True)
+        return i
+    stack, values, at = snapshot
+    state.state_stack[:] = stack
+    state.value_stack[:] = values
+    opened = [v for v in values if isinstance(v, Token) and v.type == "LBRACE"]
+    target, inside = syntax_errors.resync(toks, max(i, at + 1), at, opened, text)
+    if inside:  # a declaration starts inside an open `{`: that is the mistake, whatever the parser saw
+        diag = syntax_errors.unclosed(toks[target], opened, values, path, at_end=False)
+    if diag is not None:
+        errors.append(diag)
+    if target > at:
+        first, last = toks[at], toks[target - 1]
+        skipped.append(Span(path, first.line, first.column, last.end_line, last.end_column))
+        if not opened and toks[at].type == "NAME" and toks[at + 1].type == "NAME" and at + 1 < target:
+            lost.add(str(toks[at + 1]))
+    if opened and (inside or toks[target].type == "$END"):  # close what is open, then go on
+        if not inside:
+            errors.append(syntax_errors.unclosed(toks[target], opened, values, path, at_end=True))
+        t = toks[target]
+        for _ in opened:
+            state.feed_token(Token("RBRACE", "}", t.start_pos, t.line, t.column, t.line, t.column, t.start_pos))
+    return target
 
 
 # ---------------------------------------------------------------- parse tree -> AST
 
 
-def _unescape(raw: str, span: Span) -> str:
+def _unescape(raw: str, span: Span, errors: list) -> str:
     table = {"n": "\n", "t": "\t", '"': '"', "\\": "\\"}
 
     def one(m: re.Match) -> str:
         c = m.group(1)
         if c not in table:
-            raise ParseError(
+            errors.append(
                 Diagnostic("E001", f"unknown escape `\\{c}` in a string", span, help='use \\n, \\t, \\" or \\\\, or a """ string, which keeps text verbatim')
             )
+            return "\\" + c
         return table[c]
 
     return re.sub(r"\\(.)", one, raw[1:-1])
@@ -102,6 +354,8 @@ def _make_transformer():
             self.path = path
             self.line_offset = line_offset
             self.col_offset = col_offset
+            self.errors: list[Diagnostic] = []  # syntax errors found while building (bad keywords, escapes)
+            self.lost: set[str] = set()  # names of declarations dropped for a syntax error
 
         # spans -----------------------------------------------------------
         def tok(self, t) -> Span:
@@ -116,7 +370,7 @@ def _make_transformer():
         # values ----------------------------------------------------------
         def string(self, c):
             span = self.tok(c[0])
-            return ast.Str(_unescape(str(c[0]), span), str(c[0]), span)
+            return ast.Str(_unescape(str(c[0]), span, self.errors), str(c[0]), span)
 
         def long_string(self, c):
             raw = str(c[0])
@@ -157,42 +411,58 @@ def _make_transformer():
             return ast.Section(str(c[0]), self.tok(c[0]), c[1], self.join(c[0], c[1].span))
 
         # items -----------------------------------------------------------
-        def keyword(self, tok, allowed: tuple[str, ...], shape: str) -> str:
+        def keyword(self, tok, allowed: tuple[str, ...], shape: str, name=None) -> str | None:
+            """The declaration keyword `tok` if it fits this shape; else report it and return the keyword it was
+            probably meant to be (`modle` -> model), or None (the declaration is dropped, its name kept as lost)."""
+            import difflib
+
             word = str(tok)
             if word in allowed:
                 return word
             span = self.tok(tok)
+            guess = difflib.get_close_matches(word, allowed, n=1, cutoff=0.6)
             if word in KEYWORDS:
                 message = f"malformed `{word}` declaration"
                 help = f"`{word}` is written {_SHAPES[word]}"
+                guess = []
             else:
                 message = f"unknown declaration `{word}`"
-                help = did_you_mean(word, allowed) or f"{shape} starts with {' or '.join(f'`{a}`' for a in allowed)}"
-            raise ParseError(Diagnostic("E001", message, span, help))
+                help = (f"did you mean `{guess[0]}`?" if guess else
+                        f"{shape} starts with {' or '.join(f'`{a}`' for a in allowed)}")
+            self.errors.append(Diagnostic("E001", message, span, help))
+            if not guess and name is not None:
+                self.lost.add(str(name))
+            return guess[0] if guess else None
 
         def recipe_decl(self, c):
-            self.keyword(c[0], ("recipe",), "`NAME NAME`")
+            if self.keyword(c[0], ("recipe",), "`NAME NAME`", c[1]) is None:
+                return None
             return ast.RecipeDecl(str(c[1]), self.tok(c[1]), self.join(c[0], c[1]))
 
         def import_decl(self, c):
             word = self.keyword(c[0], ("import", "include"), "`NAME \"file\"`")
-            return ast.ImportDecl(word, self.string([c[1]]), self.join(c[0], c[1]))
+            return None if word is None else ast.ImportDecl(word, self.string([c[1]]), self.join(c[0], c[1]))
 
         def named_value(self, c):
-            word = self.keyword(c[0], ("const", "template"), "`NAME NAME = value`")
+            word = self.keyword(c[0], ("const", "template"), "`NAME NAME = value`", c[1])
+            if word is None:
+                return None
             cls = ast.ConstDecl if word == "const" else ast.TemplateDecl
             return cls(str(c[1]), self.tok(c[1]), c[2], self.join(c[0], c[2].span))
 
         def block_decl(self, c):
-            word = self.keyword(c[0], ("model", "dataset", "reward"), "`NAME NAME { ... }`")
+            word = self.keyword(c[0], ("model", "dataset", "reward"), "`NAME NAME { ... }`", c[1])
+            if word is None:
+                return None
             return ast.BlockDecl(word, str(c[1]), self.tok(c[1]), c[2], self.join(c[0], c[2].span))
 
         def stage_decl(self, c):
-            self.keyword(c[0], ("stage",), "`NAME NAME: KIND { ... }`")
+            if self.keyword(c[0], ("stage",), "`NAME NAME: KIND { ... }`", c[1]) is None:
+                return None
             return ast.StageDecl(str(c[1]), self.tok(c[1]), str(c[2]), self.tok(c[2]), c[3], self.join(c[0], c[3].span))
 
         def start(self, c):
-            return ast.Module(self.path, "", list(c))
+            return ast.Module(self.path, "", [item for item in c if item is not None])
 
     return ToAst
 
@@ -200,109 +470,6 @@ def _make_transformer():
 @lru_cache(maxsize=1)
 def _transformer_class():
     return _make_transformer()
-
-
-# ---------------------------------------------------------------- syntax errors that teach
-
-_TERMINALS = {
-    "NAME": "a name",
-    "STRING": "a string",
-    "LONG_STRING": 'a """ string',
-    "NUMBER": "a number",
-    "LBRACE": "`{`",
-    "RBRACE": "`}`",
-    "LSQB": "`[`",
-    "RSQB": "`]`",
-    "EQUAL": "`=`",
-    "COLON": "`:`",
-    "COMMA": "`,`",
-    "TRUE": "`true`",
-    "FALSE": "`false`",
-    "NULL": "`null`",
-    "$END": "the end of the file",
-}
-
-
-def _human(terminals) -> list[str]:
-    names = {_TERMINALS.get(t, f"`{t.lower()}`") for t in terminals}
-    if any(f"`{k}`" in names for k in KEYWORDS):  # top level: say "a declaration" once
-        names = {n for n in names if n.strip("`") not in KEYWORDS} | {"a declaration (" + ", ".join(KEYWORDS) + ")"}
-    if {"a string", "a number", "a name"} <= names:
-        names -= {"a string", 'a """ string', "a number", "a name", "`true`", "`false`", "`null`", "`[`"}
-        names.add("a value")
-    return sorted(names)
-
-
-def _syntax_error(e, text: str, path: str) -> Diagnostic:
-    from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedToken
-
-    lines = text.split("\n")
-    if isinstance(e, UnexpectedToken) and e.token.type != "$END":
-        tok = e.token
-        span = Span(path, tok.line, tok.column, tok.end_line or tok.line, tok.end_column or tok.column + 1)
-        got = str(tok).split("\n")[0]
-        expected = _human(e.expected)
-        help = None
-        if tok.type == "COLON" and "EQUAL" in e.expected:
-            help = "settings are written `key = value`"
-        elif tok.type == "NAME" and any(k.upper() in e.expected for k in KEYWORDS):
-            hint = did_you_mean(got, KEYWORDS)
-            help = hint or "a recipe is a list of declarations such as `model NAME { ... }` or `stage NAME: KIND { ... }`"
-        elif tok.type == "EQUAL" and "LBRACE" in e.expected:
-            help = "this declaration takes a `{ ... }` body"
-        elif tok.type == "LBRACE" and "EQUAL" in e.expected:
-            help = "this declaration is written `NAME = value`"
-        elif tok.type == "NAME" and "COMMA" in e.expected:
-            help = "separate list items with `,`"
-        elif tok.type == "NAME" and "COLON" in e.expected:
-            help = "a stage names its kind: `stage NAME: grpo { ... }`"
-        return Diagnostic("E001", f"unexpected `{got}`; expected {' or '.join(expected)}", span, help)
-    if isinstance(e, (UnexpectedEOF, UnexpectedToken)):
-        line = len(lines)
-        col = len(lines[-1]) + 1
-        span = Span(path, line, col, line, col + 1)
-        opened = _unclosed_brace(text, path)
-        if opened:
-            return Diagnostic("E001", "unexpected end of file: a `{` is never closed", opened, "add the matching `}`")
-        return Diagnostic("E001", "unexpected end of file", span, "the last declaration is incomplete")
-    if isinstance(e, UnexpectedCharacters):
-        line, col = e.line, e.column
-        char = e.char
-        span = Span(path, line, col, line, col + 1)
-        if char == '"':
-            return Diagnostic(
-                "E001",
-                "unterminated string",
-                span,
-                'close it with `"` on the same line, or use a """ string for text that spans lines',
-            )
-        message = f"unexpected character `{char}`"
-        help = None
-        if char == "'":
-            help = 'strings use double quotes: "text"'
-        elif char == ":":
-            help = "settings are written `key = value`"
-        elif char in "-./":
-            help = "names use letters, digits and `_`; write a file or hub id as a string"
-        return Diagnostic("E001", message, span, help)
-    return Diagnostic("E001", f"syntax error: {e}", Span(path, 1, 1, 1, 2))
-
-
-def _unclosed_brace(text: str, path: str) -> Span | None:
-    """The position of the first `{` that is never closed, skipping strings and comments."""
-    stack: list[tuple[int, int]] = []
-    for m in re.finditer(r'"""[\s\S]*?"""|"(?:[^"\\\n]|\\.)*"|#[^\n]*|[{}]', text):
-        tok = m.group(0)
-        if tok == "{":
-            line = text.count("\n", 0, m.start()) + 1
-            col = m.start() - (text.rfind("\n", 0, m.start()) + 1) + 1
-            stack.append((line, col))
-        elif tok == "}" and stack:
-            stack.pop()
-    if stack:
-        line, col = stack[0] if len(stack) == 1 else stack[-1]
-        return Span(path, line, col, line, col + 1)
-    return None
 
 
 # ---------------------------------------------------------------- comments (kept for `fmt`)

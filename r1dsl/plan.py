@@ -289,8 +289,13 @@ def plan_stage(stage: Stage, recipe: Recipe, arch: Arch | None, produced: dict[s
         p.gpu_hours = (compute_bound + decode_flops / (PEAK_BF16_FLOPS * generation_mfu)) / 3600
         p.wall_hours = p.gpu_hours / gpus
         if p.wall_hours * 60 > res.time_limit_min:
+            # --requeue alone does not apply to a time limit: SLURM ends the job as TIMEOUT and cancels the stages
+            # waiting on it (afterok). Our SLURM job script checkpoints and requeues itself before the limit.
+            jobs = math.ceil(p.wall_hours * 60 / res.time_limit_min)
             p.notes.append(f"about {p.wall_hours:,.0f} h of wall clock, over time_limit_min = {res.time_limit_min}: "
-                           "the job is requeued and resumes from its checkpoints")
+                           f"--target slurm checkpoints before each limit (checkpoint_before_limit_s), requeues the "
+                           f"job and resumes, about {jobs} jobs in a row; a NeMo-RL job ends at its limit (TIMEOUT) "
+                           "and cancels the stages after it: run submit.sh again to resume it")
     return p
 
 

@@ -21,6 +21,7 @@ SECTIONS: dict[str, type] = {
     "grpo": ir.GRPO,
     "sampling": ir.Sampling,
     "filters": ir.RejectionFilters,
+    "rollout": ir.Rollout,
     "resources": ir.Resources,
 }
 
@@ -29,9 +30,9 @@ KIND_SECTIONS: dict[str, tuple[str, ...]] = {
     "pretrain": ("optim", "train", "sampling", "resources"),
     "sft": ("optim", "train", "sampling", "resources"),
     "distill": ("optim", "train", "sampling", "resources"),
-    "grpo": ("optim", "grpo", "sampling", "resources"),
-    "rejection_sample": ("sampling", "filters", "resources"),
-    "eval": ("sampling", "resources"),
+    "grpo": ("optim", "grpo", "sampling", "rollout", "resources"),
+    "rejection_sample": ("sampling", "filters", "rollout", "resources"),
+    "eval": ("sampling", "rollout", "resources"),
     "reward_model": ("optim", "train", "resources"),  # a Bradley-Terry preference model (backends/stages/reward_model.py)
 }
 

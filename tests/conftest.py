@@ -81,6 +81,9 @@ def _write_conf(folder: Path) -> Path:
     text = template.replace("HOST", host).replace("DIR", str(folder))
     # Ports of our own, so that this cluster never meets another one started on the same machine.
     text += f"SlurmctldPort={_free_port()}\nSlurmdPort={_free_port()}\n"
+    # A requeued job may start again only after the credential lifetime (120 s by default): 10 s here,
+    # so that the time-limit requeue test does not sit idle.
+    text += "AuthInfo=cred_expire=10\n"
     for sub in ("state", "spool"):
         (folder / sub).mkdir()
     conf = folder / "slurm.conf"

@@ -41,7 +41,8 @@ class Rollout:
     completion_mask: Tensor  # (B, T) 1 up to and including the stop token
     truncated: Tensor  # (B,) bool: hit max_completion_tokens without stopping
     texts: list[str]  # (B,) completion text, cut after the stop string
-    logprobs: Tensor | None = None  # (B, T) fp32 log-prob of each sampled token at the temperature (before top_p), 0 on padding
+    sample_logprobs: Tensor | None = None  # (B, T) fp32 log-probs the sampler drew each token with (at the temperature, before
+    #                                        top_p; vLLM reports its own), 0 on padding
     vocab_size: int | None = None  # ids the sampler could emit (the tokenizer's, not the padded head's); scoring cuts there too
 
     @property
@@ -236,7 +237,7 @@ def sample_groups(
         completion_mask=completion_mask,
         truncated=~done,
         texts=texts,
-        logprobs=sampled_logprobs,
+        sample_logprobs=sampled_logprobs,
         vocab_size=vocab,
     )
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, Mapping, Sequence
 
 import torch
@@ -56,14 +56,19 @@ def eval_mode(model):
 
 
 def rollout_and_score(policy, tokenizer, rows: Sequence[Mapping[str, Any]], grpo, rewards_cfg, template,
-                      generator: torch.Generator | None = None) -> Scored:
-    """G completions for each row's prompt, scored by the reward registry."""
+                      generator: torch.Generator | None = None, engine=None, seed: int = 0) -> Scored:
+    """G completions for each row's prompt (from the policy, or from a vLLM engine holding its weights), scored."""
     G = grpo.num_generations_per_prompt
-    rollout = sample_groups(
-        policy, tokenizer, [render_prompt(template, str(row["prompt"]), tokenizer) for row in rows], G,
-        max_prompt_tokens=grpo.max_prompt_tokens, max_completion_tokens=grpo.max_completion_tokens,
-        temperature=grpo.temperature, top_p=grpo.top_p, generator=generator,
-    )
+    prompts = [render_prompt(template, str(row["prompt"]), tokenizer) for row in rows]
+    lengths = dict(max_prompt_tokens=grpo.max_prompt_tokens, max_completion_tokens=grpo.max_completion_tokens,
+                   temperature=grpo.temperature, top_p=grpo.top_p)
+    if engine is not None:
+        rollout = engine.sample_groups(tokenizer, prompts, G, seed=seed, **lengths)
+        device = next(policy.parameters()).device
+        rollout = Rollout(**{f.name: (lambda x: x.to(device) if isinstance(x, torch.Tensor) else x)(getattr(rollout, f.name))
+                             for f in fields(Rollout)})
+    else:
+        rollout = sample_groups(policy, tokenizer, prompts, G, generator=generator, **lengths)
     group_rows = [row for row in rows for _ in range(G)]  # (B,), aligned with the rollout
     totals, per_rule = score(rewards_cfg, rollout.texts, group_rows)
     rewards = torch.tensor(totals, dtype=torch.float32)
@@ -117,8 +122,10 @@ def update(fabric, policy, reference, optimizer, scored: Scored, grpo, max_grad_
         ref_logp = batched_logprobs(reference, r, temperature, mb, group) if beta > 0 else None  # (B, T)
 
     sums = {"loss": 0.0, "kl": 0.0, "clip_fraction": 0.0, "entropy": 0.0, "grad_norm": 0.0}
+    if r.sample_logprobs is not None:  # NeMo-RL's check of the sampler against the trainer: 1.0 when they agree
+        sums["token_mult_prob_error"] = 0.0
     batches, rows_per_prompt = micro_batches(B, mb, group)
-    for _ in range(grpo.inner_epochs):
+    for epoch in range(grpo.inner_epochs):
         optimizer.zero_grad(set_to_none=True)
         for k, s in enumerate(batches):
             with fabric.no_backward_sync(policy, enabled=k < len(batches) - 1):
@@ -141,6 +148,9 @@ def update(fabric, policy, reference, optimizer, scored: Scored, grpo, max_grad_
             sums["kl"] += float(stats["kl"]) * weight
             sums["clip_fraction"] += float(stats["clip_fraction"]) * weight
             sums["entropy"] += float((entropy * m).sum() / m.sum().clamp(min=1.0)) * weight
+            if r.sample_logprobs is not None and epoch == 0:  # before any update: the policy that sampled
+                gap = (logp.detach() - r.sample_logprobs[s]).abs().exp()  # (b, T) exp|log pi_train - log pi_sampler|
+                sums["token_mult_prob_error"] += float((gap * m).sum() / m.sum().clamp(min=1.0)) * weight * grpo.inner_epochs
         grad_norm = fabric.clip_gradients(policy, optimizer, max_norm=max_grad_norm)
         sums["grad_norm"] += float(grad_norm) / grpo.inner_epochs
         optimizer.step()
@@ -172,11 +182,13 @@ def step_metrics(scored: Scored, rewards_cfg, update_stats: Mapping[str, float],
 
 
 def grpo_step(fabric, policy, reference, optimizer, tokenizer, rows, grpo, rewards_cfg, template,
-              max_grad_norm: float, generator: torch.Generator | None = None) -> dict[str, float]:
-    """Rollout, score, update; returns this rank's metrics for the step."""
+              max_grad_norm: float, generator: torch.Generator | None = None, engine=None, seed: int = 0) -> dict[str, float]:
+    """Rollout, score, update (then the engine, if any, gets the new weights); returns this rank's metrics."""
     start = time.perf_counter()
     plain_policy = unwrap(policy)
     with eval_mode(plain_policy), fabric.autocast():
-        scored = rollout_and_score(plain_policy, tokenizer, rows, grpo, rewards_cfg, template, generator)
+        scored = rollout_and_score(plain_policy, tokenizer, rows, grpo, rewards_cfg, template, generator, engine, seed)
     stats = update(fabric, policy, reference, optimizer, scored, grpo, max_grad_norm)
+    if engine is not None:
+        stats["weight_sync_s"] = engine.load_weights(policy)  # the next rollout samples from this step's policy
     return step_metrics(scored, rewards_cfg, stats, time.perf_counter() - start)

@@ -6,6 +6,8 @@ Layout written into the run folder (next to the compiler's config.yaml and manif
     <run_dir>/<stage>/job.sbatch    srun + torchrun of `python -m backends.run_stage <stage>/config.yaml`
     <run_dir>/<stage>/slurm-<id>.out
 
+    <run_dir>/<stage>/slurm_job_id  the job id submit.sh got for the stage (a rerun does not resubmit it while queued or running)
+
 Every sbatch option is computed here and passed on the sbatch command line in submit.sh, where the
 `q` filter quotes it. `#SBATCH` lines are comments that sbatch parses with its own rules (and a
 newline in a value would end the comment and start a shell command), so the stage script repeats
@@ -16,7 +18,6 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -27,6 +28,12 @@ from r1dsl.render import render
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 SUBMIT_SCRIPT = "submit.sh"
 STAGE_SCRIPT = "job.sbatch"
+JOB_ID_FILE = "slurm_job_id"
+# SLURM checks time limits every 30 s: the time-limit signal comes at the first check at least its lead
+# time before the limit, and the job is ended at the first check at or after the limit. So the lead must
+# be at least 30 s, and the stage has at least max(30, lead - 30) s from the signal to the end.
+SLURM_CHECK_INTERVAL_S = 30
+REQUEUE_MARGIN_S = 10  # kept between the end of the wait for the checkpoint and the earliest end of the job
 
 _PLAIN_WORD = re.compile(r"[A-Za-z0-9_.,:/@%+=-]+")
 
@@ -64,6 +71,7 @@ class Submission:
             "name": self.name,
             "label": self.label,
             "done": self.done,
+            "job_file": str(Path(self.done).parent / JOB_ID_FILE),
             "after": list(self.after),
             "args": list(self.args),
             "prefix": list(self.prefix),
@@ -111,31 +119,69 @@ def common_options(job: StageJob, pipeline: Pipeline, *, gpus_per_node: int | No
     return options
 
 
+def checkpoint_lead_s(job: StageJob) -> int:
+    """Seconds before the time limit at which SLURM signals the job: checkpoint_before_limit_s, at most half the
+    limit, at least SLURM's 30 s check interval."""
+    res = job.stage.resources
+    return max(SLURM_CHECK_INTERVAL_S, min(res.checkpoint_before_limit_s, res.time_limit_min * 60 // 2))
+
+
+def checkpoint_wait_s(job: StageJob) -> int:
+    """How long the trap waits for the stage to checkpoint and exit before it requeues the job anyway."""
+    lead = checkpoint_lead_s(job)
+    return max(SLURM_CHECK_INTERVAL_S, lead - SLURM_CHECK_INTERVAL_S) - REQUEUE_MARGIN_S
+
+
+def stage_options(job: StageJob, pipeline: Pipeline) -> list[str]:
+    """sbatch options of a stage on our own backend: the common ones, whole nodes for GPU jobs, the time-limit signal."""
+    options = common_options(job, pipeline)
+    if job.stage.resources.gpus_per_node > 0:
+        # every CPU and all the memory of its nodes: without them a GPU job gets one CPU per task and the
+        # cluster's default memory, which starves data loading and tokenization of the 8 trainer processes
+        options += ["--exclusive", "--mem=0"]
+    # B: the batch shell only; its trap makes the stage checkpoint, then requeues the job (job.sbatch)
+    options.append(f"--signal=B:USR1@{checkpoint_lead_s(job)}")
+    return options
+
+
+def container_mounts(pipeline: Pipeline) -> list[str]:
+    """Folders a container must see at the same path: the run folder and this checkout."""
+    return sorted({str(Path(pipeline.run_dir)), str(PROJECT_DIR)})
+
+
+def launch_words(job: StageJob, pipeline: Pipeline) -> tuple[list[str], list[str]]:
+    """(srun options, words before the stage command) that run it in `container_image` with `container_runtime`."""
+    res = job.stage.resources
+    if not res.container_image:
+        return [], []
+    mounts = container_mounts(pipeline)
+    if res.container_runtime == "apptainer":
+        words = ["apptainer", "exec"] + (["--nv"] if res.gpus_per_node > 0 else [])
+        words += ["--bind", ",".join(mounts), "--pwd", str(PROJECT_DIR), res.container_image]
+        return [], words
+    return [
+        f"--container-image={res.container_image}",
+        f"--container-mounts={','.join(f'{m}:{m}' for m in mounts)}",
+        f"--container-workdir={PROJECT_DIR}",
+    ], []
+
+
 def stage_script_values(job: StageJob, pipeline: Pipeline) -> dict[str, Any]:
     """Everything templates/slurm/stage.sbatch.j2 renders, computed here (templates hold no logic)."""
     res = job.stage.resources
-    run_dir = Path(pipeline.run_dir)
-    srun_args: list[str] = []
-    python = sys.executable
-    workdir = PROJECT_DIR
-    if res.container_image:
-        mounts = sorted({str(run_dir), str(PROJECT_DIR)})
-        srun_args += [
-            f"--container-image={res.container_image}",
-            f"--container-mounts={','.join(f'{m}:{m}' for m in mounts)}",
-            f"--container-workdir={PROJECT_DIR}",
-        ]
-        python = "python"  # the container's interpreter, not this machine's
-    options = common_options(job, pipeline)
+    srun_args, wrapper = launch_words(job, pipeline)
+    lead = checkpoint_lead_s(job)
     return {
-        "directives": [o for o in options if plain(o)],
+        "directives": [o for o in stage_options(job, pipeline) if plain(o)],
         "stage_dir": str(stage_dir(job)),
         "config": str(stage_dir(job) / "config.yaml"),
-        "python": python,
-        "workdir": str(workdir),
+        "workdir": str(PROJECT_DIR),
         "project": str(PROJECT_DIR),
         "srun_args": srun_args,
+        "wrapper": wrapper,
         "nproc_per_node": res.gpus_per_node if res.gpus_per_node > 0 else res.cpu_processes,
+        "checkpoint_wait_s": checkpoint_wait_s(job),
+        "lead_s": lead,
     }
 
 
@@ -175,7 +221,7 @@ def emit_stage(job: StageJob, pipeline: Pipeline) -> tuple[list[Path], Submissio
         label=f"{label(job.stage.name)} ({label(job.stage.kind)})",
         done=str(stage_dir(job) / "DONE"),
         after=after_indices(job, pipeline),
-        args=(*common_options(job, pipeline), str(script)),
+        args=(*stage_options(job, pipeline), str(script)),
     )
     return [config, script], submission
 
@@ -184,6 +230,7 @@ def write_submit_script(pipeline: Pipeline, submissions: Sequence[Submission]) -
     text = render(
         "slurm/submit.sh.j2",
         target_label=label(pipeline.target),
+        job_id_file=JOB_ID_FILE,
         stages=[s.as_template_values() for s in submissions],
     )
     return write_script(Path(pipeline.run_dir) / SUBMIT_SCRIPT, text)
@@ -214,5 +261,11 @@ def run(pipeline: Pipeline, dry_run: bool = False) -> int:
 
 
 def unsupported(pipeline: Pipeline) -> list[str]:
-    """Recipe features this target cannot honour: none (every stage runs through our own backend)."""
-    return []
+    """What this target cannot honour (every stage runs through our own backend): container mounts of odd paths."""
+    warnings = []
+    if any(job.stage.resources.container_image for job in pipeline.jobs):
+        for path in container_mounts(pipeline):
+            if "," in path or ":" in path:
+                warnings.append(f"`{path}` holds `,` or `:`, which container mount lists cannot express: the container "
+                                "will not see it; choose a run folder (-o) and checkout without them")
+    return warnings

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
+from functools import partial
 from typing import Any, Mapping, Sequence
 
 import torch
@@ -73,12 +74,11 @@ def _mean(values: Sequence[float]) -> float:
     return sum(values) / len(values) if values else math.nan
 
 
-def _generate(model, tokenizer, prompts, k, temperature, top_p, max_tokens, seed, rows_per_batch=256):
+def _generate(model, tokenizer, prompts, k, temperature, top_p, max_tokens, seed, rows_per_batch=256, engine=None):
     texts, lengths, truncated = [], [], []
     per_batch = max(1, rows_per_batch // k)
     for i in range(0, len(prompts), per_batch):
-        s = sample(
-            model,
+        s = (engine.sample if engine is not None else partial(sample, model))(
             tokenizer,
             prompts[i : i + per_batch],
             num_samples=k,
@@ -93,8 +93,9 @@ def _generate(model, tokenizer, prompts, k, temperature, top_p, max_tokens, seed
     return texts, lengths, truncated
 
 
-def run_eval(model, tokenizer, rows, template, rewards, sampling) -> tuple[dict[str, float], list[dict[str, Any]]]:
-    """Metrics of one set, and one record per prompt (prompt, greedy completion, its rewards)."""
+def run_eval(model, tokenizer, rows, template, rewards, sampling, engine=None) -> tuple[dict[str, float], list[dict[str, Any]]]:
+    """Metrics of one set, and one record per prompt (prompt, greedy completion, its rewards); `engine`: a vLLM
+    engine holding the model's weights generates instead of the model itself."""
     sampling = {**DEFAULT_SAMPLING, **dict(sampling or {})}
     rows = list(rows)[: sampling["max_prompts"]] if sampling.get("max_prompts") else list(rows)
     rewards = [dict(r) for r in (rewards or default_rewards(rows))]
@@ -107,7 +108,7 @@ def run_eval(model, tokenizer, rows, template, rewards, sampling) -> tuple[dict[
         return metrics, []
 
     # greedy: one completion per prompt
-    texts, lengths, truncated = _generate(model, tokenizer, prompts, 1, 0.0, 1.0, max_tokens, int(sampling["seed"]))
+    texts, lengths, truncated = _generate(model, tokenizer, prompts, 1, 0.0, 1.0, max_tokens, int(sampling["seed"]), engine=engine)
     totals, per_rule = score(rewards, texts, rows)
     correct = _row_means(per_rule, correct_names, n)
     fmt = _row_means(per_rule, format_names, n)
@@ -128,7 +129,8 @@ def run_eval(model, tokenizer, rows, template, rewards, sampling) -> tuple[dict[
     # k samples per prompt at the stage's temperature: pass@1 (mean correctness) and cons@k (majority answer)
     if k > 1 and float(sampling["temperature"]) > 0:
         texts_k, lengths_k, _ = _generate(
-            model, tokenizer, prompts, k, float(sampling["temperature"]), float(sampling["top_p"]), max_tokens, int(sampling["seed"]) + 1
+            model, tokenizer, prompts, k, float(sampling["temperature"]), float(sampling["top_p"]), max_tokens, int(sampling["seed"]) + 1,
+            engine=engine,
         )
         rows_k = [row for row in rows for _ in range(k)]
         _, per_rule_k = score(rewards, texts_k, rows_k)
@@ -168,7 +170,7 @@ def _majority_accuracy(texts: list[str], correct: list[float], k: int) -> float:
     return sum(hits) / len(hits)
 
 
-def evaluate_stage(run, model, tokenizer, datasets=None) -> dict[str, float]:
+def evaluate_stage(run, model, tokenizer, datasets=None, engine=None) -> dict[str, float]:
     """Evaluate the stage's eval sets on rank 0; writes eval.json, eval_examples.jsonl and results.json.
 
     Returns the metrics (keys `<set>/<metric>` when there are several sets); other ranks return {}.
@@ -187,7 +189,8 @@ def evaluate_stage(run, model, tokenizer, datasets=None) -> dict[str, float]:
         examples: list[dict[str, Any]] = []
         for dataset in datasets:
             rows = load_rows(dataset)
-            set_metrics, records = run_eval(plain, tokenizer, rows, cfg.get("template"), _rewards_for(cfg, dataset), cfg.get("sampling"))
+            set_metrics, records = run_eval(plain, tokenizer, rows, cfg.get("template"), _rewards_for(cfg, dataset), cfg.get("sampling"),
+                                            engine=engine)
             by_set[str(dataset.name)] = set_metrics
             examples += [{"dataset": str(dataset.name), **r} for r in records]
             run.print(f"[{run.name}] eval {dataset.name}: " + ", ".join(f"{k}={v:.3f}" for k, v in set_metrics.items() if k != "num_prompts"))
@@ -241,9 +244,13 @@ def run(cfg) -> dict[str, float]:
     from backends.models import load_policy
     from backends.trainer import StageRun
 
+    from backends.vllm_engine import record_engine, stage_engine
+
     run = StageRun(cfg)
     model, tokenizer = load_policy(cfg.model.init, run.device)
+    engine = stage_engine(run, cfg, model, tokenizer)
     datasets = list(cfg.model.data.get("train") or []) + list(cfg.model.data.get("eval") or [])
-    metrics = evaluate_stage(run, model.eval(), tokenizer, datasets)
+    metrics = evaluate_stage(run, model.eval(), tokenizer, datasets, engine=engine)
+    record_engine(run, engine)
     run.finish(metrics)
     return metrics

@@ -27,6 +27,7 @@ from backends.stages.eval import evaluate_stage
 from backends.stages.lm import batch_indices
 from backends.trainer import StageRun, build_optimizer, build_scheduler
 from backends.trainer.fabric import setup_frozen, setup_trainable
+from backends.vllm_engine import record_engine, stage_engine
 
 SUMMED_METRICS = ("tokens_per_s",)  # summed over ranks; every other metric is averaged
 
@@ -52,6 +53,7 @@ def run(cfg) -> dict[str, float]:
     if reference is not None:
         state["reference"] = reference  # refreshed during training, so it is part of the resumable state
     start = run.resume(state)
+    engine = stage_engine(run, cfg, model, tokenizer)  # None: sample from the policy itself (rollout.engine = hf)
     n_params = sum(p.numel() for p in model.parameters())
     run.print(f"[{run.name}] {n_params / 1e6:.2f}M parameters, {len(rows)} prompts, {run.world_size} process(es), "
               f"G={grpo.num_generations_per_prompt} x {prompts_per_step} prompts/step, steps {start}->{steps}")
@@ -63,7 +65,8 @@ def run(cfg) -> dict[str, float]:
             chosen = batch_indices(step, prompts_per_step, len(rows), seed)[run.rank :: run.world_size]
             generator = torch.Generator(device=run.device).manual_seed(seed * 1_000_003 + step * 1009 + run.rank)
             local = grpo_step(run.fabric, model, reference, optimizer, tokenizer, [rows[i] for i in chosen], grpo,
-                              rewards, cfg.model.get("template"), float(optim.max_grad_norm), generator)
+                              rewards, cfg.model.get("template"), float(optim.max_grad_norm), generator,
+                              engine, seed * 1_000_003 + step * 1009 + run.rank)
             scheduler.step()
             if reference is not None and grpo.get("reference_refresh_steps") and (step + 1) % int(grpo.reference_refresh_steps) == 0:
                 reference.load_state_dict(unwrap(model).state_dict())  # R1: the reference becomes the policy
@@ -76,7 +79,8 @@ def run(cfg) -> dict[str, float]:
 
     run.save_model(model, tokenizer)
     final = {f"train_{k}": metrics[k] for k in ("reward", "accuracy", "format") if k in metrics}
-    final.update(evaluate_stage(run, model, tokenizer))
+    final.update(evaluate_stage(run, model, tokenizer, engine=engine))
+    record_engine(run, engine)
     run.finish(final)
     return final
 

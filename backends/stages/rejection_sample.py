@@ -18,6 +18,7 @@ import hashlib
 import json
 import math
 import os
+import functools
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -36,10 +37,12 @@ def run(cfg) -> dict[str, float]:
     from backends.models import load_policy
     from backends.stages.eval import _rewards_for
     from backends.trainer import StageRun
+    from backends.vllm_engine import record_engine, stage_engine
 
     run = StageRun(cfg)
     model, tokenizer = load_policy(cfg.model.init, run.device)
     model.eval()
+    engine = stage_engine(run, cfg, model, tokenizer)  # None: sample from the model itself (rollout.engine = hf)
     sampling = dict(cfg.model.sampling)
     filters = dict(cfg.model.filters)
     checkpoint = checkpoint_hash(cfg.model.init)
@@ -67,8 +70,7 @@ def run(cfg) -> dict[str, float]:
                 if chunk_id in progress["done_chunks"]:
                     continue
                 prompts = [render_prompt(cfg.model.get("template"), str(r["prompt"]), tokenizer) for r in rows]
-                samples = sample(
-                    model,
+                samples = (engine.sample if engine is not None else functools.partial(sample, model))(
                     tokenizer,
                     prompts,
                     num_samples=k,
@@ -107,6 +109,7 @@ def run(cfg) -> dict[str, float]:
         run.print(f"[{run.name}] kept {kept_total} of {seen} samples -> {run.exp_dir / 'data.jsonl'}")
         for name in FILTERS:
             run.print(f"[{run.name}]   {name:16s} {counts[name]['kept']:6d} / {counts[name]['seen']:6d}")
+    record_engine(run, engine)
     run.fabric.barrier()
 
     summary = json.loads((run.exp_dir / "data_summary.json").read_text())

@@ -7,7 +7,7 @@
         for step in range(start, total):
             ...
             run.log(step + 1, {"loss": loss})
-            run.maybe_checkpoint(step + 1, total, state)
+            run.maybe_checkpoint(step + 1, total, state)   # also where SIGUSR1 stops it (raises Preempted)
             bar.update(step + 1, loss=loss)
     run.save_model(model, tokenizer)          # <stage>/model (save_pretrained, rank 0)
     run.finish(metrics)                       # results.json[stage] += metrics, then DONE
@@ -23,6 +23,8 @@ from backends.trainer.fabric import full_state_dict, is_sharded, seed_everything
 from backends.trainer.metrics import MetricsLogger
 from backends.trainer.progress import ProgressBar
 from backends.trainer.results import update_results, write_done
+from backends.trainer import stop
+from backends.trainer.stop import Preempted
 
 
 class StageRun:
@@ -53,6 +55,7 @@ class StageRun:
             enabled=self.is_main,
             wandb_config=_config_dict(cfg),
         )
+        stop.install()
 
     @property
     def device(self):
@@ -77,6 +80,12 @@ class StageRun:
         return step
 
     def maybe_checkpoint(self, step: int, total: int, state: dict[str, Any]) -> None:
+        """Checkpoint when due; after a stop request (SIGUSR1), checkpoint now and raise Preempted."""
+        if step < total and stop.agreed(self.fabric):
+            path = self.checkpoints.save(step, state)
+            if self.is_main:
+                self.logger.close()
+            raise Preempted(step, path)
         if self.checkpoints.due(step, total):
             self.checkpoints.save(step, state)
 

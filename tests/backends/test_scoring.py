@@ -50,9 +50,9 @@ def test_the_samplers_log_probs_equal_the_training_pass_at_temperature_with_ragg
         with torch.no_grad():
             logp, _ = token_logprobs(model, r.prompt_ids, r.prompt_mask, r.completion_ids, r.completion_mask, 0.7,
                                      rows_per_prompt=rows_per_prompt, vocab_size=r.vocab_size)
-        torch.testing.assert_close(logp[m], r.logprobs[m], atol=1e-5, rtol=0)
+        torch.testing.assert_close(logp[m], r.sample_logprobs[m], atol=1e-5, rtol=0)
     with torch.no_grad():
-        torch.testing.assert_close(naive_logprobs(model, r, 0.7)[m], r.logprobs[m], atol=1e-5, rtol=0)
+        torch.testing.assert_close(naive_logprobs(model, r, 0.7)[m], r.sample_logprobs[m], atol=1e-5, rtol=0)
 
 
 def test_chunked_selective_log_probs_equal_the_full_log_softmax_in_values_gradients_and_entropy(tiny, monkeypatch):
@@ -124,7 +124,7 @@ def test_padded_vocabulary_ids_are_never_sampled_nor_scored():
         logp, _ = token_logprobs(model, r.prompt_ids, r.prompt_mask, r.completion_ids, r.completion_mask,
                                  vocab_size=r.vocab_size)
     m = r.completion_mask.bool()
-    torch.testing.assert_close(logp[m], r.logprobs[m], atol=1e-5, rtol=0)
+    torch.testing.assert_close(logp[m], r.sample_logprobs[m], atol=1e-5, rtol=0)
 
 
 @pytest.mark.parametrize("precision", ["32-true", "bf16-mixed", "bf16-true"])

@@ -96,3 +96,20 @@ def test_relative_paths_resolve_against_the_declaring_file(write, tmp_path):
     assert recipe.datasets["d"].provides == ("prompt", "response")
 
 
+
+
+def test_rollout_engine_section_is_typed_defaulted_and_refused_with_several_processes(write):
+    head = ('model m { tiny {} }\ndataset d { generator = "arithmetic" }\nreward r { rule = "math_accuracy" }\n')
+    ok = write("ok.r1", head + 'stage z: grpo { from = m  data = d  rewards = [r]  rollout { engine = "vllm"  cpu_kv_cache_gb = 1 } }\n'
+               'stage e: eval { from = z  data = d  rewards = [r] }\n')
+    result = check_file(str(ok))
+    assert result.ok, [d.message for d in result.diagnostics]
+    zero, ev = result.recipe.stage("z"), result.recipe.stage("e")
+    assert (zero.rollout.engine, zero.rollout.cpu_kv_cache_gb, zero.rollout.gpu_memory_utilization) == ("vllm", 1, 0.5)
+    assert ev.rollout.engine == "hf"  # the default: our sampler on the policy itself
+    bad = write("bad.r1", head + 'stage z: grpo { from = m  data = d  rewards = [r]  resources { cpu_processes = 2 }\n'
+                '  rollout { engine = "vllm"  gpu_memory_utilization = 0 } }\n'
+                'stage e: eval { from = z  data = d  rewards = [r]  rollout { engine = "sglang" } }\n')
+    found = [(d.code, d.span.line) for d in check_file(str(bad)).diagnostics]
+    assert ("E010", 5) in found  # one colocated engine, one trainer process
+    assert ("E005", 5) in found and ("E005", 6) in found  # gpu_memory_utilization > 0; engine is hf or vllm

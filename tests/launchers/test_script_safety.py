@@ -17,7 +17,7 @@ import pytest
 from backends.launchers import nemo_rl, slurm
 from handmade import grpo_stage, make_pipeline, make_recipe
 from r1dsl.ir import Dataset, Resources, Stage, Template, Train
-from test_slurm import FAKE_PYTHON, shellcheck
+from test_slurm import FAKE_PYTHON, STUB_APPTAINER, shellcheck
 
 PAYLOADS = [
     "dollar$(touch $R1DSL_SENTINEL)",
@@ -52,9 +52,10 @@ fi
 """
 
 
-def hostile_pipeline(root: Path, target: str, container: str | None = None, partition: str | None = None):
+def hostile_pipeline(root: Path, target: str, container: str | None = None, partition: str | None = None,
+                     runtime: str = "pyxis"):
     res = Resources(gpus_per_node=0, time_limit_min=5, partition=partition, account=partition,
-                    container_image=container)
+                    container_image=container, container_runtime=runtime)
     stages = []
     previous = None
     for i, name in enumerate(PAYLOADS):
@@ -86,18 +87,19 @@ def sentinel(tmp_path, monkeypatch):
 def stubs(tmp_path, monkeypatch):
     folder = tmp_path / "stubs"
     folder.mkdir()
-    for name, text in (("srun", STUB_SRUN), ("scontrol", STUB_SCONTROL), ("uv", STUB_UV), ("python-fake", FAKE_PYTHON)):
+    for name, text in (("srun", STUB_SRUN), ("scontrol", STUB_SCONTROL), ("uv", STUB_UV), ("python-fake", FAKE_PYTHON),
+                       ("apptainer", STUB_APPTAINER)):
         (folder / name).write_text(text)
         (folder / name).chmod(0o755)
     monkeypatch.setenv("PATH", f"{folder}:{os.environ['PATH']}")
     return folder
 
 
-@pytest.mark.parametrize("target", ["slurm", "nemo-rl"])
-def test_hostile_values_pass_shellcheck_and_the_dry_run_executes_none(target, tmp_path, sentinel, capfd):
+@pytest.mark.parametrize("target,runtime", [("slurm", "pyxis"), ("slurm", "apptainer"), ("nemo-rl", "pyxis")])
+def test_hostile_values_pass_shellcheck_and_the_dry_run_executes_none(target, runtime, tmp_path, sentinel, capfd):
     module = slurm if target == "slurm" else nemo_rl
     pipeline = hostile_pipeline(tmp_path, target, container="img$(touch $R1DSL_SENTINEL)",
-                                partition="p;touch $R1DSL_SENTINEL")
+                                partition="p;touch $R1DSL_SENTINEL", runtime=runtime)
     written = module.emit(pipeline)
     shellcheck(written)
     for path in written:
@@ -108,16 +110,21 @@ def test_hostile_values_pass_shellcheck_and_the_dry_run_executes_none(target, tm
     assert out.count("# -> JOB") == len(PAYLOADS)
 
 
-def test_stage_scripts_run_with_hostile_paths_intact(tmp_path, sentinel, stubs):
-    pipeline = hostile_pipeline(tmp_path, "slurm")
+@pytest.mark.parametrize("container", [None, "apptainer"])
+def test_stage_scripts_run_with_hostile_paths_intact(container, tmp_path, sentinel, stubs):
+    image = "/img dir/$(touch $R1DSL_SENTINEL) `touch $R1DSL_SENTINEL`;'\"\n.sif" if container else None
+    pipeline = hostile_pipeline(tmp_path, "slurm", container=image, runtime=container or "pyxis")
     slurm.emit(pipeline)
     env = {**os.environ, "R1DSL_PYTHON": str(stubs / "python-fake"), "SLURM_JOB_NODELIST": "localhost",
-           "SLURM_JOB_NUM_NODES": "1", "SLURM_JOB_ID": "42"}
+           "SLURM_JOB_NUM_NODES": "1", "SLURM_JOB_ID": "42", "APPTAINER_ARGV": str(tmp_path / "apptainer_argv")}
     for job in pipeline.jobs:
         subprocess.run(["bash", str(Path(job.dir) / "job.sbatch")], env=env, check=True, capture_output=True)
         argv = (Path(job.dir) / "argv").read_text().split("\0")[:-1]
         assert argv[-1] == str(Path(job.dir) / "config.yaml")
         assert (Path(job.dir) / "DONE").exists()
+        if container:
+            apptainer = (tmp_path / "apptainer_argv").read_text().split("\0")[:-1]
+            assert image in apptainer and pipeline.run_dir in apptainer[apptainer.index("--bind") + 1].split(",")
 
 
 def test_nemo_rl_run_scripts_run_with_hostile_paths_intact(tmp_path, sentinel, stubs, monkeypatch):

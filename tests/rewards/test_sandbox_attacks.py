@@ -101,6 +101,25 @@ def test_tampering_with_its_own_interpreter_scores_zero(attack):
     assert reward(code, "assert abs(f(2) - 4) < 1e-9") == 0.0
 
 
+def test_a_solution_cannot_rebind_what_the_tests_use():
+    rebinding = "from operator import not_ as abs\nfrom operator import truth as isclose\nimport cmath as math\n"
+    forged_hello = ('{"names": [], "modules": {"math": "cmath", "abs": "operator"}, '
+                    '"imports": {"abs": ["operator", "not_"], "f": ["operator", "truth"], '
+                    '"isclose": ["operator", "truth"], "sorted": ["builtins", "list"]}}')
+    forging = ("import os\n"
+               "for fd in range(3, 64):\n"
+               "    try:\n"
+               f"        os.write(fd, {forged_hello!r}.encode() + b'\\n')\n"
+               "    except OSError:\n"
+               "        pass\n")
+    for attack in (rebinding, forging):
+        code = attack + WRONG_F
+        assert reward(code, "assert abs(f(2) - 4) < 1e-9") == 0.0
+        assert reward(code, "assert isclose(f(2), 4)") == 0.0
+        assert reward(code, "assert math.isclose(f(2), 4)") == 0.0
+        assert reward(code, "assert sorted([f(2)]) == [4]") == 0.0
+
+
 def test_reading_the_expected_value_from_frames_or_memory_scores_zero():
     secret = 918273645
     code = ("import sys, gc, re\n"
@@ -503,6 +522,11 @@ def test_concurrent_sandboxes_each_get_their_own_limits():
 
 def test_temporary_state_is_removed():
     before = set(os.listdir(tempfile.gettempdir()))
+    os.environ["R1DSL_TRAINER_SECRET"] = "hunter2"
+    try:
+        assert "hunter2" not in program_output("import os\nprint(dict(os.environ))")  # a clean environment
+    finally:
+        del os.environ["R1DSL_TRAINER_SECRET"]
     assert reward("def f(x):\n    return x * x\n", TESTS) == 1.0
     after = set(os.listdir(tempfile.gettempdir()))
     assert {n for n in after - before if n.startswith("r1dsl-sandbox")} == set()  # (r1dsl_ is the old sandbox)
@@ -516,6 +540,40 @@ def test_temporary_state_is_removed():
 def test_the_uid_lock_directory_is_private():
     if os.geteuid() != 0:
         pytest.skip("per-sandbox uids are used only when the trainer is root")
-    d = os.path.join(tempfile.gettempdir(), "r1dsl-sandbox-uids")
+    d = "/run/r1dsl-sandbox/uids" if os.path.isdir("/run/r1dsl-sandbox") else \
+        os.path.join(tempfile.gettempdir(), "r1dsl-sandbox-0", "uids")
     st = os.lstat(d)
     assert stat.S_ISDIR(st.st_mode) and st.st_uid == 0 and st.st_mode & 0o077 == 0
+
+
+def test_each_sandbox_has_its_own_cgroup_limits_while_it_runs():
+    from backends.rewards.sandbox import describe
+
+    if not describe()["cgroups"]:
+        pytest.skip("this host gives no writable cgroup (limits are per process there, see docs/rewards.md)")
+    with Sandbox("program", LIMITS, code="import time\nprint('up', flush=True)\ntime.sleep(3)\n") as box:
+        assert box.readline(time.monotonic() + 10) == b"up"
+        values = {}
+        for d in box._cgroups:
+            for name in ("pids.max", "memory.limit_in_bytes", "memory.max", "cpu.cfs_quota_us", "cpu.max"):
+                if os.path.exists(os.path.join(d, name)):
+                    with open(os.path.join(d, name)) as f:
+                        values[name] = f.read().split()[0]
+            with open(os.path.join(d, "cgroup.procs")) as f:
+                assert box.proc.pid in {int(x) for x in f.read().split()}  # joined before bwrap started
+    assert int(values["pids.max"]) == LIMITS.max_processes + 1
+    memory = int(values.get("memory.max", values.get("memory.limit_in_bytes")))
+    assert memory <= (LIMITS.memory_mb + LIMITS.file_size_mb + 64) << 20
+    if "cpu.cfs_quota_us" in values or "cpu.max" in values:
+        assert int(values.get("cpu.cfs_quota_us", values.get("cpu.max"))) == 100_000
+    assert all(not os.path.exists(d) for d in box._cgroups)  # removed afterwards
+
+
+def test_no_file_descriptor_beyond_stdio_reaches_the_code():
+    keep = os.open("/etc/hostname" if os.path.exists("/etc/hostname") else "/dev/null", os.O_RDONLY)
+    os.set_inheritable(keep, True)
+    try:
+        out = program_output("import os\nprint(len(os.listdir('/proc/self/fd')))")
+    finally:
+        os.close(keep)
+    assert out.strip() == "4"  # 0, 1, 2 and the directory listing itself

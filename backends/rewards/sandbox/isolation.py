@@ -12,16 +12,16 @@ The trusted side (this module, in the trainer) decides everything; the sandbox o
   /dev/null, /dev/zero, /dev/random, /dev/urandom, a fresh `/proc`, and a size-capped tmpfs `/tmp`.
   No host-writable path is mounted, so no filesystem socket is reachable; the network namespace has no
   interface but a downed loopback;
-- limits on the whole tree where the host lets us create cgroups (v2, else v1 pids + memory): pids.max
-  and a memory limit for every process of the sandbox together; plus rlimits set by the trusted worker
+- limits on the whole tree where the host lets us create cgroups (v2, else v1 pids + memory + cpu):
+  pids.max, a memory limit and one core of CPU for every process of the sandbox together; plus rlimits set by the trusted worker
   before any untrusted code runs (address space, file size, processes, CPU seconds, no core files);
 - bounded output: the parent reads at most `max_output_kb` and kills the sandbox on more;
 - a wall-clock kill of the whole tree: every process of the sandbox's cgroup (or of its uid) is killed,
   which takes the PID namespace down with its init; then its cgroups and lock are released.
 
 When the trainer is root but the interpreter lives under a path the sandbox uid cannot traverse (pyenv
-in a 0700 /root), the needed paths are first bind-mounted onto world-traversable mount points in a
-private mount namespace of the launcher (`unshare --mount`), so nothing changes on the host.
+in a 0700 /root), the needed paths are bind-mounted once onto world-traversable mount points in a private
+mount namespace (kept alive by an fd; sandboxes start inside it with `nsenter`), so nothing changes on the host.
 
 Without bubblewrap, or where it cannot start, `require_sandbox()` raises `SandboxUnavailable`: there is no
 fallback that runs untrusted code in a weaker way.
@@ -54,11 +54,12 @@ UID_SLOTS = 4096
 INSIDE_ID = 65534  # nobody/nogroup, inside the user namespace
 WORKER = "/sandbox/worker.py"
 SOLUTION = "/sandbox/solution.py"
+CPU_PERIOD_US = 100_000  # with a cpu cgroup, a sandbox gets at most one core's worth of CPU time
 DEVICES = ("/dev/null", "/dev/zero", "/dev/random", "/dev/urandom")
 _WORKER_SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "worker.py")
-_LAUNCH = (  # sh, run as the trainer's user: join the cgroups, stage unreachable paths, exec the rest
-    'set -e; n=$1; shift; while [ "$n" -gt 0 ]; do echo $$ > "$1"; shift; n=$((n-1)); done; '
-    'm=$1; n=$2; shift 2; while [ "$n" -gt 0 ]; do "$m" --bind "$1" "$2"; shift 2; n=$((n-1)); done; exec "$@"'
+_LAUNCH = (  # sh, as the trainer's user: join the sandbox's cgroups, exec the rest (inherited fds beyond
+    # stdin/stdout/stderr are closed by the worker before any untrusted code runs)
+    'set -e; n=$1; shift; while [ "$n" -gt 0 ]; do echo $$ > "$1"; shift; n=$((n-1)); done; exec "$@"'
 )
 
 
@@ -95,10 +96,9 @@ class _Host:
     root_args: tuple[str, ...]  # bwrap arguments building the read-only root (interpreter, stdlib, libs)
     python: str
     privileged: bool  # root: own uid per sandbox, staged paths, cgroups
-    unshare: str | None
     setpriv: str | None
-    mount: str | None
-    staged: tuple[tuple[str, str], ...]  # (host path, world-reachable mount point) bound before bwrap runs
+    nsenter: str | None
+    staged_ns_fd: int | None  # a private mount namespace where unreachable paths are bound to world-reachable points
     stage: str
     cgroups: "_Cgroups | None"
 
@@ -145,8 +145,8 @@ def _probe() -> _Host:
             "code rewards run untrusted code and need a sandbox, but `bwrap` was not found on PATH: "
             f"{INSTALL_HINT}. There is deliberately no weaker in-process fallback.")
     privileged = os.geteuid() == 0
-    tools = {name: shutil.which(name) for name in ("unshare", "setpriv", "mount", "ldd")}
-    missing = [n for n, p in tools.items() if p is None and (privileged or n == "ldd")]
+    tools = {name: shutil.which(name) for name in ("unshare", "setpriv", "nsenter", "mount", "ldd")}
+    missing = [n for n, p in tools.items() if p is None and (privileged or n == "ldd")]  # util-linux, libc-bin
     if missing:
         raise SandboxUnavailable(f"the code sandbox needs {', '.join(missing)} (util-linux, libc-bin) besides bwrap")
     python = os.path.realpath(sys.executable)
@@ -160,7 +160,7 @@ def _probe() -> _Host:
     if os.path.exists("/etc/ld.so.cache"):
         wanted.append("/etc/ld.so.cache")
 
-    stage = tempfile.mkdtemp(prefix="r1dsl-sandbox-stage-")
+    stage = tempfile.mkdtemp(prefix="stage-", dir=_state_dir(privileged))
     atexit.register(shutil.rmtree, stage, True)
     os.chmod(stage, 0o755)
     shutil.copyfile(_WORKER_SOURCE, os.path.join(stage, "worker.py"))
@@ -195,10 +195,47 @@ def _probe() -> _Host:
         if masked.startswith(stdlib + os.sep) and os.path.isdir(masked):  # site-packages inside the stdlib dir
             root_args += ["--tmpfs", masked, "--remount-ro", masked]
     host = _Host(bwrap=bwrap, root_args=tuple(root_args), python=python, privileged=privileged,
-                 unshare=tools["unshare"], setpriv=tools["setpriv"], mount=tools["mount"], staged=tuple(staged),
+                 setpriv=tools["setpriv"], nsenter=tools["nsenter"],
+                 staged_ns_fd=_staged_namespace(tools["unshare"], tools["mount"], staged) if staged else None,
                  stage=stage, cgroups=_Cgroups.probe() if privileged else None)
     _trial_run(host)
     return host
+
+
+def _staged_namespace(unshare: str, mount: str, staged: list[tuple[str, str]]) -> int:
+    """A private mount namespace (nothing changes on the host) where each unreachable path is bound onto its
+    world-reachable mount point; kept alive by the returned fd, which sandboxes enter with nsenter."""
+    script = 'm=$1; shift; while [ "$#" -gt 1 ]; do "$m" --bind "$1" "$2"; shift 2; done; echo ready; read _'
+    holder = subprocess.Popen([unshare, "--mount", "--propagation", "private", "--", "/bin/sh", "-c", script, "sh",
+                               mount, *[p for pair in staged for p in pair]],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        line = holder.stdout.readline()
+        if line.strip() != b"ready":
+            raise SandboxUnavailable(f"could not prepare the sandbox's mount namespace: {holder.stderr.read()[-400:]!r}")
+        fd = os.open(f"/proc/{holder.pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=10)
+        holder.stdout.close()
+        holder.stderr.close()
+    atexit.register(os.close, fd)
+    return fd
+
+
+def _state_dir(privileged: bool) -> str:
+    """Where the sandbox keeps its per-process stage and uid locks: /run/r1dsl-sandbox (root), else a temp dir;
+    not in /tmp when root, so nothing of ours appears among the host's temporary files."""
+    base = "/run" if privileged and os.path.isdir("/run") and os.access("/run", os.W_OK) else tempfile.gettempdir()
+    d = os.path.join(base, "r1dsl-sandbox" if base == "/run" else f"r1dsl-sandbox-{os.getuid()}")
+    try:
+        os.mkdir(d, 0o755)
+    except FileExistsError:
+        pass
+    st = os.lstat(d)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o022:
+        raise SandboxUnavailable(f"{d} must be a directory owned by uid {os.getuid()}, not writable by others")
+    return d
 
 
 def _trial_run(host: _Host) -> None:
@@ -214,8 +251,8 @@ def _trial_run(host: _Host) -> None:
         raise SandboxUnavailable(f"bubblewrap could not be started ({e}); {INSTALL_HINT}") from e
     if got.exit_code != 0 or got.stdout.split() != [str(INSIDE_ID).encode(), b"6"]:
         raise SandboxUnavailable(
-            "bubblewrap is installed but could not start a sandbox here (it needs unprivileged user "
-            "namespaces: `sysctl kernel.unprivileged_userns_clone=1` on older Debian kernels, "
+            "bubblewrap is installed but could not start a sandbox here (a common cause: unprivileged user "
+            "namespaces are disabled; `sysctl kernel.unprivileged_userns_clone=1` on older Debian kernels, "
             f"`kernel.apparmor_restrict_unprivileged_userns=0` on Ubuntu 24.04): exit {got.exit_code}, "
             f"stderr: {err.strip()[-400:]!r}")
 
@@ -273,7 +310,7 @@ class _Cgroups:
     def __init__(self, kind: str, parents: dict[str, str]):
         self.kind = kind  # "v2" or "v1"
         self.parents = parents  # controller -> parent directory (v2: one entry "unified")
-        self.controls = ("pids", "memory") if kind == "v2" else tuple(parents)
+        self.controls = ("pids", "memory", "cpu") if kind == "v2" else tuple(parents)
         self._n = 0
         self._lock = threading.Lock()
 
@@ -293,11 +330,11 @@ class _Cgroups:
                         enabled = f.read().split()
                 except OSError:
                     enabled = []
-                if {"pids", "memory"} <= set(enabled) and _can_make_child(parent):
+                if {"pids", "memory"} <= set(enabled) and _can_make_child(parent):  # cpu too when enabled
                     return _Cgroups("v2", {"unified": parent})
         parents = {}
         for _, ctrls, path in lines:
-            for ctrl in ("pids", "memory"):
+            for ctrl in ("pids", "memory", "cpu"):
                 mount = f"/sys/fs/cgroup/{ctrl}"
                 if ctrl in ctrls.split(",") and os.path.exists(os.path.join(mount, "cgroup.procs")):
                     parent = os.path.join(mount, path.lstrip("/"))
@@ -321,11 +358,15 @@ class _Cgroups:
                     _write(d, "pids.max", pids)
                     _write(d, "memory.max", mem)
                     _write(d, "memory.swap.max", 0, optional=True)
+                    _write(d, "cpu.max", f"{CPU_PERIOD_US} {CPU_PERIOD_US}", optional=True)
                 elif ctrl == "pids":
                     _write(d, "pids.max", pids)
-                else:
+                elif ctrl == "memory":
                     _write(d, "memory.limit_in_bytes", mem)
                     _write(d, "memory.memsw.limit_in_bytes", mem, optional=True)
+                else:
+                    _write(d, "cpu.cfs_period_us", CPU_PERIOD_US, optional=True)
+                    _write(d, "cpu.cfs_quota_us", CPU_PERIOD_US, optional=True)
             return made
         except OSError:
             self.remove(made)
@@ -384,10 +425,8 @@ def _write(d: str, name: str, value, optional: bool = False) -> None:
 class _UidSlot:
     """A uid no other sandbox (of any process on this host) uses while we hold its lock file."""
 
-    _dir = os.path.join(tempfile.gettempdir(), "r1dsl-sandbox-uids")
-
     def __init__(self, sweep: bool):
-        d = self._dir
+        d = os.path.join(_state_dir(True), "uids")
         try:
             os.mkdir(d, 0o700)
         except FileExistsError:
@@ -498,7 +537,8 @@ class Sandbox:
             self.proc = subprocess.Popen(
                 argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                 stderr=self._stderr_file if keep_stderr else subprocess.DEVNULL,
-                pass_fds=(code_fd,) if code_fd is not None else (), start_new_session=True, cwd="/",
+                pass_fds=tuple(fd for fd in (code_fd, host.staged_ns_fd if self._slot else None) if fd is not None),
+                start_new_session=True, cwd="/",
                 env={"PATH": "/usr/bin:/bin:/usr/sbin:/sbin", "LC_ALL": "C.UTF-8"})
             self._in = self.proc.stdin.fileno()
             self._out = self.proc.stdout.fileno()
@@ -534,12 +574,11 @@ class Sandbox:
                json.dumps(rlimits)]
         if self._slot is not None:
             bw = [h.setpriv, f"--reuid={self._slot.uid}", f"--regid={self._slot.uid}", "--clear-groups", "--", *bw]
-        staged = [p for pair in h.staged for p in pair] if self._slot is not None else []
+        ns_fd = h.staged_ns_fd if self._slot is not None else None
         launch = ["/bin/sh", "-c", _LAUNCH, "sh", str(len(self._cgroups)),
-                  *[os.path.join(d, "cgroup.procs") for d in self._cgroups],
-                  h.mount or "mount", str(len(staged) // 2), *staged, *bw]
-        if staged:
-            launch = [h.unshare, "--mount", "--propagation", "private", "--", *launch]
+                  *[os.path.join(d, "cgroup.procs") for d in self._cgroups], *bw]
+        if ns_fd is not None:
+            launch = [h.nsenter, f"--mount=/proc/self/fd/{ns_fd}", "--", *launch]
         return launch
 
     # -- talking to it -----------------------------------------------------------------------------------

@@ -204,21 +204,25 @@ def run_judge():
     req = receive()
     tests, names = req["tests"], [n for n in req["names"] if isinstance(n, str) and n.isidentifier()]
     entry_point = req.get("entry_point")
-    modules = {}  # what the solution imported from the standard library, imported here afresh
+    # What the solution imported from the standard library (tests run in its namespace used to see it), imported
+    # here afresh. Only under its own name (`import math`, `from heapq import heappush`): a solution must not
+    # rebind a name the test uses to some other object, nor any builtin (`abs`, `sorted`, `isinstance`).
+    shadow = set(dir(builtins))
+    modules = {}
     for alias, name in dict(req.get("modules", {})).items():
-        if alias.isidentifier() and isinstance(name, str) and name.split(".")[0] in sys.stdlib_module_names:
+        if isinstance(name, str) and alias == name and alias.isidentifier() and alias not in shadow \
+                and name in sys.stdlib_module_names:
             try:
-                modules[alias] = __import__(name, fromlist=["_"])
+                modules[alias] = __import__(name)
             except BaseException:  # noqa: BLE001
                 pass
     for alias, spec in dict(req.get("imports", {})).items():
         try:
             mod, qual = spec
-            if alias.isidentifier() and mod.split(".")[0] in sys.stdlib_module_names and "<" not in qual:
-                obj = __import__(mod, fromlist=["_"])
-                for part in qual.split("."):
-                    obj = getattr(obj, part)
-                modules[alias] = obj
+            if alias == qual and alias.isidentifier() and alias not in shadow and mod in sys.stdlib_module_names:
+                obj = getattr(__import__(mod), qual)
+                if callable(obj) and type(obj) is not type(sys):
+                    modules[alias] = obj
         except BaseException:  # noqa: BLE001
             pass
 
@@ -276,7 +280,6 @@ def run_judge():
         f.__name__ = f.__qualname__ = name
         return f
 
-    shadow = set(dir(builtins))  # a solution's `sorted` or `abs` must not replace the test's
     for i, test in enumerate(tests):
         ns = {"__name__": "__main__", "__builtins__": builtins, **modules}
         ns.update({n: proxy(n) for n in names if n not in shadow})
@@ -317,6 +320,7 @@ def _flush():
 
 
 def main():
+    os.closerange(3, resource.getrlimit(resource.RLIMIT_NOFILE)[0])  # nothing inherited beyond stdin/out/err
     mode = sys.argv[1]
     set_limits(json.loads(sys.argv[2]))
     if mode == "program":  # run as a script in this interpreter (one interpreter start, not two)
