@@ -65,8 +65,8 @@ def rollout_and_score(policy, tokenizer, rows: Sequence[Mapping[str, Any]], grpo
     if engine is not None:
         rollout = engine.sample_groups(tokenizer, prompts, G, seed=seed, **lengths)
         device = next(policy.parameters()).device
-        rollout = Rollout(**{f.name: (lambda x: x.to(device) if isinstance(x, torch.Tensor) else x)(getattr(rollout, f.name))
-                             for f in fields(Rollout)})
+        moved = {f.name: getattr(rollout, f.name) for f in fields(Rollout)}
+        rollout = Rollout(**{k: v.to(device) if isinstance(v, Tensor) else v for k, v in moved.items()})
     else:
         rollout = sample_groups(policy, tokenizer, prompts, G, generator=generator, **lengths)
     group_rows = [row for row in rows for _ in range(G)]  # (B,), aligned with the rollout
