@@ -43,29 +43,33 @@ def compile_recipe(recipe: ir.Recipe, run_dir: str | os.PathLike | None = None, 
 
 # ---------------------------------------------------------------- what a target can run
 
-# Parallelism beyond data parallel (DDP or FSDP) that each target implements; the checker does not know the
-# target, so compile refuses the rest: every rank of a local or SLURM job would load the whole model.
+# Parallelism beyond data parallel (DDP or FSDP) that each target implements. The checker does not know the
+# target: compile refuses model parallel for SLURM (its sbatch would run r1dsl's data-parallel trainer, every
+# rank loading the whole model), and the local target's preflight refuses to --run it (r1dsl/preflight.py).
 MODEL_PARALLEL_TARGETS = {"nemo-rl": ("tensor_parallel", "pipeline_parallel")}
 
 
+def model_parallel_misfits(stages, target: str) -> list[tuple[ir.Stage, str, int]]:
+    """(stage, setting, size) for each tensor/pipeline parallel size above 1 of `stages` that `target` cannot run."""
+    able = MODEL_PARALLEL_TARGETS.get(target, ())
+    return [(stage, key, getattr(stage.resources, key)) for stage in stages
+            for key in ("tensor_parallel", "pipeline_parallel") if getattr(stage.resources, key) > 1 and key not in able]
+
+
 def target_errors(recipe: ir.Recipe, target: str):
-    """E010 diagnostics for settings this compile target cannot run (tensor/pipeline parallel off nemo-rl)."""
+    """E010 diagnostics for model parallel on a target that trains data-parallel only."""
     from r1dsl.diagnostics import Diagnostic
 
-    able = MODEL_PARALLEL_TARGETS.get(target, ())
-    errors = []
-    for stage in recipe.stages:
-        for key in ("tensor_parallel", "pipeline_parallel"):
-            size = getattr(stage.resources, key)
-            if size > 1 and key not in able:
-                errors.append(Diagnostic(
-                    "E010", f"stage `{stage.name}`: resources.{key} = {size} cannot run on the {target} target, which "
-                    "trains data-parallel only (DDP, or FSDP with sharding = \"fsdp\"): every rank would load the whole model",
-                    stage.span,
-                    help=f"compile with `--target nemo-rl` (DTensor/Megatron {key.replace('_', ' ')}), or set {key} = 1 "
-                         "and shard with `resources { sharding = \"fsdp\" }`",
-                ))
-    return errors
+    return [
+        Diagnostic(
+            "E010", f"stage `{stage.name}`: resources.{key} = {size} cannot run on the {target} target, which trains "
+            "data-parallel only (DDP, or FSDP with sharding = \"fsdp\"): every rank would load the whole model",
+            stage.span,
+            help=f"compile with `--target nemo-rl` (DTensor/Megatron {key.replace('_', ' ')}), or set {key} = 1 and "
+                 "shard with `resources { sharding = \"fsdp\" }`",
+        )
+        for stage, key, size in model_parallel_misfits(recipe.stages, target)
+    ]
 
 
 # ---------------------------------------------------------------- one stage's config

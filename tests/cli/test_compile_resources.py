@@ -69,14 +69,21 @@ def test_nemo_rl_gets_the_precision_and_activation_checkpointing(tmp_path):
 
 @pytest.mark.parametrize("key", ["tensor_parallel", "pipeline_parallel"])
 def test_model_parallel_is_refused_off_nemo_rl_and_the_error_names_that_target(tmp_path, capsys, key):
-    from r1dsl.cli import main
+    from r1dsl.cli import PREFLIGHT_FAILED, main
 
     path = tmp_path / "r.r1"
     path.write_text(RECIPE.format(resources=f"gpus_per_node = 8  {key} = 2"))
-    for target in ("local", "slurm"):
-        assert main(["compile", str(path), "-o", str(tmp_path / target), "--target", target]) == 1
-        err = capsys.readouterr().err
-        assert f"error[E010]: stage `zero`: resources.{key} = 2 cannot run on the {target} target" in err
-        assert "--target nemo-rl" in err and f"{path}:5:1" in err
-        assert not (tmp_path / target / "zero" / "config.yaml").exists()
+    # slurm: its sbatch would run the data-parallel trainer, so compile refuses
+    assert main(["compile", str(path), "-o", str(tmp_path / "slurm"), "--target", "slurm"]) == 1
+    err = capsys.readouterr().err
+    assert f"error[E010]: stage `zero`: resources.{key} = 2 cannot run on the slurm target" in err
+    assert "--target nemo-rl" in err and f"{path}:5:1" in err
+    assert not (tmp_path / "slurm" / "zero" / "config.yaml").exists()
+    # local: compiling warns, running refuses before anything starts
+    assert main(["compile", str(path), "-o", str(tmp_path / "local")]) == 0
+    assert f"resources.{key} = 2: the local target trains data-parallel only" in capsys.readouterr().err
+    assert main(["compile", str(path), "-o", str(tmp_path / "run"), "--run"]) == PREFLIGHT_FAILED
+    err = capsys.readouterr().err
+    assert f"{key} = 2 (model parallel)" in err and "--target nemo-rl" in err
+    assert not (tmp_path / "run" / "zero" / "DONE").exists()
     assert main(["compile", str(path), "-o", str(tmp_path / "nemo"), "--target", "nemo-rl"]) == 0
