@@ -1,6 +1,12 @@
-"""Our GRPO step against TRL's GRPOTrainer: same tiny model, prompts, G, completion length and steps.
+"""Our GRPO step against TRL's GRPOTrainer at parity: same tiny model, prompts, G, stop, completion length, steps.
 
-    python benchmarks/grpo_vs_trl.py --model runs/tiny_r1_zero/base/model --steps 20
+    python benchmarks/grpo_vs_trl.py --model runs/tiny_r1_zero/base/model --steps 20 --seeds 7 11 13 17 19
+
+Parity: TRL's gradient checkpointing is off (its default is on since TRL 0.29; ours has none); both sides stop
+at EOS only (ours is given stop=(), TRL's HF generate stops at EOS) and report their completion tokens; one
+optimizer step per rollout batch on both. Per step and side, the time per phase: generation, rewards,
+reference (+ any no-grad policy pass), backward (the policy's forward and backward), optimizer. Over the
+seeds: the wall-time ratio ours / TRL and each side's held-out reward with a 95% t confidence interval.
 
 One process, CPU. TRL's `train()` drives; a callback times each TRL step (on_step_begin -> on_step_end:
 generation, rewards, loss, backward, optimizer) and then runs our step on the same prompts, so the two
@@ -71,8 +77,42 @@ def main() -> None:
     parser.add_argument("--loss-type", default="grpo", choices=sorted(LOSS_AGGREGATION))
     parser.add_argument("--eval-prompts", type=int, default=200)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[7, 11, 13, 17, 19])
     args = parser.parse_args()
+    runs = []
+    for seed in args.seeds:
+        args.seed = seed
+        runs.append(run_seed(args))
+    summarize(args, runs)
+
+
+PHASES = ("generation", "rewards", "reference", "backward", "optimizer")
+
+
+def confidence_interval(xs: list[float]) -> tuple[float, float]:
+    """Mean and the half-width of its 95% t interval."""
+    from statistics import mean, stdev
+
+    t975 = {1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57, 6: 2.45, 7: 2.36, 8: 2.31, 9: 2.26}
+    if len(xs) < 2:
+        return mean(xs), float("nan")
+    return mean(xs), t975.get(len(xs) - 1, 2.0) * stdev(xs) / len(xs) ** 0.5
+
+
+def summarize(args, runs: list[dict]) -> None:
+    print("\n=== over seeds", args.seeds, "===")
+    ratios = [r["ratio"] for r in runs]
+    m, h = confidence_interval(ratios)
+    print(f"wall time per step, ours / TRL: {m:.3f} +- {h:.3f} (95% CI; per seed {[round(x, 3) for x in ratios]})")
+    for side in ("ours", "trl"):
+        m, h = confidence_interval([r[side]["eval_reward"] for r in runs])
+        phases = {p: statistics.mean(r[side]["phases"][p] for r in runs) for p in PHASES}
+        tokens = statistics.mean(r[side]["completion_tokens"] for r in runs)
+        print(f"{side:5s} held-out reward {m:.3f} +- {h:.3f} | s/step {statistics.mean(r[side]['s_per_step'] for r in runs):.2f} "
+              f"| completion tokens/seq {tokens:.1f} | " + " ".join(f"{p} {v:.2f}s" for p, v in phases.items()))
+
+
+def run_seed(args) -> dict:
 
     warnings.filterwarnings("ignore")
     import transformers
@@ -111,6 +151,7 @@ def main() -> None:
         output_dir=out_dir, report_to="none", use_vllm=False, use_cpu=True, bf16=False, seed=args.seed,
         max_steps=args.steps, learning_rate=args.lr, lr_scheduler_type="constant", weight_decay=0.0,
         max_grad_norm=1.0, per_device_train_batch_size=P * G, gradient_accumulation_steps=1, num_generations=G,
+        gradient_checkpointing=False,  # on by default since TRL 0.29; ours has none
         max_completion_length=T, temperature=1.0, beta=args.beta, epsilon=0.2, loss_type=args.loss_type,
         scale_rewards="group", shuffle_dataset=False, logging_steps=1, save_strategy="no", disable_tqdm=True,
         dataloader_num_workers=0,
@@ -119,15 +160,42 @@ def main() -> None:
     seen: list[tuple[str, str]] = []  # (rendered prompt, answer) of TRL's current step, G times each
     trainer = GRPOTrainer(model=trl_model, reward_funcs=trl_reward_functions(seen), args=config, train_dataset=dataset,
                           processing_class=tokenizer)
+    trl_phases: list[dict[str, float]] = []  # per TRL step: seconds per phase
+
+    def timed(owner, name, phase_of):
+        original = getattr(owner, name)
+
+        def wrapper(*a, **k):
+            start = time.perf_counter()
+            try:
+                return original(*a, **k)
+            finally:
+                trl_phases[-1][phase_of(a)] += time.perf_counter() - start
+
+        setattr(owner, name, wrapper)
+
+    timed(trainer, "_generate", lambda a: "generation")
+    timed(trainer, "_calculate_rewards", lambda a: "rewards")
+    timed(trainer, "_get_per_token_logps_and_entropies",
+          lambda a: "reference" if (a and a[0] is trainer.ref_model) or not torch.is_grad_enabled() else "backward")
+    timed(trainer.accelerator, "backward", lambda a: "backward")
 
     by_prompt = {R1_ZERO_TEMPLATE.format(prompt=r["prompt"]): r for r in rows}
     timings = {"ours": [], "trl": []}  # wall seconds per step
     cpu = {"ours": [], "trl": []}  # process CPU seconds per step (robust to other load on a shared machine)
     our_rewards: list[float] = []
+    our_metrics: list[dict[str, float]] = []
 
     class Alternate(transformers.TrainerCallback):
         def on_step_begin(self, *_, **__):
+            trl_phases.append(dict.fromkeys(PHASES, 0.0))
             self.t0, self.c0 = time.perf_counter(), time.process_time()
+
+        def on_pre_optimizer_step(self, *_, **__):
+            self.o0 = time.perf_counter()
+
+        def on_optimizer_step(self, *_, **__):
+            trl_phases[-1]["optimizer"] += time.perf_counter() - self.o0
 
         def on_step_end(self, _args, state, *_, **__):
             timings["trl"].append(time.perf_counter() - self.t0)
@@ -136,7 +204,8 @@ def main() -> None:
             step_rows = [by_prompt[prompt] for prompt, _ in seen[::G]]  # the P prompts TRL just trained on
             t0, c0 = time.perf_counter(), time.process_time()
             m = grpo_step(fabric, policy, reference, optimizer, tokenizer, step_rows, settings,
-                          REWARDS, R1_ZERO_TEMPLATE, 1.0, generator)
+                          REWARDS, R1_ZERO_TEMPLATE, 1.0, generator, stop=())  # EOS only, as TRL's generate
+            our_metrics.append(m)
             timings["ours"].append(time.perf_counter() - t0)
             cpu["ours"].append(time.process_time() - c0)
             our_rewards.append(m["reward"])
@@ -171,6 +240,20 @@ def main() -> None:
     cpu_ratio = per_step(cpu["ours"]) / per_step(cpu["trl"])
     print(f"\nwall time per step, ours / TRL: {ratio:.2f}  (total {sum(timings['ours']):.1f}s vs {sum(timings['trl']):.1f}s); "
           f"CPU time per step: {cpu_ratio:.2f}")
+    ours_phases = {p: per_step([m[f"time_{'rewards' if p == 'rewards' else p}_s"] for m in our_metrics]) for p in PHASES}
+    trl_phase_means = {p: per_step([x[p] for x in trl_phases]) for p in PHASES}
+    trl_tokens = [h["completions/mean_length"] for h in trainer.state.log_history if "completions/mean_length" in h]
+    our_tokens = [m["completion_length"] for m in our_metrics]
+    for name, ph, tok in (("ours", ours_phases, our_tokens), ("trl", trl_phase_means, trl_tokens)):
+        print(f"{name:5s} phases s/step: " + "  ".join(f"{p} {v:.3f}" for p, v in ph.items()) +
+              f"  | completion tokens/seq {statistics.mean(tok):.1f}")
+    return {
+        "ratio": ratio,
+        "ours": {"s_per_step": per_step(timings["ours"]), "phases": ours_phases, "completion_tokens": statistics.mean(our_tokens),
+                 "eval_reward": results["ours"]["reward"]},
+        "trl": {"s_per_step": per_step(timings["trl"]), "phases": trl_phase_means, "completion_tokens": statistics.mean(trl_tokens),
+                "eval_reward": results["trl"]["reward"]},
+    }
 
 
 if __name__ == "__main__":

@@ -2,8 +2,10 @@
 
 Peers, interleaved pass by pass so that both see the same machine load:
 - plain:   `subprocess.run([sys.executable, "-I", "-S", file], input=..., capture_output=True)` (no isolation);
-- sandbox: `Sandbox("program", ...)`, what `code_accuracy` does per stdin/stdout test (bwrap, own uid,
-           cgroup, read-only root, bounded output, whole-tree kill and cleanup);
+- sandbox: `Sandbox("program", ...)`, one sandbox per program (bwrap, own uid, cgroup, read-only root,
+           bounded output, whole-tree kill and cleanup): the isolation's cost per start;
+- batched: `code_accuracy` on rows of 10 stdin/stdout tests (one sandbox per row, a forked child per test,
+           compared in the parent), counted in programs/s;
 - rows:    `code_accuracy` on rows of assert snippets (two sandboxes per row: solution + judge), rows/s.
 Each program is a small honest solution (stdlib imports, reads stdin). Reports the median and the range
 over `--repeat` passes, the machine load (`uptime`) before and after, and the date.
@@ -28,7 +30,8 @@ sys.path.insert(0, ROOT)
 
 PROGRAMS = [
     ("import sys\nprint(sum(map(int, sys.stdin.read().split())))\n", "1 2 3 4", "10"),
-    ("import math, sys\nn = int(sys.stdin.readline())\nprint(math.factorial(n) % 1000003)\n", "50", None),
+    ("import math, sys\nn = int(sys.stdin.readline())\nprint(math.factorial(n) % 1000003)\n", "50",
+     str(__import__("math").factorial(50) % 1000003)),
     ("import collections, sys\nc = collections.Counter(sys.stdin.read().split())\nprint(c.most_common(1)[0][0])\n",
      "a b a c a", "a"),
     ("import heapq, sys\nxs = list(map(int, sys.stdin.read().split()))\nprint(*heapq.nsmallest(3, xs))\n",
@@ -61,6 +64,19 @@ def run_sandbox(items, workers):
         return all(pool.map(one, items))
 
 
+def run_batched(items, workers):
+    from backends.rewards import REWARDS
+
+    rows, comps = [], []
+    for k in range(0, len(items), 10):
+        code, stdin = items[k]
+        expected = next(e for c, i, e in PROGRAMS if c == code)
+        comps.append(f"<answer>\n```python\n{code}```\n</answer>")
+        rows.append({"tests": [{"input": stdin, "output": expected or ""}] * len(items[k:k + 10])})
+    got = REWARDS["code_accuracy"].fn(comps, rows, max_workers=workers)
+    return all(v == 1.0 for v, c in zip(got, comps))
+
+
 def run_rows(n, workers):
     from backends.rewards import REWARDS
 
@@ -89,10 +105,13 @@ def main():
         files.append((path, stdin))
     plain_items = [files[i % len(files)] for i in range(args.programs)]
     box_items = [(PROGRAMS[i % len(PROGRAMS)][0], PROGRAMS[i % len(PROGRAMS)][1]) for i in range(args.programs)]
-    rates = {"plain": [], "sandbox": [], "rows": []}
+    batch_items = [(PROGRAMS[(i // 10) % len(PROGRAMS)][0], PROGRAMS[(i // 10) % len(PROGRAMS)][1])
+                   for i in range(args.programs)]
+    rates = {"plain": [], "sandbox": [], "batched": [], "rows": []}
     for _ in range(args.repeat):
         for name, fn, items, n in (("plain", run_plain, plain_items, args.programs),
                                    ("sandbox", run_sandbox, box_items, args.programs),
+                                   ("batched", run_batched, batch_items, args.programs),
                                    ("rows", run_rows, args.rows, args.rows)):
             t = time.perf_counter()
             assert fn(items, args.workers), f"{name}: a program failed"
@@ -105,11 +124,14 @@ def main():
     print(f"date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; sandbox: {describe()}")
     print(f"load before: {load_before}\nload after:  {load_after}")
     print(f"{args.programs} programs and {args.rows} rows per pass, {args.repeat} passes, {args.workers} worker(s)")
-    for name, unit in (("plain", "programs/s"), ("sandbox", "programs/s"), ("rows", "rows/s (2 sandboxes each)")):
+    for name, unit in (("plain", "programs/s"), ("sandbox", "programs/s (a sandbox each)"),
+                       ("batched", "programs/s (rows of 10 tests, a sandbox per row)"),
+                       ("rows", "rows/s (assert snippets, 2 sandboxes each)")):
         r = rates[name]
         print(f"{name:8s} median {statistics.median(r):7.1f} {unit}  range {min(r):.1f}-{max(r):.1f}")
-    ratios = [s / p for s, p in zip(rates["sandbox"], rates["plain"])]
-    print(f"sandbox / plain, per pass: median {statistics.median(ratios):.2f}  range {min(ratios):.2f}-{max(ratios):.2f}")
+    for name in ("sandbox", "batched"):
+        ratios = [s / p for s, p in zip(rates[name], rates["plain"])]
+        print(f"{name} / plain, per pass: median {statistics.median(ratios):.2f}  range {min(ratios):.2f}-{max(ratios):.2f}")
 
 
 if __name__ == "__main__":

@@ -207,6 +207,13 @@ def cmd_compile(args) -> int:
     target = _target(args.target)
     if isinstance(target, str):
         return _usage(target)
+    refused = getattr(target, "refusals", lambda _: [])(pipeline)
+    if refused:  # what the target's runtime would reject (or could be subverted by): nothing is written
+        for refusal in refused:
+            print(refusal, file=sys.stderr)
+        print(f"r1dsl: --target {args.target} refuses {len(refused)} thing(s) in this recipe; nothing was written",
+              file=sys.stderr)
+        return RECIPE_ERROR
     problems = []
     if args.target == "local" and (args.run or args.dry_run):
         from r1dsl import local, preflight

@@ -59,6 +59,9 @@ class Arch:
     kv_bytes_per_token: float  # bf16 K and V of every layer (MLA: the compressed latent)
     vocab: int
     attn_dim: int  # heads x (query-key dim + value dim): causal attention costs layers x attn_dim x L^2 per sequence
+    heads: int = 0  # attention heads (tensor parallelism splits them: TP must divide this)
+    kv_heads: int = 0  # key-value heads (Megatron's num_query_groups, which TP must divide too)
+    experts: int = 0  # routed experts per MoE layer (0: dense)
 
 
 def _gqa_kv(layers: int, kv_heads: int, head_dim: int) -> float:
@@ -66,7 +69,8 @@ def _gqa_kv(layers: int, kv_heads: int, head_dim: int) -> float:
 
 
 def _dense(name, params, layers, hidden, kv_heads, head_dim, vocab, heads) -> Arch:
-    return Arch(name, params, params, layers, hidden, _gqa_kv(layers, kv_heads, head_dim), vocab, heads * 2 * head_dim)
+    return Arch(name, params, params, layers, hidden, _gqa_kv(layers, kv_heads, head_dim), vocab, heads * 2 * head_dim,
+                heads, kv_heads)
 
 
 # Published configurations (config.json of each model on the Hugging Face hub); no network needed.
@@ -81,7 +85,8 @@ KNOWN_ARCHS: dict[str, Arch] = {
         _dense("llama-3.3-70b", 70.6e9, 80, 8192, 8, 128, 128256, heads=64),
         # MoE with multi-head latent attention: 671B total, 37B active; KV cache = 61 x (512 + 64) bf16;
         # 128 heads, query-key dim 192 (128 + 64 rope), value dim 128.
-        Arch("deepseek-v3", 671e9, 37e9, 61, 7168, 61 * (512 + 64) * 2, 129280, 128 * (192 + 128)),
+        # 256 routed experts per MoE layer (config.json n_routed_experts).
+        Arch("deepseek-v3", 671e9, 37e9, 61, 7168, 61 * (512 + 64) * 2, 129280, 128 * (192 + 128), 128, 128, 256),
     )
 }
 

@@ -189,6 +189,11 @@ def _inputs(recipe: ir.Recipe, stage: ir.Stage, machine: Machine) -> list[Proble
             out.append(Problem(stage.name, stage.kind, f"model `{name}` in {model.path}",
                                "no config.json there", ("point `path` at a save_pretrained folder",
                                                         "--smoke          run the same stage graph on tiny stand-ins")))
+    if any(r.rule == "code_accuracy" for r in stage.rewards) and shutil.which("bwrap") is None:
+        out.append(Problem(stage.name, stage.kind, "bubblewrap (`bwrap`): code_accuracy runs each solution in its sandbox",
+                           "bwrap not found on PATH (code rewards refuse to run without it; docs/rewards.md)",
+                           ("apt-get install -y bubblewrap   (Debian/Ubuntu)",
+                            "--target slurm   run it where bubblewrap is installed")))
     for name in dict.fromkeys(stage.data + stage.eval_data):
         ds = recipe.datasets.get(name)
         if ds is None:

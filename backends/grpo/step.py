@@ -21,13 +21,14 @@ from __future__ import annotations
 import math
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, Mapping, Sequence
 
 import torch
 from torch import Tensor
 
 from backends.grpo.loss import group_advantages, grpo_loss
+from backends.generation import DEFAULT_STOP
 from backends.grpo.rollout import Rollout, recomputes_activations, sample_groups, token_logprobs
 from backends.rewards.registry import REWARDS, score
 from backends.stages.eval import GROUND_TRUTH_FIELDS, render_prompt
@@ -42,6 +43,7 @@ class Scored:
     num_generations_per_prompt: int
     rewards: Tensor  # (B,) total, after any truncation penalty
     per_rule: dict[str, list[float]]  # reward name -> (B,) raw values (NaN where not routed)
+    seconds: dict[str, float] = field(default_factory=dict)  # time per phase: generation, rewards
 
 
 @contextmanager
@@ -56,12 +58,14 @@ def eval_mode(model):
 
 
 def rollout_and_score(policy, tokenizer, rows: Sequence[Mapping[str, Any]], grpo, rewards_cfg, template,
-                      generator: torch.Generator | None = None, engine=None, seed: int = 0) -> Scored:
+                      generator: torch.Generator | None = None, engine=None, seed: int = 0,
+                      stop: tuple[str, ...] = DEFAULT_STOP) -> Scored:
     """G completions for each row's prompt (from the policy, or from a vLLM engine holding its weights), scored."""
     G = grpo.num_generations_per_prompt
     prompts = [render_prompt(template, str(row["prompt"]), tokenizer) for row in rows]
     lengths = dict(max_prompt_tokens=grpo.max_prompt_tokens, max_completion_tokens=grpo.max_completion_tokens,
-                   temperature=grpo.temperature, top_p=grpo.top_p)
+                   temperature=grpo.temperature, top_p=grpo.top_p, stop=stop)
+    start = time.perf_counter()
     if engine is not None:
         rollout = engine.sample_groups(tokenizer, prompts, G, seed=seed, **lengths)
         device = next(policy.parameters()).device
@@ -69,12 +73,14 @@ def rollout_and_score(policy, tokenizer, rows: Sequence[Mapping[str, Any]], grpo
         rollout = Rollout(**{k: v.to(device) if isinstance(v, Tensor) else v for k, v in moved.items()})
     else:
         rollout = sample_groups(policy, tokenizer, prompts, G, generator=generator, **lengths)
+    generated = time.perf_counter()
     group_rows = [row for row in rows for _ in range(G)]  # (B,), aligned with the rollout
     totals, per_rule = score(rewards_cfg, rollout.texts, group_rows)
     rewards = torch.tensor(totals, dtype=torch.float32)
     if grpo.truncated == "penalize":
         rewards = rewards - TRUNCATION_PENALTY * rollout.truncated.float().cpu()
-    return Scored(rollout, G, rewards, per_rule)
+    seconds = {"time_generation_s": generated - start, "time_rewards_s": time.perf_counter() - generated}
+    return Scored(rollout, G, rewards, per_rule, seconds)
 
 
 def micro_batches(n: int, size: int, num_generations_per_prompt: int) -> tuple[list[slice], int]:
@@ -117,15 +123,18 @@ def update(fabric, policy, reference, optimizer, scored: Scored, grpo, max_grad_
     counts = fabric.all_reduce(counts, reduce_op="sum") / fabric.world_size
     num_sequences, num_tokens = float(counts[0]), float(counts[1])
 
+    start = time.perf_counter()
     with fabric.autocast():
         old_logp = batched_logprobs(plain_policy, r, temperature, mb, group) if grpo.inner_epochs > 1 else None  # (B, T)
         ref_logp = batched_logprobs(reference, r, temperature, mb, group) if beta > 0 else None  # (B, T)
+    seconds = {"time_reference_s": time.perf_counter() - start, "time_backward_s": 0.0, "time_optimizer_s": 0.0}
 
     sums = {"loss": 0.0, "kl": 0.0, "clip_fraction": 0.0, "entropy": 0.0, "grad_norm": 0.0}
     if r.sample_logprobs is not None:  # NeMo-RL's check of the sampler against the trainer: 1.0 when they agree
         sums["token_mult_prob_error"] = 0.0
     batches, rows_per_prompt = micro_batches(B, mb, group)
     for epoch in range(grpo.inner_epochs):
+        start = time.perf_counter()
         optimizer.zero_grad(set_to_none=True)
         for k, s in enumerate(batches):
             with fabric.no_backward_sync(policy, enabled=k < len(batches) - 1):
@@ -151,10 +160,13 @@ def update(fabric, policy, reference, optimizer, scored: Scored, grpo, max_grad_
             if r.sample_logprobs is not None and epoch == 0:  # before any update: the policy that sampled
                 gap = (logp.detach() - r.sample_logprobs[s]).abs().exp()  # (b, T) exp|log pi_train - log pi_sampler|
                 sums["token_mult_prob_error"] += float((gap * m).sum() / m.sum().clamp(min=1.0)) * weight * grpo.inner_epochs
+        stepping = time.perf_counter()
         grad_norm = fabric.clip_gradients(policy, optimizer, max_norm=max_grad_norm)
         sums["grad_norm"] += float(grad_norm) / grpo.inner_epochs
         optimizer.step()
-    return sums
+        seconds["time_backward_s"] += stepping - start  # the policy's forward and backward passes
+        seconds["time_optimizer_s"] += time.perf_counter() - stepping  # clipping and the AdamW step
+    return {**sums, **seconds}
 
 
 def step_metrics(scored: Scored, rewards_cfg, update_stats: Mapping[str, float], seconds: float) -> dict[str, float]:
@@ -174,6 +186,7 @@ def step_metrics(scored: Scored, rewards_cfg, update_stats: Mapping[str, float],
         completion_length=float(r.lengths.float().mean()),
         truncated=float(r.truncated.float().mean()),
         zero_std_groups=float((scored.rewards.view(-1, scored.num_generations_per_prompt).std(-1) == 0).float().mean()),
+        **scored.seconds,
         **update_stats,
         step_time_s=seconds,
         tokens_per_s=generated / max(seconds, 1e-9),
@@ -182,12 +195,13 @@ def step_metrics(scored: Scored, rewards_cfg, update_stats: Mapping[str, float],
 
 
 def grpo_step(fabric, policy, reference, optimizer, tokenizer, rows, grpo, rewards_cfg, template,
-              max_grad_norm: float, generator: torch.Generator | None = None, engine=None, seed: int = 0) -> dict[str, float]:
+              max_grad_norm: float, generator: torch.Generator | None = None, engine=None, seed: int = 0,
+              stop: tuple[str, ...] = DEFAULT_STOP) -> dict[str, float]:
     """Rollout, score, update (then the engine, if any, gets the new weights); returns this rank's metrics."""
     start = time.perf_counter()
     plain_policy = unwrap(policy)
     with eval_mode(plain_policy), fabric.autocast():
-        scored = rollout_and_score(plain_policy, tokenizer, rows, grpo, rewards_cfg, template, generator, engine, seed)
+        scored = rollout_and_score(plain_policy, tokenizer, rows, grpo, rewards_cfg, template, generator, engine, seed, stop)
     stats = update(fabric, policy, reference, optimizer, scored, grpo, max_grad_norm)
     if engine is not None:
         stats["weight_sync_s"] = engine.load_weights(policy)  # the next rollout samples from this step's policy

@@ -2,56 +2,96 @@
 
 For each grpo/sft stage, the config starts from a faithful copy of NeMo-RL's own example config
 (`templates/nemo_rl/grpo_math_1B.yaml`, `sft.yaml`, Apache-2.0) and overrides only the keys a
-recipe maps onto, so every key and type is NeMo-RL's. Written into the run folder:
+recipe maps onto, so every key and type is NeMo-RL's (tests validate each config with v0.7.0's own
+`MasterConfig`). Written into the run folder:
 
     <run_dir>/submit.sh                  submits every stage with afterok on its inputs (as --target slurm)
+    <run_dir>/ray.sub                    NeMo-RL v0.7.0's ray.sub, unchanged: sbatch reads it on the host
     <run_dir>/<stage>/nemo_rl.yaml       grpo, sft, distill students: the NeMo-RL config
     <run_dir>/<stage>/prompt.txt         the recipe template in NeMo-RL's prompt-file format
-    <run_dir>/<stage>/train.jsonl ...    generated datasets written out for NeMo-RL's ResponseDataset
-    <run_dir>/<stage>/nemo_rl_run.sh     entry point, then DCP -> Hugging Face into <stage>/model
+    <run_dir>/<stage>/train_<name>.jsonl generated datasets written out for NeMo-RL's ResponseDataset
+    <run_dir>/<stage>/nemo_rl_run.sh     entry point, then checkpoint -> Hugging Face into <stage>/model
     <run_dir>/<stage>/job.sbatch         other kinds (pretrain, rejection_sample, eval): our backend
 
-NeMo-RL stages are submitted through NeMo-RL's `ray.sub` (`sbatch --nodes=cluster.num_nodes`,
-COMMAND/CONTAINER/MOUNTS in the environment). NeMo-RL lives in $NEMO_RL_DIR at compile time
-(default /opt/nemo-rl, where the NeMo-RL container has it); the image is the stage's
-`resources.container_image` or $NEMO_RL_CONTAINER. Recipe features NeMo-RL cannot express are
-listed by `unsupported(pipeline)`; the compiler prints them as warnings. Torch-free.
+NeMo-RL stages are submitted as `sbatch ... <run_dir>/ray.sub` from the run folder (ray.sub keeps its
+logs in $SLURM_SUBMIT_DIR and makes it the container's working directory), with COMMAND, CONTAINER,
+MOUNTS and GPUS_PER_NODE in the environment. ray.sub splits CONTAINER, MOUNTS, the submit folder,
+partition and account into srun's words unquoted, so each must be a plain word: anything else is
+refused at compile time (`refusals`), as is whatever NeMo-RL would reject at setup. Compile-time
+settings (environment): NEMO_RL_CONTAINER (default the v0.7.0 image), NEMO_RL_DIR (NeMo-RL inside
+the container, default /opt/nemo-rl; a host checkout there is mounted), NEMO_RL_BF16_DIR (BF16
+conversions of DeepSeek-V3's FP8 hub weights), R1DSL_WANDB_PROJECT (W&B logging), HF_HOME.
+Recipe features NeMo-RL cannot express are listed by `unsupported(pipeline)`. Torch-free.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from backends.launchers import slurm
-from r1dsl.ir import Dataset, Pipeline, StageJob
+from r1dsl.ir import Dataset, Model, Pipeline, Span, StageJob
 from r1dsl.render import TEMPLATES_DIR, render, shell_quote
 
 NEMO_RL_VERSION = "v0.7.0"
 REFERENCE_DIR = TEMPLATES_DIR / "nemo_rl"
 REFERENCE_CONFIGS = {"grpo": "grpo_math_1B.yaml", "sft": "sft.yaml", "distillation": "distillation_math.yaml"}
-ENTRY_POINTS = {"grpo": "examples/run_grpo_math.py", "sft": "examples/run_sft.py"}
+RAY_SUB = REFERENCE_DIR / "ray.sub"  # NeMo-RL v0.7.0's launcher, copied unchanged
+# Entry points and converters in the NeMo-RL tree (v0.6.0 renamed run_grpo_math.py to run_grpo.py).
+ENTRY_POINTS = {"grpo": "examples/run_grpo.py", "sft": "examples/run_sft.py"}
+CONVERTERS = {"dtensor": "examples/converters/convert_dcp_to_hf.py",
+              "megatron": "examples/converters/convert_megatron_to_hf.py"}
 NEMO_KINDS = {"grpo": "grpo", "sft": "sft", "distill": "sft"}  # recipe kind -> NeMo-RL algorithm
+# docs/guides/nemotron-3-super.md of v0.7.0 builds on this image.
+DEFAULT_CONTAINER = "nvcr.io/nvidia/nemo-rl:v0.7.0"
 
-# Keys that NeMo-RL documents in the reference configs' comments (the ResponseDataset example under
-# `data:`) rather than as live keys; emitted configs may use these in addition to the key tree.
-DOCUMENTED_DATA_KEYS = {
-    "train": {"dataset_name": str, "data_path": str, "input_key": str, "output_key": str, "split": str},
-    "validation": {"dataset_name": str, "data_path": str, "input_key": str, "output_key": str, "split": str},
-    "default": {"dataset_name": str, "input_key": str, "output_key": str, "prompt_file": str,
-                "system_prompt_file": type(None), "processor": str, "env_name": str},
-}
+# NeMo-RL's COMMON_CHAT_TEMPLATES.passthrough_prompt_response (nemo_rl/data/chat_templates.py): the
+# messages' contents concatenated, no chat tokens (its TokenizerConfig types chat_template as a string).
+PASSTHROUGH_CHAT_TEMPLATE = "{% for message in messages %}{{ message['content'] }}{% endfor %}"
 # The math environment scores a boxed/extracted answer against the reference: our math_accuracy.
 MATH_RULES = {"math_accuracy"}
-# A plain concatenation for SFT: the prompt file already holds the recipe's template.
-PASSTHROUGH_CHAT_TEMPLATE = "{% for message in messages %}{{ message['content'] }}{% endfor %}"
+# Environment variables the run script exports when the SFT schedule depends on the data's row count,
+# read by the config through OmegaConf's built-in resolvers.
+TOTAL_STEPS = "${oc.decode:${oc.env:R1DSL_TOTAL_STEPS}}"
+DECAY_STEPS = "${oc.decode:${oc.env:R1DSL_DECAY_STEPS}}"
+
+# ray.sub (v0.7.0) puts these unquoted into srun's command line (`srun $COMMON_SRUN_ARGS ...`,
+# `--container-mounts=$MOUNTS`, `--container-workdir=$SLURM_SUBMIT_DIR`, `-p $SLURM_JOB_PARTITION`)
+# and into the heredoc scripts it runs in the containers: only characters that neither word
+# splitting, globbing nor a double-quoted heredoc treat specially. Paths also exclude `,` and `:`,
+# the separators of a pyxis mount list; an image may hold `:` (tag) and `#` (enroot's registry mark).
+_PATH_WORD = re.compile(r"/[A-Za-z0-9_./@+=-]*")
+_IMAGE_WORD = re.compile(r"[A-Za-z0-9_./@:#+=-]+")
+_SLURM_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+_HUB_FP8_DEEPSEEK = re.compile(r"deepseek-ai/DeepSeek-(V3|R1)(-Base|-0324|-Zero)?", re.IGNORECASE)
 
 
 def nemo_rl_dir() -> str:
+    """NeMo-RL's tree inside the container (the run script `cd`s there)."""
     return os.environ.get("NEMO_RL_DIR", "/opt/nemo-rl")
+
+
+def container_image(job: StageJob) -> str:
+    return job.stage.resources.container_image or os.environ.get("NEMO_RL_CONTAINER") or DEFAULT_CONTAINER
+
+
+def slurm_account(job: StageJob) -> str | None:
+    """resources.account, else sbatch's own SBATCH_ACCOUNT of the compile environment."""
+    return job.stage.resources.account or os.environ.get("SBATCH_ACCOUNT") or None
+
+
+def slurm_partition(job: StageJob) -> str | None:
+    return job.stage.resources.partition or os.environ.get("SBATCH_PARTITION") or None
+
+
+def hf_home() -> str:
+    """The Hugging Face cache the compile machine uses; mounted at the same path and exported as HF_HOME."""
+    return os.path.abspath(os.environ.get("HF_HOME") or Path.home() / ".cache" / "huggingface")
 
 
 def reference_config(name: str) -> dict[str, Any]:
@@ -61,35 +101,104 @@ def reference_config(name: str) -> dict[str, Any]:
     return OmegaConf.to_container(OmegaConf.load(REFERENCE_DIR / REFERENCE_CONFIGS[name]), resolve=False)
 
 
+def literal(text: str) -> str:
+    """A recipe string as an OmegaConf value that resolves to itself: `${` escaped as `\\${`.
+
+    NeMo-RL resolves every interpolation when it loads the config; backslashes right before `${`
+    are doubled (OmegaConf reads `\\\\` there as one backslash).
+    """
+    return re.sub(r"(\\*)\$\{", lambda m: m.group(1) * 2 + "\\${", text)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Something the target will not emit because NeMo-RL or ray.sub would fail on it (or be subverted)."""
+
+    stage: str
+    message: str
+    help: str
+    span: Span | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.span.file}:{self.span.line}:{self.span.col}: " if self.span else ""
+        return f"{where}error: stage `{self.stage}`: {self.message}\n  help: {self.help}"
+
+
+class TargetError(Exception):
+    """emit() of a pipeline the target refuses; `refusals` says why (the CLI prints them before emitting)."""
+
+    def __init__(self, refusals: list[Refusal]):
+        self.refusals = refusals
+        super().__init__("\n".join(str(r) for r in refusals))
+
+
 @dataclass
 class Translation:
     """One stage in NeMo-RL terms: its config, the files it needs, and what did not carry over."""
 
     algorithm: str  # grpo | sft
     config: dict[str, Any]
+    backend: str = "dtensor"  # dtensor | megatron: the policy's training backend, and so its checkpoint format
     files: dict[str, str] = field(default_factory=dict)  # file name in the stage folder -> content
     warnings: list[str] = field(default_factory=list)
+    refusals: list[Refusal] = field(default_factory=list)
+    mounts: set[str] = field(default_factory=set)  # host folders the container must see
+    row_files: list[str] = field(default_factory=list)  # data files whose rows size an epoch-based schedule
+
+    def refuse(self, job: StageJob, message: str, help: str) -> None:
+        self.refusals.append(Refusal(job.stage.name, message, help, job.stage.span))
 
 
 def runs_on_nemo_rl(job: StageJob) -> bool:
     return job.stage.kind in NEMO_KINDS
 
 
-# ---------------------------------------------------------------- recipe -> NeMo-RL keys
+# ---------------------------------------------------------------- the model
 
 
-def model_name(job: StageJob, pipeline: Pipeline, warn: list[str]) -> str:
+def root_model(job: StageJob, pipeline: Pipeline) -> Model | None:
+    """The declared model a stage's weights descend from (following `from` through earlier stages)."""
+    stage = job.stage
+    names = {s.name: s for s in pipeline.recipe.stages}
+    while stage.init_is_stage and stage.init in names:
+        stage = names[stage.init]
+    return None if stage.init_is_stage else pipeline.recipe.models.get(stage.init)
+
+
+def architecture(job: StageJob, pipeline: Pipeline):
+    """plan.Arch of the stage's model (heads, layers, experts), or None when unknown."""
+    from r1dsl.plan import model_arch
+
+    model = root_model(job, pipeline)
+    return model_arch(model) if model is not None else None
+
+
+def model_name(job: StageJob, pipeline: Pipeline, tr: Translation) -> str:
     """policy.model_name: a hub id, a local directory, or the Hugging Face model of an earlier stage."""
     stage = job.stage
     if stage.init_is_stage:
         return str(Path(pipeline.run_dir) / stage.init / "model")
     model = pipeline.recipe.models[stage.init]
-    if model.source in ("hf", "local") and model.path:
+    if model.source == "hf" and model.path and _HUB_FP8_DEEPSEEK.fullmatch(model.path):
+        bf16_dir = os.environ.get("NEMO_RL_BF16_DIR")
+        name = model.path.split("/")[-1] + "-BF16"
+        if not bf16_dir:
+            tr.refuse(job, f"model `{model.name}` ({model.path}) is published in FP8; NeMo-RL trains DeepSeek-V3 from "
+                           "a BF16 Hugging Face conversion (NeMo-RL docs/guides/deepseek.md)",
+                      f"convert it as that guide shows into DIR/{name} and compile with NEMO_RL_BF16_DIR=DIR")
+            return model.path
+        path = os.path.join(os.path.abspath(bf16_dir), name)
+        tr.mounts.add(os.path.abspath(bf16_dir))
+        return path
+    if model.source == "hf" and model.path:
         return model.path
-    warn.append(
-        f"stage `{stage.name}`: model `{model.name}` is built from a config (tiny); NeMo-RL loads Hugging Face "
-        "models only: start from a pretrain stage (our backend saves <stage>/model) or use `hf =`/`path =`"
-    )
+    if model.source == "local" and model.path:
+        path = os.path.abspath(model.path)
+        tr.mounts.add(path)
+        return path
+    tr.refuse(job, f"model `{model.name}` is built from a config (tiny {{ ... }}); NeMo-RL loads Hugging Face models only",
+              "start this stage from a pretrain stage (our backend saves <stage>/model), or declare the model "
+              "with `hf =` or `path =`")
     return model.name
 
 
@@ -98,23 +207,36 @@ def prompt_file_text(template: str) -> str:
     return template.replace("{", "{{").replace("}", "}}").replace("{{prompt}}", "{}")
 
 
-def dataset_block(ds: Dataset, job: StageJob, pipeline: Pipeline, role: str, output_key: str,
+# ---------------------------------------------------------------- data
+
+
+def has_answer(ds: Dataset) -> bool:
+    return "answer" in ds.provides or "answer" in dict(ds.fields)
+
+
+def dataset_block(ds: Dataset, job: StageJob, pipeline: Pipeline, role: str, output: str,
                   tr: Translation) -> dict[str, Any]:
-    """One `data.train` / `data.validation` entry (NeMo-RL's ResponseDataset) for a recipe dataset."""
+    """One `data.train` / `data.validation` entry (NeMo-RL's ResponseDataset) for a recipe dataset.
+
+    `output` is the canonical field NeMo-RL reads as the second message: `answer` (GRPO's ground
+    truth for the math environment) or `response` (SFT's target).
+    """
     fields = dict(ds.fields)
-    block: dict[str, Any] = {"dataset_name": "ResponseDataset", "input_key": fields.get("prompt", "prompt"),
-                             "output_key": fields.get(output_key, output_key)}
+    block: dict[str, Any] = {"dataset_name": "ResponseDataset", "input_key": literal(fields.get("prompt", "prompt")),
+                             "output_key": literal(fields.get(output, output))}
     if ds.source == "stage":
-        block["data_path"] = str(Path(pipeline.run_dir) / (ds.path or ds.name) / "data.jsonl")
-        block["input_key"], block["output_key"] = "prompt", output_key
+        path = str(Path(pipeline.run_dir) / (ds.path or ds.name) / "data.jsonl")
+        block["data_path"] = literal(path)
+        block["input_key"], block["output_key"] = "prompt", output
+        tr.row_files.append(path)
     elif ds.source in ("jsonl", "parquet"):
-        block["data_path"] = str(ds.path)
-        if ds.source == "parquet":
-            tr.warnings.append(f"stage `{job.stage.name}`: dataset `{ds.name}` is parquet; NeMo-RL's "
-                               "ResponseDataset reads JSON lines: convert it or use the jsonl form")
+        path = os.path.abspath(str(ds.path))
+        block["data_path"] = literal(path)  # NeMo-RL v0.7.0 reads .json/.jsonl and .parquet files
+        tr.mounts.add(os.path.dirname(path))
+        tr.row_files.append(path)
     elif ds.source == "hf":
-        block["data_path"] = str(ds.path)
-        block["split"] = ds.split
+        block["data_path"] = literal(str(ds.path))
+        block["split"] = literal(ds.split)
     elif ds.source == "generator":
         from backends.data.generators import GENERATORS
         import backends.data  # noqa: F401  (registers the built-in generators)
@@ -122,38 +244,73 @@ def dataset_block(ds: Dataset, job: StageJob, pipeline: Pipeline, role: str, out
         rows = GENERATORS[ds.generator].fn(ds.size or 1000, ds.seed, **dict(ds.params))
         file_name = f"{role}_{ds.name}.jsonl"
         tr.files[file_name] = "".join(json.dumps(r) + "\n" for r in rows)
-        block["data_path"] = str(Path(job.dir) / file_name)
-        block["input_key"], block["output_key"] = "prompt", output_key
-    if ds.source in ("jsonl", "hf") and ds.size:
+        path = str(Path(job.dir) / file_name)
+        block["data_path"] = literal(path)
+        block["input_key"], block["output_key"] = "prompt", output
+        tr.row_files.append(path)
+    if ds.source in ("jsonl", "parquet", "hf") and ds.size:
         tr.warnings.append(f"stage `{job.stage.name}`: dataset `{ds.name}` takes {ds.size} rows in the recipe; "
                            "NeMo-RL reads the whole file")
     return block
 
 
-def data_blocks(job: StageJob, pipeline: Pipeline, cfg: dict[str, Any], output_key: str, tr: Translation) -> None:
+def grpo_datasets(job: StageJob, pipeline: Pipeline, names: tuple[str, ...], tr: Translation) -> list[str]:
+    """The datasets NeMo-RL's math environment can score: those whose rows carry an answer."""
+    kept = []
+    for name in names:
+        ds = pipeline.recipe.datasets[name]
+        if has_answer(ds):
+            kept.append(name)
+            continue
+        why = ("its rows carry tests, not an answer: NeMo-RL's code environment runs the model's code but does "
+               "not check it against tests" if "tests" in ds.provides or "tests" in dict(ds.fields) else
+               "its rows carry no answer: NeMo-RL's math environment compares the completion with the answer, "
+               "and a ResponseDataset without one would use the rows' `messages` (or fail)")
+        tr.warnings.append(f"stage `{job.stage.name}`: dataset `{name}` is left out of the NeMo-RL run: {why}")
+    return kept
+
+
+def data_blocks(job: StageJob, pipeline: Pipeline, cfg: dict[str, Any], tr: Translation) -> None:
     stage, datasets = job.stage, pipeline.recipe.datasets
-    train = [dataset_block(datasets[n], job, pipeline, "train", output_key, tr) for n in stage.data]
+    grpo = stage.kind == "grpo"
+    names = grpo_datasets(job, pipeline, stage.data, tr) if grpo else list(stage.data)
+    if not names:
+        tr.refuse(job, f"none of its datasets ({', '.join(stage.data)}) has an answer for NeMo-RL's math environment",
+                  "run this stage with --target slurm (our backend scores every reward rule), or add a dataset "
+                  "with an answer field")
+        names = list(stage.data)
+    output = "answer" if grpo else "response"
+    train = [dataset_block(datasets[n], job, pipeline, "train", output, tr) for n in names]
     cfg["data"]["train"] = train[0] if len(train) == 1 else train
-    if stage.eval_data and stage.kind == "grpo":
-        cfg["data"]["validation"] = dataset_block(datasets[stage.eval_data[0]], job, pipeline, "validation",
-                                                  output_key, tr)
-        if len(stage.eval_data) > 1:
+    evals = grpo_datasets(job, pipeline, stage.eval_data, tr) if grpo else []
+    if evals:
+        cfg["data"]["validation"] = dataset_block(datasets[evals[0]], job, pipeline, "validation", output, tr)
+        if len(evals) > 1:
             tr.warnings.append(f"stage `{stage.name}`: NeMo-RL validates on one dataset; only "
-                               f"`{stage.eval_data[0]}` of {list(stage.eval_data)} is evaluated")
+                               f"`{evals[0]}` of {list(stage.eval_data)} is evaluated")
     else:
         cfg["data"]["validation"] = None
-        if stage.eval_data:
+        if stage.eval_data and not grpo:
             tr.warnings.append(f"stage `{stage.name}`: eval sets after SFT ({list(stage.eval_data)}) have no NeMo-RL "
                                "equivalent (its SFT validates loss only): add an eval stage, which runs on our backend")
+    # The recipe template is the whole prompt: NeMo-RL formats it once (prompt_file) and its passthrough
+    # chat template adds no chat tokens around it.
+    cfg["policy"]["tokenizer"]["chat_template"] = PASSTHROUGH_CHAT_TEMPLATE
     if stage.template:
         tr.files["prompt.txt"] = prompt_file_text(pipeline.recipe.templates[stage.template].text)
-        cfg["data"]["default"]["prompt_file"] = str(Path(job.dir) / "prompt.txt")
+        cfg["data"]["default"]["prompt_file"] = literal(str(Path(job.dir) / "prompt.txt"))
     else:
         cfg["data"]["default"]["prompt_file"] = None
 
 
-def optimizer_keys(job: StageJob, policy: dict[str, Any], total_steps: int) -> None:
-    """AdamW lr/weight decay, clipping and the warm-up + decay schedule as NeMo-RL's scheduler list."""
+# ---------------------------------------------------------------- optimizer and schedule
+
+
+def optimizer_keys(job: StageJob, policy: dict[str, Any], total_steps: int | str, decay_steps: int | str) -> None:
+    """AdamW lr/weight decay, clipping and the warm-up + decay schedule as NeMo-RL's scheduler list.
+
+    `total_steps`/`decay_steps` are numbers, or interpolations of what the run script counts.
+    """
     optim = job.stage.optim
     policy["optimizer"]["kwargs"]["lr"] = float(optim.lr)
     policy["optimizer"]["kwargs"]["weight_decay"] = float(optim.weight_decay)
@@ -164,11 +321,10 @@ def optimizer_keys(job: StageJob, policy: dict[str, Any], total_steps: int) -> N
     megatron_optim["weight_decay"] = float(optim.weight_decay)
     megatron_sched = policy["megatron_cfg"]["scheduler"]
     megatron_sched["lr_decay_style"] = optim.lr_schedule
-    megatron_sched["lr_decay_iters"] = int(total_steps)
+    megatron_sched["lr_decay_iters"] = total_steps
     megatron_sched["lr_warmup_iters"] = int(optim.warmup_steps)
     megatron_sched["lr_warmup_init"] = float(optim.lr * 0.1)
     warmup = max(1, optim.warmup_steps)
-    decay_steps = max(1, total_steps - warmup)
     floor = float(optim.min_lr_ratio)
     if optim.lr_schedule == "cosine":
         decay = {"name": "torch.optim.lr_scheduler.CosineAnnealingLR",
@@ -187,8 +343,29 @@ def optimizer_keys(job: StageJob, policy: dict[str, Any], total_steps: int) -> N
     ]
 
 
-def parallel_keys(job: StageJob, cfg: dict[str, Any], tr: Translation) -> None:
-    """cluster.*, and DTensor (tensor parallel) or Megatron (pipeline parallel): exactly one enabled."""
+def decay_steps(job: StageJob, total_steps: int) -> int:
+    """Steps of the decay phase after warm-up (the run script computes the same for epoch-based SFT)."""
+    return max(1, total_steps - max(1, job.stage.optim.warmup_steps))
+
+
+# ---------------------------------------------------------------- parallel layout
+
+
+def pipeline_stage_layers(layers: int, pp: int) -> tuple[int, int] | None:
+    """(first, last) layer counts when `layers` does not split evenly over `pp` stages.
+
+    Middle stages take ceil(layers / pp) each and the first and last share the rest (the first one more),
+    as NeMo-RL's DeepSeek-V3 recipe does: 61 layers over 8 stages are 7 + 6 x 8 + 6. None: no layout fits.
+    """
+    middle = -(-layers // pp)
+    rest = layers - middle * (pp - 2)
+    if pp < 3 or rest < 2:
+        return None
+    return (rest + 1) // 2, rest // 2
+
+
+def parallel_keys(job: StageJob, pipeline: Pipeline, cfg: dict[str, Any], tr: Translation) -> None:
+    """cluster.*, and DTensor (tensor parallel) or Megatron (pipeline parallel, MoE): exactly one enabled."""
     res, name = job.stage.resources, job.stage.name
     cfg["cluster"]["num_nodes"] = int(res.nodes)
     if res.gpus_per_node == 0:
@@ -196,16 +373,135 @@ def parallel_keys(job: StageJob, cfg: dict[str, Any], tr: Translation) -> None:
                            "the config asks for 1 GPU per node")
     cfg["cluster"]["gpus_per_node"] = int(max(1, res.gpus_per_node))
     policy = cfg["policy"]
+    arch = architecture(job, pipeline)
+    moe = bool(arch is not None and arch.experts)
+    tr.backend = "megatron" if res.pipeline_parallel > 1 or moe else "dtensor"
+    megatron = policy["megatron_cfg"]
     policy["dtensor_cfg"]["tensor_parallel_size"] = int(res.tensor_parallel)
-    policy["megatron_cfg"]["tensor_model_parallel_size"] = int(res.tensor_parallel)
-    policy["megatron_cfg"]["pipeline_model_parallel_size"] = int(res.pipeline_parallel)
-    use_megatron = res.pipeline_parallel > 1
-    policy["dtensor_cfg"]["enabled"] = not use_megatron  # DTensor is FSDP2: `sharding` is always on there
-    policy["megatron_cfg"]["enabled"] = use_megatron
-    # NeMo-RL runs on GPUs: auto is bf16 there (fp32 master weights either way); only 32-true asks for float32
+    megatron["tensor_model_parallel_size"] = int(res.tensor_parallel)
+    megatron["pipeline_model_parallel_size"] = int(res.pipeline_parallel)
+    policy["dtensor_cfg"]["enabled"] = tr.backend == "dtensor"
+    megatron["enabled"] = tr.backend == "megatron"
+    # DTensor is FSDP2 (`sharding` is always on there). NeMo-RL runs on GPUs: auto is bf16 there (fp32 master
+    # weights either way); only 32-true asks for float32
     policy["precision"] = "float32" if res.precision == "32-true" else "bfloat16"
     for backend in ("dtensor_cfg", "megatron_cfg"):
         policy[backend]["activation_checkpointing"] = bool(res.gradient_checkpointing)
+    if res.tensor_parallel >= 4:
+        # NeMo-RL's Policy asserts this for TP >= 4 (lm_policy.py; docs/guides/dtensor-tp-accuracy.md)
+        policy["logprob_batch_size"] = "${policy.train_micro_batch_size}"
+    if tr.backend == "megatron" and res.pipeline_parallel > 1:
+        policy["dynamic_batching"]["enabled"] = False  # lm_policy.py: dynamic batching needs one pipeline stage
+    if arch is None:
+        return
+    tp = res.tensor_parallel
+    if arch.heads and arch.heads % tp:
+        tr.refuse(job, f"tensor_parallel = {tp} does not divide the {arch.heads} attention heads of its model "
+                       f"({arch.name}); NeMo-RL's training and vLLM shard heads evenly",
+                  f"use a tensor_parallel that divides {arch.heads}")
+    elif arch.kv_heads and arch.kv_heads % tp:
+        tr.refuse(job, f"tensor_parallel = {tp} does not divide the {arch.kv_heads} key-value heads of its model "
+                       f"({arch.name}); training shards the key and value projections by head (Megatron: "
+                       "num_query_groups % TP == 0)", f"use a tensor_parallel that divides {arch.kv_heads}")
+    pp = res.pipeline_parallel
+    if pp > 1 and arch.layers % pp:
+        split = pipeline_stage_layers(arch.layers, pp)
+        if split is None:
+            tr.refuse(job, f"pipeline_parallel = {pp} cannot split the {arch.layers} layers of {arch.name}",
+                      f"use a pipeline_parallel that divides {arch.layers}, or a smaller one")
+        else:
+            megatron["num_layers_in_first_pipeline_stage"], megatron["num_layers_in_last_pipeline_stage"] = split
+    if moe:
+        deepseek_v3_keys(job, cfg, arch, tr)
+
+
+def deepseek_v3_keys(job: StageJob, cfg: dict[str, Any], arch, tr: Translation) -> None:
+    """MoE settings after NeMo-RL's own DeepSeek-V3 GRPO recipe
+    (examples/configs/recipes/llm/grpo-dapomath17k-dsv3-megatron.yaml, 32 nodes x 8 GPUs)."""
+    res = job.stage.resources
+    megatron = cfg["policy"]["megatron_cfg"]
+    gpus = res.nodes * max(1, res.gpus_per_node) - res.rollout_gpus
+    per_stage = gpus // (res.tensor_parallel * res.pipeline_parallel) * res.tensor_parallel  # TP x DP of a stage
+    # experts spread over every GPU of a pipeline stage (the recipe: EP 32 = TP 8 x CP 4), dividing the experts
+    megatron["expert_model_parallel_size"] = max(d for d in range(1, per_stage + 1)
+                                                 if per_stage % d == 0 and arch.experts % d == 0)
+    megatron["activation_checkpointing"] = True
+    megatron["sequence_parallel"] = res.tensor_parallel > 1
+    megatron["apply_rope_fusion"] = False
+    megatron["moe_enable_deepep"] = True
+    megatron["moe_token_dispatcher_type"] = "flex"
+    policy = cfg["policy"]
+    policy["train_micro_batch_size"] = 1
+    policy["logprob_batch_size"] = 1
+    policy["generation_batch_size"] = 64
+    if cfg["policy"].get("generation") is not None:
+        vllm = policy["generation"]["vllm_cfg"]
+        vllm["tensor_parallel_size"] = 32  # 1.3 TB of BF16 weights: 4 nodes x 8 GPUs per vLLM engine
+        vllm["async_engine"] = True
+        policy["generation"]["vllm_kwargs"] = {"moe_backend": "triton"}  # refit-compatible MoE kernels
+        if job.stage.grpo is not None and job.stage.grpo.micro_batch_size != 1:
+            tr.warnings.append(f"stage `{job.stage.name}`: DeepSeek-V3 trains with micro-batches of 1 in NeMo-RL's "
+                               "recipe; grpo.micro_batch_size is not used")
+
+
+def rollout_placement(job: StageJob, cfg: dict[str, Any], tr: Translation) -> None:
+    """rollout_gpus > 0: generation on its own GPUs (policy.generation.colocated.enabled = false).
+
+    grpo.py's setup asserts: on one node, colocated.resources.gpus_per_node > 0 and num_nodes null or 1;
+    across nodes, whole nodes (num_nodes > 0) with gpus_per_node equal to cluster.gpus_per_node.
+    """
+    res = job.stage.resources
+    generation = cfg["policy"]["generation"]
+    colocated = generation["colocated"]
+    vllm_tp = generation["vllm_cfg"]["tensor_parallel_size"]
+    if res.rollout_gpus == 0:
+        colocated["enabled"] = True
+        rollout = res.nodes * max(1, res.gpus_per_node)
+    elif res.nodes == 1:
+        colocated["enabled"] = False
+        colocated["resources"]["gpus_per_node"] = int(res.rollout_gpus)
+        colocated["resources"]["num_nodes"] = None
+        rollout = res.rollout_gpus
+    elif res.gpus_per_node and res.rollout_gpus % res.gpus_per_node == 0:
+        colocated["enabled"] = False
+        colocated["resources"]["num_nodes"] = int(res.rollout_gpus // res.gpus_per_node)
+        colocated["resources"]["gpus_per_node"] = int(res.gpus_per_node)
+        rollout = res.rollout_gpus
+    else:
+        colocated["enabled"] = True
+        rollout = res.nodes * max(1, res.gpus_per_node)
+        tr.warnings.append(f"stage `{job.stage.name}`: rollout_gpus = {res.rollout_gpus} on {res.nodes} nodes is "
+                           "not whole nodes; NeMo-RL places dedicated generation by node: generation is colocated")
+    if rollout % vllm_tp:
+        tr.refuse(job, f"vLLM's tensor parallel size {vllm_tp} does not divide the {rollout} generation GPUs",
+                  "choose rollout_gpus (or nodes x gpus_per_node) as a multiple of it")
+
+
+# ---------------------------------------------------------------- the two algorithms
+
+
+def checkpoint_and_logger_keys(job: StageJob, pipeline: Pipeline, cfg: dict[str, Any], every: int) -> None:
+    stage_dir = Path(job.dir)
+    ck = cfg["checkpointing"]
+    ck["enabled"] = True
+    ck["checkpoint_dir"] = literal(str(stage_dir / "checkpoints"))
+    ck["save_period"] = int(every)
+    logger = cfg["logger"]
+    logger["log_dir"] = literal(str(stage_dir / "logs"))
+    project = os.environ.get("R1DSL_WANDB_PROJECT")
+    logger["wandb_enabled"] = bool(project)
+    if project:
+        logger["wandb"]["project"] = literal(project)
+    logger["tensorboard_enabled"] = True
+    logger["mlflow_enabled"] = False
+    logger["swanlab_enabled"] = False
+    # literal names: the references interpolate ${data.train.dataset_name}, absent when data.train is a list
+    run_name = literal(f"{pipeline.recipe.name}.{job.stage.name}")
+    for backend in ("wandb", "swanlab"):
+        logger[backend]["name"] = run_name
+    logger["mlflow"]["run_name"] = run_name
+    if isinstance(logger.get("tensorboard"), dict) and "log_dir" in logger["tensorboard"]:
+        logger["tensorboard"]["log_dir"] = literal(str(stage_dir / "tb"))
 
 
 def grpo_config(job: StageJob, pipeline: Pipeline) -> Translation:
@@ -218,13 +514,14 @@ def grpo_config(job: StageJob, pipeline: Pipeline) -> Translation:
     gr["num_prompts_per_step"] = int(g.num_prompts_per_step)
     gr["num_generations_per_prompt"] = int(g.num_generations_per_prompt)
     gr["max_num_steps"] = int(g.steps)
+    # Training stops at min(max_num_steps, epochs over the prompts): each epoch has at least one step
+    # (drop_last batches of num_prompts_per_step), so `steps` epochs never stop it early.
+    gr["max_num_epochs"] = int(g.steps)
     gr["seed"] = int(g.seed)
     # DeepSeekMath eq. 3: A = (r - mean(r)) / std(r) over the whole group, not leave-one-out.
     gr["use_leave_one_out_baseline"] = False
     gr["normalize_rewards"] = g.advantage_scaling == "std"
     gr["overlong_filtering"] = g.truncated == "mask"
-    gr["val_period"] = int(g.checkpoint_every) if stage.eval_data else 0
-    gr["val_at_end"] = bool(stage.eval_data)
     loss = cfg["loss_fn"]
     loss["reference_policy_kl_penalty"] = float(g.kl_penalty)
     loss["reference_policy_kl_type"] = g.kl_type
@@ -233,7 +530,7 @@ def grpo_config(job: StageJob, pipeline: Pipeline) -> Translation:
     loss["token_level_loss"] = g.loss_aggregation == "token"
 
     policy = cfg["policy"]
-    policy["model_name"] = model_name(job, pipeline, warn)
+    policy["model_name"] = literal(model_name(job, pipeline, tr))
     # On-policy: one optimizer step per rollout batch of prompts x generations.
     policy["train_global_batch_size"] = int(g.num_prompts_per_step * g.num_generations_per_prompt)
     policy["train_micro_batch_size"] = int(g.micro_batch_size)
@@ -244,11 +541,15 @@ def grpo_config(job: StageJob, pipeline: Pipeline) -> Translation:
     gen["top_p"] = float(g.top_p)
     gen["max_new_tokens"] = int(g.max_completion_tokens)
     gen["vllm_cfg"]["tensor_parallel_size"] = int(stage.resources.tensor_parallel)
-    optimizer_keys(job, policy, g.steps)
-    parallel_keys(job, cfg, tr)
+    optimizer_keys(job, policy, int(g.steps), decay_steps(job, g.steps))
+    parallel_keys(job, pipeline, cfg, tr)
     rollout_placement(job, cfg, tr)
-    checkpoint_and_logger_keys(job, cfg, g.checkpoint_every)
-    data_blocks(job, pipeline, cfg, "answer", tr)
+    checkpoint_and_logger_keys(job, pipeline, cfg, g.checkpoint_every)
+    data_blocks(job, pipeline, cfg, tr)
+    validates = cfg["data"]["validation"] is not None
+    gr["val_period"] = int(g.checkpoint_every) if validates else 0
+    gr["val_at_start"] = False
+    gr["val_at_end"] = validates
     cfg["env"]["math"]["num_workers"] = int(cfg["env"]["math"]["num_workers"])
 
     if g.loss_aggregation == "constant":
@@ -271,8 +572,8 @@ def reward_warnings(job: StageJob, warn: list[str]) -> None:
     """NeMo-RL's math environment gives 1 for a correct answer, else 0: that is all it can score."""
     stage = job.stage
     if any(r.datasets for r in stage.rewards):
-        warn.append(f"stage `{stage.name}`: rewards are routed per dataset (route {{ ... }}); NeMo-RL picks an "
-                    "environment per dataset (env_name), and the config sends every dataset to the math environment")
+        warn.append(f"stage `{stage.name}`: rewards are routed per dataset (route {{ ... }}); NeMo-RL's math "
+                    "environment scores every dataset it trains on")
     if not any(r.rule in MATH_RULES for r in stage.rewards):
         warn.append(f"stage `{stage.name}`: no math_accuracy reward; NeMo-RL's math environment scores answer "
                     "correctness only, and that is what the config uses")
@@ -285,90 +586,129 @@ def reward_warnings(job: StageJob, warn: list[str]) -> None:
                         "environment has no weights (1 for a correct answer)")
 
 
-def rollout_placement(job: StageJob, cfg: dict[str, Any], tr: Translation) -> None:
-    """rollout_gpus > 0: generation on its own GPUs (policy.generation.colocated.enabled = false)."""
-    res = job.stage.resources
-    colocated = cfg["policy"]["generation"]["colocated"]
-    if res.rollout_gpus == 0:
-        colocated["enabled"] = True
-        return
-    colocated["enabled"] = False
-    if res.nodes == 1:
-        colocated["resources"]["gpus_per_node"] = int(res.rollout_gpus)
-        colocated["resources"]["num_nodes"] = None
-    elif res.gpus_per_node and res.rollout_gpus % res.gpus_per_node == 0:
-        colocated["resources"]["num_nodes"] = int(res.rollout_gpus // res.gpus_per_node)
-        colocated["resources"]["gpus_per_node"] = None
-    else:
-        colocated["enabled"] = True
-        tr.warnings.append(f"stage `{job.stage.name}`: rollout_gpus = {res.rollout_gpus} on {res.nodes} nodes is "
-                           "not whole nodes; NeMo-RL places dedicated generation by node: generation is colocated")
-
-
-def checkpoint_and_logger_keys(job: StageJob, cfg: dict[str, Any], every: int) -> None:
-    stage_dir = Path(job.dir)
-    ck = cfg["checkpointing"]
-    ck["enabled"] = True
-    ck["checkpoint_dir"] = str(stage_dir / "checkpoints")
-    ck["save_period"] = int(every)
-    logger = cfg["logger"]
-    logger["log_dir"] = str(stage_dir / "logs")
-    logger["wandb_enabled"] = False
-    logger["tensorboard_enabled"] = True
-    logger["mlflow_enabled"] = False
-    logger["swanlab_enabled"] = False
-    # literal names: the references interpolate ${data.train.dataset_name}, absent when data.train is a list
-    for backend in ("wandb", "swanlab"):
-        logger[backend]["name"] = job.stage.name
-    logger["mlflow"]["run_name"] = job.stage.name
-    if isinstance(logger.get("tensorboard"), dict) and "log_dir" in logger["tensorboard"]:
-        logger["tensorboard"]["log_dir"] = str(stage_dir / "tb")
-
-
 def sft_config(job: StageJob, pipeline: Pipeline) -> Translation:
     stage, t = job.stage, job.stage.train
     cfg = reference_config("sft")
     tr = Translation("sft", cfg)
     s = cfg["sft"]
-    s["max_num_steps"] = int(t.steps)
-    # min(max_num_epochs * len(dataloader), max_num_steps): with epochs set, epochs decide.
-    s["max_num_epochs"] = int(t.epochs) if t.epochs else 1000000
-    if t.epochs:
-        s["max_num_steps"] = 1000000000
     s["seed"] = int(t.seed)
     s["val_period"] = 0
     s["val_at_start"] = False
     s["val_at_end"] = False
     policy = cfg["policy"]
-    policy["model_name"] = model_name(job, pipeline, tr.warnings)
-    policy["tokenizer"]["chat_template"] = PASSTHROUGH_CHAT_TEMPLATE
+    policy["model_name"] = literal(model_name(job, pipeline, tr))
     policy["train_global_batch_size"] = int(t.batch_size)
     policy["train_micro_batch_size"] = int(min(t.micro_batch_size, t.batch_size))
     policy["max_total_sequence_length"] = int(t.max_seq_len)
-    optimizer_keys(job, policy, t.steps)
-    parallel_keys(job, cfg, tr)
-    checkpoint_and_logger_keys(job, cfg, t.checkpoint_every)
+    parallel_keys(job, pipeline, cfg, tr)
+    checkpoint_and_logger_keys(job, pipeline, cfg, t.checkpoint_every)
     # No validation set: keep the best checkpoints by training loss.
     cfg["checkpointing"]["metric_name"] = "train:loss"
     cfg["checkpointing"]["higher_is_better"] = False
-    data_blocks(job, pipeline, cfg, "response", tr)
+    data_blocks(job, pipeline, cfg, tr)
+    if t.epochs:
+        # NeMo-RL stops at min(max_num_steps, max_num_epochs x batches per epoch); the schedule must end
+        # there too, so the run script counts the rows and exports the step counts (nemo_rl_run.sh).
+        s["max_num_epochs"] = int(t.epochs)
+        s["max_num_steps"] = TOTAL_STEPS
+        optimizer_keys(job, policy, TOTAL_STEPS, DECAY_STEPS)
+        hub = [n for n in stage.data if pipeline.recipe.datasets[n].source == "hf"]
+        if hub:
+            tr.refuse(job, f"train.epochs = {t.epochs} over hub dataset(s) {hub}: the schedule's length needs the row "
+                           "count, which the run script cannot count for a hub dataset",
+                      "set train.steps instead of train.epochs, or use a local jsonl/parquet copy")
+    else:
+        s["max_num_epochs"] = int(t.steps)  # each epoch has at least one step: `steps` decides
+        s["max_num_steps"] = int(t.steps)
+        optimizer_keys(job, policy, int(t.steps), decay_steps(job, t.steps))
     return tr
 
 
 def translate(job: StageJob, pipeline: Pipeline) -> Translation:
-    return grpo_config(job, pipeline) if NEMO_KINDS[job.stage.kind] == "grpo" else sft_config(job, pipeline)
+    tr = grpo_config(job, pipeline) if NEMO_KINDS[job.stage.kind] == "grpo" else sft_config(job, pipeline)
+    launch_checks(job, pipeline, tr)
+    return tr
 
 
-# ---------------------------------------------------------------- writing the run folder
+# ---------------------------------------------------------------- launching through ray.sub
 
 
-def to_yaml(cfg: dict[str, Any], header: str) -> str:
-    from omegaconf import OmegaConf
+def mounts(pipeline: Pipeline, trs: list[Translation]) -> list[str]:
+    """Host folders the NeMo-RL containers see at the same path: the run folder, data files and local models
+    outside it, the HF cache, and a host NeMo-RL checkout named by $NEMO_RL_DIR."""
+    run = pipeline.run_dir
+    folders = {run, hf_home()} | {m for tr in trs for m in tr.mounts}
+    if os.environ.get("NEMO_RL_DIR") and os.path.isdir(os.environ["NEMO_RL_DIR"]):
+        folders.add(os.path.abspath(os.environ["NEMO_RL_DIR"]))
+    inside = {f for f in folders if any(f != g and f.startswith(g.rstrip("/") + "/") for g in folders)}
+    return sorted(folders - inside)
 
-    return header + OmegaConf.to_yaml(OmegaConf.create(cfg))
+
+def launch_checks(job: StageJob, pipeline: Pipeline, tr: Translation) -> None:
+    """What ray.sub needs of the stage: an account and partition, and values it can pass to srun as one word each."""
+    res = job.stage.resources
+    account, partition = slurm_account(job), slurm_partition(job)
+    if not account or not partition:
+        tr.refuse(job, "NeMo-RL's ray.sub needs a SLURM account and partition: its `#SBATCH --account=ACCOUNT` and "
+                       "`--partition=PARTITION` placeholders stay in force otherwise, and it passes both to srun",
+                  f"set resources.account and resources.partition (e.g. --set {job.stage.name}.resources.account=NAME), "
+                  "or SBATCH_ACCOUNT and SBATCH_PARTITION when compiling")
+    for what, value, pattern in (("the partition", partition, _SLURM_NAME),
+                                 ("the account", account, _SLURM_NAME),
+                                 ("the container image", container_image(job), _IMAGE_WORD)):
+        if value and not pattern.fullmatch(value):
+            tr.refuse(job, f"{what} {value!r} holds characters ray.sub would split or expand: it passes it to srun "
+                           "unquoted", f"use only the characters {pattern.pattern}")
+    for folder in sorted({pipeline.run_dir, *mounts(pipeline, [tr])}):
+        if not _PATH_WORD.fullmatch(folder):
+            what = "the run folder" if folder == pipeline.run_dir else "mounted folder"
+            tr.refuse(job, f"{what} {folder!r} holds characters ray.sub would split or expand: it passes mounts and "
+                           "the submit folder to srun unquoted (--container-mounts, --container-workdir, -o)",
+                      f"use a path of the characters {_PATH_WORD.pattern} (no blanks, quotes, `$`, `,` or `:`)")
 
 
-def emit_nemo_stage(job: StageJob, pipeline: Pipeline, tr: Translation) -> tuple[list[Path], slurm.Submission]:
+def run_script_values(job: StageJob, tr: Translation, config: Path) -> dict[str, Any]:
+    """Everything templates/nemo_rl/stage_run.sh.j2 renders (the template holds no logic)."""
+    t = job.stage.train
+    epochs = bool(tr.algorithm == "sft" and t.epochs)
+    return {
+        "stage_dir": str(Path(job.dir)),
+        "config": str(config),
+        "checkpoint_dir": str(Path(job.dir) / "checkpoints"),
+        "nemo_rl_dir": nemo_rl_dir(),
+        "hf_home": hf_home(),
+        "entry_point": ENTRY_POINTS[tr.algorithm],
+        "backend": tr.backend,
+        "converter": CONVERTERS[tr.backend],
+        "uv_extra": ["--extra", "mcore"] if tr.backend == "megatron" else [],
+        "row_files": tr.row_files if epochs else [],
+        "epochs": int(t.epochs or 0) if epochs else 0,
+        "batch_size": int(t.batch_size),
+        "warmup": max(1, job.stage.optim.warmup_steps),
+    }
+
+
+def sbatch_options(job: StageJob, pipeline: Pipeline, gpus: int) -> list[str]:
+    """ray.sub's sbatch options; they override its `#SBATCH` lines (nodes, job name, time, account, partition)."""
+    res = job.stage.resources
+    options = [
+        f"--job-name={slurm.label(pipeline.recipe.name)}.{slurm.label(job.stage.name)}",
+        f"--nodes={res.nodes}",
+        f"--time={res.time_limit_min}",
+        f"--output={slurm.slurm_path(job.dir)}/slurm-%j.out",
+        "--open-mode=append",
+        "--requeue",  # ray.sub keeps each restart's logs apart; the run script resumes and skips what is done
+        "--kill-on-invalid-dep=yes",
+        "--exclusive",
+        f"--gres=gpu:{gpus}",
+    ]
+    options.append(f"--partition={slurm_partition(job)}")
+    options.append(f"--account={slurm_account(job)}")
+    return options
+
+
+def emit_nemo_stage(job: StageJob, pipeline: Pipeline, tr: Translation, ray_sub: Path,
+                    mount_list: list[str]) -> tuple[list[Path], slurm.Submission]:
     stage_dir = Path(job.dir)
     stage_dir.mkdir(parents=True, exist_ok=True)
     written = [slurm.write_stage_config(job)]
@@ -380,49 +720,63 @@ def emit_nemo_stage(job: StageJob, pipeline: Pipeline, tr: Translation) -> tuple
     for name, text in tr.files.items():
         (stage_dir / name).write_text(text)
         written.append(stage_dir / name)
-    run_script = slurm.write_script(stage_dir / "nemo_rl_run.sh", render(
-        "nemo_rl/stage_run.sh.j2",
-        stage_dir=str(stage_dir),
-        config=str(config),
-        checkpoint_dir=tr.config["checkpointing"]["checkpoint_dir"],
-        nemo_rl_dir=nemo_rl_dir(),
-        entry_point=ENTRY_POINTS[tr.algorithm],
-    ))
+    run_script = slurm.write_script(stage_dir / "nemo_rl_run.sh",
+                                    render("nemo_rl/stage_run.sh.j2", **run_script_values(job, tr, config)))
     written.append(run_script)
 
-    res = job.stage.resources
     gpus = tr.config["cluster"]["gpus_per_node"]
     env = {
-        "COMMAND": f"bash {shell_quote(run_script)}",  # ray.sub runs COMMAND through a shell
+        "COMMAND": f"bash {shell_quote(run_script)}",  # ray.sub writes COMMAND to a file the head runs with bash
+        "CONTAINER": container_image(job),
+        "MOUNTS": ",".join(f"{m}:{m}" for m in mount_list),
         "GPUS_PER_NODE": str(gpus),
-        # the run folder, and a NeMo-RL checkout of this machine when $NEMO_RL_DIR names one (else the container's)
-        "MOUNTS": ",".join(f"{m}:{m}" for m in sorted({pipeline.run_dir, os.environ.get("NEMO_RL_DIR", pipeline.run_dir)})),
     }
-    image = res.container_image or os.environ.get("NEMO_RL_CONTAINER")
-    if image:
-        env["CONTAINER"] = image
-    options = [o for o in slurm.common_options(job, pipeline, gpus_per_node=gpus)
-               if not o.startswith(("--ntasks", "--cpus-per-task"))]
-    options.append("--exclusive")
     submission = slurm.Submission(
         index=slurm.job_index(pipeline)[job.stage.name],
         name=job.stage.name,
         label=f"{slurm.label(job.stage.name)} ({slurm.label(job.stage.kind)}, NeMo-RL)",
         done=str(stage_dir / "DONE"),
         after=slurm.after_indices(job, pipeline),
-        args=(*options, str(Path(nemo_rl_dir()) / "ray.sub")),
+        args=(*sbatch_options(job, pipeline, gpus), str(ray_sub)),
         prefix=("env", *(f"{k}={v}" for k, v in env.items())),
     )
     return written, submission
 
 
+def to_yaml(cfg: dict[str, Any], header: str) -> str:
+    from omegaconf import OmegaConf
+
+    return header + OmegaConf.to_yaml(OmegaConf.create(cfg))
+
+
+def translations(pipeline: Pipeline) -> dict[str, Translation]:
+    return {job.stage.name: translate(job, pipeline) for job in pipeline.jobs if runs_on_nemo_rl(job)}
+
+
+def refusals(pipeline: Pipeline) -> list[Refusal]:
+    """What the target will not emit (the CLI prints these and writes nothing)."""
+    trs = translations(pipeline)
+    found = [r for tr in trs.values() for r in tr.refusals]
+    return list(dict.fromkeys(found))
+
+
 def emit(pipeline: Pipeline) -> list[Path]:
     """Write NeMo-RL configs and run scripts for grpo/sft/distill stages, sbatch scripts for the others."""
+    trs = translations(pipeline)
+    refused = list(dict.fromkeys(r for tr in trs.values() for r in tr.refusals))
+    if refused:
+        raise TargetError(refused)
     written: list[Path] = []
     submissions: list[slurm.Submission] = []
+    ray_sub = Path(pipeline.run_dir) / "ray.sub"
+    if trs:
+        ray_sub.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(RAY_SUB, ray_sub)
+        written.append(ray_sub)
+    mount_list = mounts(pipeline, list(trs.values()))
     for job in pipeline.jobs:
         if runs_on_nemo_rl(job):
-            paths, submission = emit_nemo_stage(job, pipeline, translate(job, pipeline))
+            paths, submission = emit_nemo_stage(job, pipeline, trs[job.stage.name], ray_sub, mount_list)
         else:
             paths, submission = slurm.emit_stage(job, pipeline)
         written += paths
@@ -434,16 +788,13 @@ def emit(pipeline: Pipeline) -> list[Path]:
 def unsupported(pipeline: Pipeline) -> list[str]:
     """Recipe features with no NeMo-RL equivalent, one warning each (the compiler prints them)."""
     warnings: list[str] = []
+    trs = translations(pipeline)
     for job in pipeline.jobs:
         if runs_on_nemo_rl(job):
-            warnings += translate(job, pipeline).warnings
+            warnings += trs[job.stage.name].warnings
         else:
             warnings.append(f"stage `{job.stage.name}`: NeMo-RL has no {job.stage.kind} stage; it runs on r1dsl's "
                             "own backend (python -m backends.run_stage) in the same SLURM chain")
-    if not any(job.stage.resources.container_image for job in pipeline.jobs if runs_on_nemo_rl(job)) and \
-            not os.environ.get("NEMO_RL_CONTAINER") and any(runs_on_nemo_rl(j) for j in pipeline.jobs):
-        warnings.append("no container image for the NeMo-RL stages: set resources.container_image, or "
-                        "NEMO_RL_CONTAINER when compiling (ray.sub needs CONTAINER)")
     return list(dict.fromkeys(warnings))
 
 
@@ -456,4 +807,3 @@ def batch_arithmetic(cfg: dict[str, Any]) -> bool:
     """On-policy GRPO: one optimizer step per rollout batch."""
     g = cfg["grpo"]
     return cfg["policy"]["train_global_batch_size"] == g["num_prompts_per_step"] * g["num_generations_per_prompt"]
-

@@ -230,6 +230,7 @@ def write_submit_script(pipeline: Pipeline, submissions: Sequence[Submission]) -
     text = render(
         "slurm/submit.sh.j2",
         target_label=label(pipeline.target),
+        run_dir=pipeline.run_dir,
         job_id_file=JOB_ID_FILE,
         stages=[s.as_template_values() for s in submissions],
     )

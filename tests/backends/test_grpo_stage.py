@@ -26,7 +26,8 @@ GRPO = {
 }
 EVAL_SAMPLING = {"samples_per_prompt": 2, "temperature": 1.0, "top_p": 1.0, "max_completion_tokens": 8, "max_prompts": None, "seed": 0}
 STEP_METRICS = {"reward", "reward/accuracy", "reward/format", "accuracy", "format", "completion_length", "truncated",
-                "kl", "clip_fraction", "entropy", "loss", "grad_norm", "lr", "step_time_s", "tokens_per_s"}
+                "kl", "clip_fraction", "entropy", "loss", "grad_norm", "lr", "step_time_s", "tokens_per_s",
+                "time_generation_s", "time_rewards_s", "time_reference_s", "time_backward_s", "time_optimizer_s"}
 
 
 def grpo_config(run_dir: Path, devices: int = 1, eval_rows: int = 4, **grpo):

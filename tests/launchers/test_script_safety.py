@@ -53,7 +53,7 @@ fi
 
 
 def hostile_pipeline(root: Path, target: str, container: str | None = None, partition: str | None = None,
-                     runtime: str = "pyxis"):
+                     runtime: str = "pyxis", run_dir: Path | None = None):
     res = Resources(gpus_per_node=0, time_limit_min=5, partition=partition, account=partition,
                     container_image=container, container_runtime=runtime)
     stages = []
@@ -72,7 +72,7 @@ def hostile_pipeline(root: Path, target: str, container: str | None = None, part
         templates={"r1_zero": Template("r1_zero", "Q: {prompt} $(touch $R1DSL_SENTINEL) `x` '\"\nA:")},
         datasets={**recipe.datasets, "data": Dataset("data", "jsonl", path=str(root / "d;$(touch $R1DSL_SENTINEL).jsonl"))},
     )
-    return make_pipeline(recipe, root / HOSTILE_DIR, target)
+    return make_pipeline(recipe, run_dir or root / HOSTILE_DIR, target)
 
 
 @pytest.fixture
@@ -98,8 +98,11 @@ def stubs(tmp_path, monkeypatch):
 @pytest.mark.parametrize("target,runtime", [("slurm", "pyxis"), ("slurm", "apptainer"), ("nemo-rl", "pyxis")])
 def test_hostile_values_pass_shellcheck_and_the_dry_run_executes_none(target, runtime, tmp_path, sentinel, capfd):
     module = slurm if target == "slurm" else nemo_rl
-    pipeline = hostile_pipeline(tmp_path, target, container="img$(touch $R1DSL_SENTINEL)",
-                                partition="p;touch $R1DSL_SENTINEL", runtime=runtime)
+    if target == "slurm":
+        pipeline = hostile_pipeline(tmp_path, target, container="img$(touch $R1DSL_SENTINEL)",
+                                    partition="p;touch $R1DSL_SENTINEL", runtime=runtime)
+    else:  # ray.sub splits the run folder, container and partition unquoted: those are refused (below)
+        pipeline = hostile_pipeline(tmp_path, target, partition="gpu", run_dir=tmp_path / "run")
     written = module.emit(pipeline)
     shellcheck(written)
     for path in written:
@@ -127,11 +130,22 @@ def test_stage_scripts_run_with_hostile_paths_intact(container, tmp_path, sentin
             assert image in apptainer and pipeline.run_dir in apptainer[apptainer.index("--bind") + 1].split(",")
 
 
+def test_nemo_rl_refuses_what_ray_sub_would_split(tmp_path, sentinel):
+    pipeline = hostile_pipeline(tmp_path, "nemo-rl", container="img$(touch $R1DSL_SENTINEL)",
+                                partition="p;touch $R1DSL_SENTINEL")
+    with pytest.raises(nemo_rl.TargetError) as refused:
+        nemo_rl.emit(pipeline)
+    text = str(refused.value)
+    for what in ("the run folder", "the partition", "the account", "the container image"):
+        assert what in text, what
+    assert not Path(pipeline.run_dir).exists()
+
+
 def test_nemo_rl_run_scripts_run_with_hostile_paths_intact(tmp_path, sentinel, stubs, monkeypatch):
-    fake_nemo = tmp_path / "nemo rl $(touch $R1DSL_SENTINEL)"
+    fake_nemo = tmp_path / "nemo-rl"  # a host checkout is mounted: a plain path
     fake_nemo.mkdir()
     monkeypatch.setenv("NEMO_RL_DIR", str(fake_nemo))
-    pipeline = hostile_pipeline(tmp_path, "nemo-rl")
+    pipeline = hostile_pipeline(tmp_path, "nemo-rl", partition="gpu", run_dir=tmp_path / "run")
     nemo_rl.emit(pipeline)
     for job in pipeline.jobs:
         if nemo_rl.runs_on_nemo_rl(job):

@@ -216,6 +216,9 @@ with open(os.path.join(stage_dir, "usr1_on_entry"), "w") as f:
     f.write("ignored" if signal.getsignal(signal.SIGUSR1) == signal.SIG_IGN else "default")
 def checkpoint(signum, frame):
     time.sleep(1)  # writing the checkpoint takes a moment
+    if os.environ.get("FINISH_ON_USR1"):  # the last step was already under way: the stage finishes instead
+        open(os.path.join(stage_dir, "DONE"), "w").close()
+        sys.exit(0)
     with open(os.path.join(stage_dir, "checkpointed"), "w") as f:
         f.write(str(time.time()))
     sys.exit(75)
@@ -291,13 +294,12 @@ def test_pyxis_is_the_default_container_runtime(tmp_path):
     assert "--container-image=nvcr.io/nvidia/pytorch:25.01-py3" in script and "apptainer" not in script
 
 
-def test_the_time_limit_signal_checkpoints_the_stage_then_requeues_the_job(tmp_path, stub_bin):
-    """What SLURM does --signal=B:USR1@... before the limit: the trap signals the stage, waits for its
-    checkpoint, then `scontrol requeue`s the job; torchrun (here the stage's python) ignores USR1 on entry."""
+def signal_the_job_near_its_limit(tmp_path: Path, stub_bin: Path, **env: str) -> Path:
+    """Run a stage's job.sbatch with stub SLURM commands and send its shell USR1, as --signal=B:USR1@... does."""
     pipeline = make_pipeline(make_recipe([grpo_stage("solo", gpus_per_node=0, time_limit_min=10)]), tmp_path / "run")
     slurm.emit(pipeline)
     stage = tmp_path / "run" / "solo"
-    env = stage_env(stub_bin, "python-preemptible", STAGE_PID_FILE=str(stage / "pid"))
+    env = stage_env(stub_bin, "python-preemptible", STAGE_PID_FILE=str(stage / "pid"), **env)
     job = subprocess.Popen(["bash", str(stage / "job.sbatch")], env=env)
     try:
         deadline = time.monotonic() + 30
@@ -308,6 +310,13 @@ def test_the_time_limit_signal_checkpoints_the_stage_then_requeues_the_job(tmp_p
         assert job.wait(timeout=30) == 0
     finally:
         job.kill()
+    return stage
+
+
+def test_the_time_limit_signal_checkpoints_the_stage_then_requeues_the_job(tmp_path, stub_bin):
+    """What SLURM does --signal=B:USR1@... before the limit: the trap signals the stage, waits for its
+    checkpoint, then `scontrol requeue`s the job; torchrun (here the stage's python) ignores USR1 on entry."""
+    stage = signal_the_job_near_its_limit(tmp_path, stub_bin)
     assert (stage / "usr1_on_entry").read_text() == "ignored"
     log = (stub_bin / "log").read_text().splitlines()
     assert log[0] == "--signal=USR1 4242"
@@ -315,6 +324,12 @@ def test_the_time_limit_signal_checkpoints_the_stage_then_requeues_the_job(tmp_p
     assert requeue == "requeue 4242"
     assert float((stage / "checkpointed").read_text()) <= float(requeued_at)  # checkpoint first, then requeue
     assert not (stage / "DONE").exists()
+
+
+def test_a_stage_that_finishes_before_the_limit_is_not_requeued(tmp_path, stub_bin):
+    stage = signal_the_job_near_its_limit(tmp_path, stub_bin, FINISH_ON_USR1="1")
+    assert (stage / "DONE").exists()
+    assert "requeue" not in (stub_bin / "log").read_text()
 
 
 def test_a_stage_that_exits_without_done_fails_the_job(tmp_path, stub_bin):

@@ -2,6 +2,7 @@
 The hostile side is tests/rewards/test_sandbox_attacks.py."""
 
 import os
+import shutil
 import subprocess
 import sys
 
@@ -54,6 +55,15 @@ def test_honest_solutions_use_the_standard_library_and_stdin():
 
 
 @needs_bwrap
+def test_many_stdin_stdout_tests_share_one_sandbox_each_run_fresh():
+    code = "import sys\nseen = globals().setdefault('seen', [])\nseen.append(1)\nprint(len(seen) * int(input()))\n"
+    tests = [{"input": str(k), "output": str(k)} for k in range(40)]  # a fresh interpreter state per run
+    assert run_tests(code, tests, Limits(timeout_s=20.0, per_test_s=2.0)) == [True] * 40
+    mixed = [{"input": "1", "output": "1"}, {"input": "x", "output": ""}, {"input": "3", "output": "4"}]
+    assert run_tests("print(int(input()))", mixed, Limits(**FAST)) == [True, False, False]  # error exit, wrong
+
+
+@needs_bwrap
 def test_return_values_keep_their_python_types():
     code = ("def f():\n    return (1, 2)\n"
             "def g():\n    return {1: 'a', (2, 3): {4.5, None}}\n"
@@ -78,8 +88,9 @@ def test_return_values_keep_their_python_types():
 @needs_bwrap
 def test_tests_may_use_what_the_solution_imported_and_humaneval_check():
     code = "import math\nfrom collections import Counter\ndef hyp(a, b):\n    return math.sqrt(a * a + b * b)\n"
-    assert run_tests(code, ["assert math.isclose(hyp(3, 4), 5.0)", "assert Counter('aab')['a'] == 2"],
-                     Limits(**FAST)) == [True, True]
+    assert run_tests(code + "my_gcd = math.gcd\n", ["assert math.isclose(hyp(3, 4), 5.0)",
+                                                     "assert Counter('aab')['a'] == 2", "assert my_gcd(4, 6) == 2"],
+                     Limits(**FAST)) == [True, True, True]
     check = "def check(candidate):\n    assert candidate(3, 4) == 5.0\n    assert candidate(0, 0) == 0.0\n"
     assert run_tests(code, [check], Limits(**FAST), entry_point="hyp") == [True]
     assert run_tests(code.replace("a * a", "a"), [check], Limits(**FAST), entry_point="hyp") == [False]
@@ -112,3 +123,33 @@ def test_without_bubblewrap_code_rewards_refuse_to_run(tmp_path):
                        cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
     assert "REFUSED" in r.stdout, r.stderr[-2000:]
     assert "apt-get install -y bubblewrap" in r.stdout
+
+
+CODE_RECIPE = """
+model tiny { tiny { hidden_size = 32  num_layers = 1  num_heads = 2  intermediate_size = 64 } }
+dataset rows { jsonl = "rows.jsonl"  fields { prompt = "prompt"  tests = "tests" } }
+reward code { rule = "code_accuracy" }
+stage rl: grpo {
+  from = tiny  data = rows  rewards = [code]  template = "Q: {prompt} A:"
+  grpo { steps = 1  num_prompts_per_step = 2  num_generations_per_prompt = 2  micro_batch_size = 2 }
+}
+"""
+
+
+def test_the_run_preflight_names_bubblewrap_before_anything_starts(tmp_path, monkeypatch):
+    from r1dsl import preflight
+    from r1dsl.compiler import compile_recipe
+    from r1dsl.frontend import load_recipe
+
+    (tmp_path / "rows.jsonl").write_text('{"prompt": "add", "tests": "assert add(1, 2) == 3"}\n')
+    (tmp_path / "c.r1").write_text(CODE_RECIPE)
+    pipeline = compile_recipe(load_recipe(str(tmp_path / "c.r1")), tmp_path / "run")
+    machine = preflight.Machine(gpus=0, gpu_memory_gb=None, cpus=2, how="test", hub_cache=tmp_path / "hub",
+                                datasets_cache=tmp_path / "datasets")
+    monkeypatch.setenv("PATH", str(tmp_path))  # no bwrap on it
+    problems = preflight.check(pipeline, ["rl"], machine)
+    assert len(problems) == 1 and "bubblewrap" in problems[0].need
+    assert any("apt-get install -y bubblewrap" in w for w in problems[0].ways)
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    if shutil.which("bwrap"):
+        assert preflight.check(pipeline, ["rl"], machine) == []

@@ -19,7 +19,7 @@ from backends.rewards.sandbox import Limits, Sandbox, sandbox_available
 
 pytestmark = pytest.mark.skipif(not sandbox_available(), reason="bubblewrap (bwrap) is not installed")
 
-PARAMS = dict(timeout_s=6.0, per_test_s=3.0, memory_mb=256, file_size_mb=4, max_processes=16, max_output_kb=256)
+PARAMS = dict(timeout_s=10.0, per_test_s=5.0, memory_mb=256, file_size_mb=4, max_processes=16, max_output_kb=256)
 LIMITS = Limits(**PARAMS)
 
 
@@ -50,8 +50,30 @@ def processes_with(marker: str) -> list[int]:
 
 
 def sandbox_processes() -> list[int]:
-    """Processes running code inside any sandbox (the argument /sandbox/worker.py on their command line)."""
-    return [p for p in processes_with("\0/sandbox/worker.py\0") if p != os.getpid()]
+    """Processes running code inside a sandbox of this test process, or orphaned (a leak, whoever started it);
+    other people's test runs on this machine have sandboxes of their own."""
+    return [p for p in processes_with("\0/sandbox/worker.py\0") if p != os.getpid() and _ours_or_orphaned(p)]
+
+
+def _ppid(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return int(f.read().rsplit(b")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return -1
+
+
+def _ours_or_orphaned(pid: int) -> bool:
+    parent = _ppid(pid)
+    if parent in (0, 1):
+        return True
+    for _ in range(64):
+        if pid == os.getpid():
+            return True
+        if pid <= 1:
+            return False
+        pid = _ppid(pid)
+    return False
 
 
 @pytest.fixture(autouse=True)
@@ -154,6 +176,26 @@ def test_forged_result_lines_score_zero():
             "print('\\n'.join(LINES))\n" + WRONG_F)
     assert reward(code, TESTS) == 0.0
     assert reward(code, [{"input": "", "output": "42"}]) == 0.0
+
+
+def test_a_run_cannot_forge_the_results_of_later_runs_in_its_row():
+    forger = ("import os, sys, time\n"
+              "if os.fork() == 0:\n"
+              "    os.setsid()\n"
+              "    frames = b''.join(b'{\"i\": %d, \"exit\": 0, \"n\": 2}\\n42' % k for k in range(8))\n"
+              "    for _ in range(200):\n"
+              "        for pid in os.listdir('/proc'):\n"
+              "            try:\n"
+              "                fd = os.open(f'/proc/{pid}/fd/1', os.O_WRONLY)\n"
+              "                os.write(fd, frames)\n"
+              "                os.close(fd)\n"
+              "            except (OSError, ValueError):\n"
+              "                pass\n"
+              "        time.sleep(0.01)\n"
+              "    os._exit(0)\n"
+              "print('wrong')\n")
+    tests = [{"input": str(k), "output": str(7 * k + 1)} for k in range(8)]
+    assert reward(forger, tests) == 0.0
 
 
 def test_the_data_file_and_expected_outputs_are_not_reachable(tmp_path):
@@ -357,7 +399,7 @@ def test_an_output_flood_is_cut_off_and_does_not_grow_the_trainer():
     flood = "import sys\nchunk = 'x' * (1 << 20)\nfor _ in range(200):\n    sys.stdout.write(chunk)\n"
     assert reward(flood, [{"input": "", "output": "x"}], max_output_kb=256) == 0.0
     assert reward("def f():\n    return 'x' * (200 << 20)\n", "assert f() == 'x'", max_output_kb=256) == 0.0
-    assert time.perf_counter() - t < 20
+    assert time.perf_counter() - t < 40
     grown_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before_peak
     assert _rss_kb() - before < 50_000 and grown_peak < 50_000  # KiB: far below the 200 MB written
 
@@ -375,7 +417,7 @@ def test_a_swallowed_timeout_is_still_a_wall_clock_kill():
     t = time.perf_counter()
     assert reward(code, "assert f() is None", timeout_s=3.0, per_test_s=1.5) == 0.0
     assert reward(code + "f()\n", [{"input": "", "output": ""}], timeout_s=3.0, per_test_s=1.5) == 0.0
-    assert time.perf_counter() - t < 12
+    assert time.perf_counter() - t < 20  # two rows cut at 3 s each, plus start-up on a loaded machine
 
 
 def test_daemons_do_not_survive_the_run():
@@ -577,3 +619,29 @@ def test_no_file_descriptor_beyond_stdio_reaches_the_code():
     finally:
         os.close(keep)
     assert out.strip() == "4"  # 0, 1, 2 and the directory listing itself
+
+
+def test_a_root_only_file_inside_a_mounted_directory_stays_unreadable():
+    """The stdlib directory is mounted; a root-owned 0600 file put there is visible but unreadable, because the
+    sandbox is not root outside its namespace either (a 0644 neighbour, for contrast, is readable)."""
+    if os.geteuid() != 0:
+        pytest.skip("needs a root trainer to create the root-owned file")
+    stdlib = os.path.dirname(os.__file__)
+    tag = uuid.uuid4().hex
+    secret, public = os.path.join(stdlib, f"r1dsl_secret_{tag}.txt"), os.path.join(stdlib, f"r1dsl_public_{tag}.txt")
+    try:
+        for path, mode in ((secret, 0o600), (public, 0o644)):
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+            os.write(fd, b"hunter2")
+            os.close(fd)
+        code = ("import os\n"
+                f"for p in ({secret!r}, {public!r}):\n"
+                "    try:\n"
+                "        print(os.path.exists(p), open(p).read())\n"
+                "    except OSError as e:\n"
+                "        print(os.path.exists(p), type(e).__name__)\n")
+        assert program_output(code).split() == ["True", "PermissionError", "True", "hunter2"]
+    finally:
+        for path in (secret, public):
+            if os.path.exists(path):
+                os.unlink(path)

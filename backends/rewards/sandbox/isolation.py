@@ -160,7 +160,12 @@ def _probe() -> _Host:
     if os.path.exists("/etc/ld.so.cache"):
         wanted.append("/etc/ld.so.cache")
 
-    stage = tempfile.mkdtemp(prefix="stage-", dir=_state_dir(privileged))
+    state = _state_dir(privileged)
+    for old in glob.glob(os.path.join(state, "stage-*-*")):  # left by a process that was killed
+        pid = os.path.basename(old).split("-")[1]
+        if pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
+            shutil.rmtree(old, ignore_errors=True)
+    stage = tempfile.mkdtemp(prefix=f"stage-{os.getpid()}-", dir=state)
     atexit.register(shutil.rmtree, stage, True)
     os.chmod(stage, 0o755)
     shutil.copyfile(_WORKER_SOURCE, os.path.join(stage, "worker.py"))
@@ -611,6 +616,15 @@ class Sandbox:
                 return None
             if not self._fill(deadline):
                 return None
+
+    def read_exact(self, n: int, deadline: float) -> bytes | None:
+        """Exactly n bytes of its stdout, or None on timeout or end of output."""
+        while len(self._buf) < n:
+            if self._eof or not self._fill(deadline):
+                return None
+        data = bytes(self._buf[:n])
+        del self._buf[:n]
+        return data
 
     def communicate(self, data: bytes, deadline: float) -> Exchange:
         """Feed `data` as its whole stdin, collect its stdout until it exits, within `deadline` and the output limit."""

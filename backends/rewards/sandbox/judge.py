@@ -1,8 +1,9 @@
 """Judge a solution against a row's tests, with the judging outside the solution's sandbox.
 
-- stdin/stdout tests ({"input", "output"}): one sandboxed run of the program per test; the parent feeds the
-  input, reads at most `max_output_kb` of stdout and compares whitespace-separated tokens itself. The exit
-  status must be 0. Expected outputs never leave the parent.
+- stdin/stdout tests ({"input", "output"}): one sandbox per row, in which the worker runs the program once per
+  input in a fresh forked child; the parent gets each run's exit status and at most `max_output_kb` of
+  stdout and compares whitespace-separated tokens itself. The exit status must be 0. Expected outputs never
+  leave the parent.
 - Python test snippets (asserts, `def check(candidate)`): two sandboxes per row. The solution sandbox loads
   the code and answers calls with its return values as plain data (tagged JSON); the judge sandbox runs
   the trusted test code, where each of the solution's names is a proxy that asks the parent, which relays
@@ -31,10 +32,10 @@ def run_tests(code: str, tests: list, limits: Limits = Limits(), entry_point: st
     passed = [False] * len(tests)
     io_idx = [i for i, t in enumerate(tests) if isinstance(t, dict)]
     snippet_idx = [i for i, t in enumerate(tests) if not isinstance(t, dict)]
-    for i in io_idx:
-        if time.monotonic() >= deadline:
-            break
-        passed[i] = _program_passes(code, tests[i], limits, deadline)
+    if io_idx:
+        got = _programs_pass(code, [tests[i] for i in io_idx], limits, deadline)
+        for i, ok in zip(io_idx, got):
+            passed[i] = ok
     if snippet_idx:
         got = _snippets_pass(code, [str(tests[i]) for i in snippet_idx], limits, deadline, entry_point)
         for i, ok in zip(snippet_idx, got):
@@ -42,14 +43,34 @@ def run_tests(code: str, tests: list, limits: Limits = Limits(), entry_point: st
     return passed
 
 
-def _program_passes(code: str, test: dict, limits: Limits, row_deadline: float) -> bool:
-    stdin = test.get("input", "")
-    stdin = stdin if isinstance(stdin, bytes) else str(stdin).encode()
-    expected = test.get("output", "")
-    expected = expected.decode(errors="replace") if isinstance(expected, bytes) else str(expected)
-    with Sandbox("program", limits, code=code) as box:
-        got = box.communicate(stdin, min(row_deadline, time.monotonic() + limits.per_test_s))
-    return got.exit_code == 0 and got.stdout.decode(errors="replace").split() == expected.split()
+def _programs_pass(code: str, tests: list[dict], limits: Limits, deadline: float) -> list[bool]:
+    """One sandbox for the row; the worker runs the program once per input in a fresh child and sends back each
+    run's exit status and (at most `max_output_kb` of) stdout, which are compared here."""
+    passed = [False] * len(tests)
+    limit = limits.max_output_kb << 10
+    inputs = [_text(t.get("input", "")) for t in tests]
+    with Sandbox("programs", limits, code=code) as box:
+        request = {"inputs": inputs, "per_test_s": limits.per_test_s, "max_output": limit}
+        if not box.send(json.dumps(request).encode() + b"\n", deadline):
+            return passed
+        for _ in tests:
+            header = box.readline(deadline, 4096)
+            try:
+                h = json.loads(header) if header is not None else None
+                i, status, n = h["i"], h["exit"], h["n"]
+            except (ValueError, TypeError, KeyError, RecursionError):
+                break
+            if not (type(i) is int and 0 <= i < len(tests) and type(n) is int and 0 <= n <= limit):
+                break
+            out = box.read_exact(n, deadline)
+            if out is None:
+                break
+            passed[i] = status == 0 and out.decode(errors="replace").split() == _text(tests[i].get("output", "")).split()
+    return passed
+
+
+def _text(value) -> str:
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
 
 
 def _snippets_pass(code: str, tests: list[str], limits: Limits, deadline: float,

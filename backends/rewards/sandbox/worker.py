@@ -4,6 +4,7 @@
 
 It sets the rlimits before any untrusted code runs, then:
 - program:  run the solution (/sandbox/solution.py) as `__main__`; the parent feeds stdin, reads stdout.
+- programs: the same for each of a row's inputs, in a fresh forked child per input (one sandbox per row).
 - solution: load the solution as a module, report its callable names, then answer call requests, one JSON
             line each, with the return value in the tagged encoding below (never the object itself).
 - judge:    (no solution code in this process) run a row's test snippets with every solution name bound to
@@ -159,10 +160,10 @@ def serve_solution():
             modules[k] = v.__name__  # the tests see the solution's `import math`: the judge imports its own
         elif callable(v):
             mod, qual = getattr(v, "__module__", None), getattr(v, "__qualname__", None)
-            if isinstance(mod, str) and isinstance(qual, str) and mod.split(".")[0] in sys.stdlib_module_names:
+            if isinstance(mod, str) and qual == k and mod in sys.stdlib_module_names:
                 imports[k] = [mod, qual]  # `from collections import Counter`: the judge's own Counter
             else:
-                names.append(k)
+                names.append(k)  # its own functions and classes, and `my_gcd = math.gcd`: called over there
     send({"names": sorted(names)[:1000], "modules": dict(list(modules.items())[:200]),
           "imports": dict(list(imports.items())[:200])})
     refs = _Refs()
@@ -294,12 +295,13 @@ def run_judge():
     send({"done": True})
 
 
-def run_program():
+def run_program(code=None):
     sys.argv = [SOLUTION]
     ns = {"__name__": "__main__", "__file__": SOLUTION, "__builtins__": builtins}
     try:
-        with open(SOLUTION, encoding="utf-8") as f:
-            code = compile(f.read(), SOLUTION, "exec")
+        if code is None:
+            with open(SOLUTION, encoding="utf-8") as f:
+                code = compile(f.read(), SOLUTION, "exec")
         exec(code, ns)
     except SystemExit as e:
         _flush()
@@ -309,6 +311,89 @@ def run_program():
         os._exit(1)
     _flush()
     os._exit(0)
+
+
+def run_programs():
+    """Many stdin/stdout runs in one sandbox: a fresh forked child per input, in its own session, killed with
+    everything it started (that stayed in its session) at `per_test_s` or beyond `max_output` bytes. Sends a
+    header line {"i", "exit", "n"} and then n bytes of stdout per run; the parent compares."""
+    rx = os.fdopen(os.dup(0), "rb")
+    tx = os.dup(1)
+    null = os.open("/dev/null", os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    req = json.loads(rx.readline())
+    per_test_s, max_output = float(req["per_test_s"]), int(req["max_output"])
+    try:
+        with open(SOLUTION, encoding="utf-8") as f:
+            code = compile(f.read(), SOLUTION, "exec")
+    except BaseException:  # noqa: BLE001  (every run fails as the script would)
+        code = None
+    for i, text in enumerate(req["inputs"]):
+        out, status = b"", 1
+        if code is not None:
+            out, status = _one_run(code, str(text).encode(), per_test_s, max_output, null)
+        data = (json.dumps({"i": i, "exit": status, "n": len(out)}) + "\n").encode() + out
+        while data:
+            data = data[os.write(tx, data):]
+
+
+def _one_run(code, stdin, per_test_s, max_output, null):
+    import select
+    import signal
+    import time
+
+    inp = os.memfd_create("stdin")
+    os.write(inp, stdin)
+    os.lseek(inp, 0, os.SEEK_SET)
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.setsid()
+            os.dup2(inp, 0)
+            os.dup2(w, 1)
+            os.dup2(null, 2)
+            os.closerange(3, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+            sys.stdin = open(0, "r", closefd=False)
+            sys.stdout = open(1, "w", closefd=False)
+            sys.stderr = open(2, "w", closefd=False)
+            run_program(code)
+        finally:
+            os._exit(1)
+    os.close(w)
+    os.close(inp)
+    out, end, status = bytearray(), time.monotonic() + per_test_s, None
+    while True:
+        left = end - time.monotonic()
+        if left <= 0 or len(out) > max_output:
+            break
+        ready, _, _ = select.select([r], [], [], left)
+        if not ready:
+            continue
+        chunk = os.read(r, 65536)
+        if not chunk:
+            break
+        out += chunk
+    while status is None:  # its stdout closed: give it what is left of its time to exit
+        done, code_ = os.waitpid(pid, os.WNOHANG)
+        if done:
+            status = os.waitstatus_to_exitcode(code_)
+        elif time.monotonic() >= end or len(out) > max_output:
+            break
+        else:
+            time.sleep(0.002)
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except OSError:
+        pass
+    if status is None:
+        os.waitpid(pid, 0)
+        status = -9
+    if len(out) > max_output:
+        status = -1  # too much output fails the run
+    os.close(r)
+    return bytes(out[:max_output]), status
 
 
 def _flush():
@@ -325,6 +410,8 @@ def main():
     set_limits(json.loads(sys.argv[2]))
     if mode == "program":  # run as a script in this interpreter (one interpreter start, not two)
         run_program()
+    elif mode == "programs":
+        run_programs()
     elif mode == "solution":
         serve_solution()
     elif mode == "judge":
