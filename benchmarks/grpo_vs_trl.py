@@ -69,7 +69,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="runs/tiny_r1_zero/base/model", help="HF directory of the tiny base")
     parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--group-size", type=int, default=8)
+    parser.add_argument("--num-generations-per-prompt", "--group-size", dest="num_generations_per_prompt", type=int, default=8)
     parser.add_argument("--prompts-per-step", type=int, default=16)
     parser.add_argument("--max-completion-tokens", type=int, default=48)
     parser.add_argument("--lr", type=float, default=2e-4)
@@ -128,7 +128,7 @@ def run_seed(args) -> dict:
     transformers.logging.set_verbosity_error()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    P, G, T = args.prompts_per_step, args.group_size, args.max_completion_tokens
+    P, G, T = args.prompts_per_step, args.num_generations_per_prompt, args.max_completion_tokens
     rows = arithmetic(args.steps * P, seed=1)
     test_rows = arithmetic(args.eval_prompts, seed=99)
 

@@ -331,13 +331,8 @@ def cmd_explain(args) -> int:
 
 
 def cmd_plan(args) -> int:
-    import importlib
+    from r1dsl import plan as plan_module
 
-    try:
-        plan_module = importlib.import_module("r1dsl.plan")
-    except ModuleNotFoundError:
-        print("r1dsl plan is not available yet (r1dsl/plan.py is missing)", file=sys.stderr)
-        return USAGE_ERROR
     recipe, err = _recipe(args)
     if recipe is None:
         return err

@@ -45,8 +45,9 @@ CODES: dict[str, Code] = {
     ),
     "E005": Code(
         "value out of range",
-        "A number is outside the limits declared by its IR field (r1dsl/ir.py metadata: min, max, min_exclusive), "
-        "is not finite, or a string is not one of the allowed choices.",
+        "A number is outside the limits declared by its setting (an IR field's knob() in r1dsl/ir.py, or a reward "
+        "rule's Param: min, max, min_exclusive), is not finite, a string is not one of the allowed choices, or a "
+        "condition between a reward rule's parameters fails (overlong: buffer <= max_tokens).",
         "stage zero: grpo { grpo { num_generations_per_prompt = 1 } }",
         "Use a value within the limits; `help:` shows the setting's documentation.",
     ),
@@ -91,7 +92,8 @@ CODES: dict[str, Code] = {
     "E011": Code(
         "missing setting",
         "Something required is absent: a stage without `from` or `data`, a grpo or rejection_sample stage without "
-        "rewards, a model or dataset with no source, a reward with no rule, a distill stage with no students.",
+        "rewards, a model or dataset with no source, a reward with no rule, a distill stage with no students, a "
+        "reward rule's required parameter (the `model` of judge and preference_model).",
         "stage zero: grpo { data = arith  rewards = [accuracy] }",
         "Add the setting named in the message.",
     ),

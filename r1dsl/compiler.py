@@ -11,13 +11,14 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
 from r1dsl import ir
+from r1dsl.kinds import KINDS
 
 ROOT = Path(__file__).resolve().parent.parent  # the project: r1dsl/, backends/, templates/
-TRAINING_KINDS = ("pretrain", "sft", "grpo", "reward_model")
 
 
 def compile_recipe(recipe: ir.Recipe, run_dir: str | os.PathLike | None = None, target: str = "local") -> ir.Pipeline:
@@ -80,14 +81,14 @@ def stage_config(recipe: ir.Recipe, stage: ir.Stage, run: Path) -> dict[str, Any
     gpu = res.gpus_per_node > 0
     devices = res.gpus_per_node if gpu else res.cpu_processes
     exp_dir = run / stage.name
-    if stage.kind == "grpo":
-        max_steps, seed, every = stage.grpo.steps, stage.grpo.seed, stage.grpo.checkpoint_every
-    elif stage.kind in ("pretrain", "sft", "reward_model"):
-        max_steps, seed, every = stage.train.steps, stage.train.seed, stage.train.checkpoint_every
+    row = KINDS[stage.kind]
+    if row.steps_section is not None:
+        steps = getattr(stage, row.steps_section)
+        max_steps, seed, every = steps.steps, steps.seed, steps.checkpoint_every
     else:
         max_steps, seed, every = None, (stage.sampling.seed if stage.sampling else 0), stage.train.checkpoint_every
-    train_sets = [] if stage.kind == "eval" else list(stage.data)
-    scored_train = stage.kind in ("grpo", "rejection_sample")
+    train_sets = [] if row.data_is_eval else list(stage.data)
+    scored_train = row.scores_data
     return {
         "name": stage.name,
         "kind": stage.kind,
@@ -114,7 +115,7 @@ def stage_config(recipe: ir.Recipe, stage: ir.Stage, run: Path) -> dict[str, Any
             ],
             "optim": _plain(stage.optim),
             "train": _plain(stage.train),
-            "grpo": _plain(stage.grpo) if stage.kind == "grpo" else None,
+            "grpo": _plain(stage.grpo) if "grpo" in row.sections else None,
             "sampling": _plain(stage.sampling) if stage.sampling is not None else None,
             "filters": _plain(stage.filters) if stage.filters is not None else None,
             "rollout": _plain(stage.rollout),
@@ -223,11 +224,11 @@ def _inputs(recipe: ir.Recipe, stage: ir.Stage, run: Path) -> list[str]:
 
 def outputs(job: ir.StageJob) -> list[str]:
     d = Path(job.dir)
-    kind = job.stage.kind
+    row = KINDS[job.stage.kind]
     files = []
-    if kind in TRAINING_KINDS:
+    if row.saves_model:
         files.append(d / "model")
-    if kind == "rejection_sample":
+    if row.produces == "data":
         files += [d / "data.jsonl", d / "data_summary.json"]
     if job.stage.eval_data:
         files.append(d / "eval.json")
@@ -291,17 +292,37 @@ def manifest(pipeline: ir.Pipeline) -> dict[str, Any]:
     }
 
 
-def write_run_folder(pipeline: ir.Pipeline) -> list[Path]:
-    """config.yaml of every stage and manifest.json; returns the files written."""
+def config_yaml(config: Any) -> str:
+    """A stage config as OmegaConf YAML. Recipe text is data, never an interpolation: every `${` in a string
+    is escaped (`\\${`, with the backslashes before it doubled), so a template or path holding `${x}` loads back
+    as written when the stage runner resolves its config."""
     from omegaconf import OmegaConf
 
+    return OmegaConf.to_yaml(OmegaConf.create(_literal(_plain(config))))
+
+
+def _literal(value: Any) -> Any:
+    if isinstance(value, str):
+        return _INTERPOLATION.sub(lambda m: "\\" * (2 * len(m.group(1)) + 1) + "${", value) if "${" in value else value
+    if isinstance(value, dict):
+        return {k: _literal(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_literal(v) for v in value]
+    return value
+
+
+_INTERPOLATION = re.compile(r"(\\*)\$\{")
+
+
+def write_run_folder(pipeline: ir.Pipeline) -> list[Path]:
+    """config.yaml of every stage and manifest.json; returns the files written."""
     written = []
     run = Path(pipeline.run_dir)
     for job in pipeline.jobs:
         folder = Path(job.dir)
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / "config.yaml"
-        _write(path, OmegaConf.to_yaml(OmegaConf.create(dict(job.config))))
+        _write(path, config_yaml(dict(job.config)))
         written.append(path)
     path = run / "manifest.json"
     _write(path, json.dumps(manifest(pipeline), indent=2) + "\n")

@@ -96,10 +96,21 @@ def _excerpt(span: Span | None, sources: dict[str, str]) -> list[str]:
     end = span.end_col if span.end_line == span.line else len(line) + 1
     width = max(1, end - span.col)
     gutter = " " * len(str(span.line))
+    col = span.col
+    if len(line) > MAX_LINE:  # a long line is shown around the span, not whole
+        start = max(0, col - 1 - MAX_LINE // 2)
+        shown = line[start:start + MAX_LINE]
+        line = ("…" if start else "") + shown + ("…" if start + MAX_LINE < len(line) else "")
+        col = col - start + (1 if start else 0)
+    carets = "^" * min(width, MAX_CARETS) + ("…" if width > MAX_CARETS else "")
     return [
         f"  {span.line} | {line}",
-        f"  {gutter} | {' ' * (span.col - 1)}{'^' * width}",
+        f"  {gutter} | {' ' * (col - 1)}{carets}",
     ]
+
+
+MAX_LINE = 120  # characters of a source line shown in an excerpt
+MAX_CARETS = 40
 
 
 def render_json(diags: list[Diagnostic]) -> str:

@@ -11,10 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-
-def knob(default: Any, doc: str, **limits: Any) -> Any:
-    """A recipe setting with its default, one-line doc and limits (min, max, min_exclusive, choices)."""
-    return field(default=default, metadata={"doc": doc, **limits})
+from r1dsl.settings import LIMITS, Param, knob  # noqa: F401  (the settings vocabulary; Param for reward rules)
 
 
 @dataclass(frozen=True)

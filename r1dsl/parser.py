@@ -51,6 +51,7 @@ class ParseError(Exception):
         self.diagnostics = diagnostics or [diagnostic]
 
 
+MAX_NAME = 64  # a stage name becomes a folder and a job name (a distill job joins two names)
 BOM = "\ufeff"  # a UTF-8 byte-order mark some editors write at the start of a file: accepted and ignored
 
 
@@ -152,6 +153,10 @@ def _tokenize(text: str, path: str, errors: list[Diagnostic], line_offset: int =
             kind, value, end = m.lastgroup, m.group(), m.end()
             if kind not in _SKIP:
                 token(words.get(value, kind) if kind == "NAME" else kind, value, pos, end)
+                if kind == "NAME" and len(value) > MAX_NAME:
+                    errors.append(Diagnostic("E001", f"a name of {len(value)} characters; names have at most {MAX_NAME}",
+                                             span(pos, pos + len(value)),
+                                             "shorten it: names become folder, job and file names, which have limits"))
         else:  # no token starts here: say what it is, and go on
             eol = text.find("\n", pos)
             eol = n if eol < 0 else eol
@@ -205,12 +210,25 @@ def _drive(tokens: list, text: str, path: str, start: str, errors: list[Diagnost
             _feed(state, tok, boundaries, snapshot, i)
             i += 1
         except UnexpectedToken as e:
+            if state.state_stack[-1] in boundaries:  # failed right at a point between two settings: go on from here
+                snapshot[:] = [list(state.state_stack), list(state.value_stack), i]
             diag = None if i == resumed else syntax_errors.classify(e, toks, i, state, path)
             if start != "start":
                 raise ParseError(diag or errors[0]) from None
             if getattr(e, "drop", False):  # a stray separator: report it and go on without it
                 errors.append(diag)
                 i += 1
+                continue
+            if getattr(e, "fix", None) and diag is not None:  # `from: x`, `data x`: read it as meant, go on
+                errors.append(diag)
+                how, kind = e.fix
+                t = toks[i]
+                value = {"EQUAL": "=", "NAME": str(t).strip('"')}[kind]
+                if how == "replace":
+                    toks[i] = Token(kind, value, t.start_pos, t.line, t.column, t.end_line, t.end_column, t.end_pos)
+                else:
+                    toks.insert(i, Token(kind, value, t.start_pos, t.line, t.column, t.line, t.column, t.start_pos))
+                resumed = i  # a second error here goes to the general recovery
                 continue
             i = resumed = _recover(state, toks, i, snapshot, diag, errors, skipped, transformer.lost, path, text)
     raise AssertionError("syntax recovery did not terminate")  # unreachable: each round makes progress
@@ -259,6 +277,13 @@ def _feed(state, tok, boundaries: frozenset, snapshot: list, i: int) -> None:
         value_stack.append(callbacks[rule](children))
         _, goto = states[state_stack[-1]][rule.origin.name]
         state_stack.append(goto)
+
+
+def _unterminated(tok, text: str) -> bool:
+    """A string token the scanner closed itself (its quotes are missing in the source)."""
+    if tok.type == "LONG_STRING":
+        return text[tok.end_pos - 3:tok.end_pos] != '"""'
+    return tok.type == "STRING" and text[tok.end_pos - 1:tok.end_pos] != '"'
 
 
 def _close_all(state, at, commit: bool = False) -> bool:
@@ -311,6 +336,8 @@ def _recover(state, toks, i, snapshot, diag, errors, skipped, lost, path, text) 
     target, inside = syntax_errors.resync(toks, max(i, at + 1), at, opened, text)
     if inside:  # a declaration starts inside an open `{`: that is the mistake, whatever the parser saw
         diag = syntax_errors.unclosed(toks[target], opened, values, path, at_end=False)
+        if target and _unterminated(toks[target - 1], text):  # the string ran to here: that was the mistake
+            diag = None
     if diag is not None:
         errors.append(diag)
     if target > at:

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from r1dsl.ir import Model, Recipe, Stage, TinyModelConfig
+from r1dsl.kinds import KINDS
 
 GiB = 1024**3
 PEAK_BF16_FLOPS = 989e12  # H100 / H800 SXM, dense bf16
@@ -202,15 +203,15 @@ def plan_stage(stage: Stage, recipe: Recipe, arch: Arch | None, produced: dict[s
     mp = tp * pp
     on_gpu = gpus > 0
     weight_bytes = 2 if on_gpu else 4  # bf16 on GPU, fp32 on CPU
-    trains = stage.kind in ("pretrain", "sft", "distill", "grpo", "reward_model")
-    rollout = stage.kind in ("grpo", "rejection_sample", "eval")
+    row = KINDS[stage.kind]
+    trains, rollout = row.trains, row.generates
 
     # ---- tokens, and FLOPs by kind of work: trained (6 N per token + 3x attention), scored or
     # prefilled (2 N + attention, compute-bound like training) and decoded (2 N + attention, memory-bound)
     fwd = lambda seqs, length: seqs * (2 * n_active * length + arch.layers * arch.attn_dim * length**2)  # noqa: E731
     train_flops = scored_flops = decode_flops = 0.0
     seq_len, micro = stage.train.max_seq_len, stage.train.micro_batch_size
-    if stage.kind == "grpo":
+    if row.steps_section == "grpo":
         g = stage.grpo
         seqs = g.steps * g.num_prompts_per_step * g.num_generations_per_prompt
         prompt, completion = g.max_prompt_tokens, g.max_completion_tokens
@@ -237,7 +238,7 @@ def plan_stage(stage: Stage, recipe: Recipe, arch: Arch | None, produced: dict[s
             p.generated_tokens = samples * completion
             scored_flops = fwd(samples, prompt)
             decode_flops = fwd(samples, gen_len) - fwd(samples, prompt)
-            if stage.kind == "rejection_sample":
+            if row.produces == "data":
                 produced[stage.name] = samples  # an upper bound: before the filters
             p.notes.append(f"{prompts:,.0f} prompts x {s.samples_per_prompt} samples; prompts of {prompt} tokens assumed")
     else:
@@ -251,7 +252,7 @@ def plan_stage(stage: Stage, recipe: Recipe, arch: Arch | None, produced: dict[s
             else:
                 steps = math.ceil(t.epochs * rows / t.batch_size)
                 p.notes.append(f"{t.epochs} epochs x {rows:,.0f} rows = {steps:,} steps")
-        seqs = float(steps) * t.batch_size * (2 if stage.kind == "reward_model" else 1)  # preference pairs
+        seqs = float(steps) * t.batch_size * (2 if row.pairs else 1)  # preference pairs
         p.train_tokens = seqs * t.max_seq_len
         train_flops = 3 * fwd(seqs, t.max_seq_len)
 
@@ -259,7 +260,7 @@ def plan_stage(stage: Stage, recipe: Recipe, arch: Arch | None, produced: dict[s
     mem: dict[str, float] = {}
     if trains:
         mem["weights"] = weight_bytes * n / mp
-        if stage.kind == "grpo" and stage.grpo.kl_penalty > 0:
+        if stage.grpo is not None and stage.grpo.kl_penalty > 0:
             mem["weights"] += 2 * n / mp  # the frozen reference policy
         mem["gradients"] = weight_bytes * n / mp
         mem["adam"] = (12 if on_gpu else 8) * n / (mp * dp)

@@ -1,7 +1,7 @@
-"""What a recipe may say, in one place: stage kinds, their sections and shorthands, and field needs.
+"""What a recipe may say: the sections, the stage-level keys and shorthands (stage kinds: r1dsl/kinds.py).
 
 The settings inside each section come from the IR dataclasses themselves (`r1dsl.ir`: field
-metadata is the schema); this module only says which section belongs to which stage kind.
+metadata is the schema); which kind reads which section is a column of the kinds table (r1dsl/kinds.py).
 """
 
 from __future__ import annotations
@@ -11,8 +11,7 @@ import typing
 from functools import lru_cache
 
 from r1dsl import ir
-
-STAGE_KINDS = ("pretrain", "sft", "grpo", "rejection_sample", "distill", "eval", "reward_model")
+from r1dsl.kinds import KINDS
 
 # section name -> IR dataclass
 SECTIONS: dict[str, type] = {
@@ -25,36 +24,11 @@ SECTIONS: dict[str, type] = {
     "resources": ir.Resources,
 }
 
-# sections each kind reads (sampling: how a training stage generates for its `eval` sets)
-KIND_SECTIONS: dict[str, tuple[str, ...]] = {
-    "pretrain": ("optim", "train", "sampling", "resources"),
-    "sft": ("optim", "train", "sampling", "resources"),
-    "distill": ("optim", "train", "sampling", "resources"),
-    "grpo": ("optim", "grpo", "sampling", "rollout", "resources"),
-    "rejection_sample": ("sampling", "filters", "rollout", "resources"),
-    "eval": ("sampling", "rollout", "resources"),
-    "reward_model": ("optim", "train", "resources"),  # a Bradley-Terry preference model (backends/stages/reward_model.py)
-}
-
 # stage-level settings that are not sections; `students` only for distill
 STAGE_KEYS = ("from", "data", "template", "rewards", "route", "eval", "students")
 
-# canonical fields each kind needs in its training data
-KIND_NEEDS: dict[str, tuple[str, ...]] = {
-    "pretrain": ("text",),
-    "sft": ("prompt", "response"),
-    "distill": ("prompt", "response"),
-    "grpo": ("prompt",),
-    "rejection_sample": ("prompt",),
-    "eval": ("prompt",),
-    "reward_model": ("prompt", "chosen", "rejected"),
-}
-
 # what a rejection_sample stage's data.jsonl rows carry
 STAGE_DATA_PROVIDES = ("prompt", "response", "answer")
-
-# the stage kinds whose output is a model (`from` may name them)
-MODEL_PRODUCERS = ("pretrain", "sft", "grpo")
 
 DATASET_SOURCES = ("generator", "jsonl", "parquet", "hf")
 MODEL_SOURCES = ("hf", "path", "tiny")
@@ -62,14 +36,16 @@ MODEL_SOURCES = ("hf", "path", "tiny")
 
 def shorthand(kind: str, key: str) -> tuple[str, str] | None:
     """Stage-level shorthands: group_size, lr, steps -> (section, key)."""
-    if key == "lr" and "optim" in KIND_SECTIONS.get(kind, ()):
+    row = KINDS.get(kind)
+    sections = row.sections if row else ()
+    if key == "lr" and "optim" in sections:
         return ("optim", "lr")
-    if key == "group_size" and kind == "grpo":
+    if key == "group_size" and "grpo" in sections:
         return ("grpo", "num_generations_per_prompt")
     if key == "steps":
-        if kind == "grpo":
+        if "grpo" in sections:
             return ("grpo", "steps")
-        if "train" in KIND_SECTIONS.get(kind, ()):
+        if "train" in sections:
             return ("train", "steps")
     return None
 

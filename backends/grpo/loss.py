@@ -1,6 +1,6 @@
 """The GRPO objective as pure functions of tensors: no model, no I/O.
 
-Shapes: B sequences (prompts x G completions, grouped contiguously), T completion tokens.
+Shapes: B sequences (prompts x G completions, grouped contiguously; G = num_generations_per_prompt), T completion tokens.
 
     A_i      = (r_i - mean(r_group)) / (std(r_group) + 1e-4)            [DSM 4.1.2]
     rho_it   = exp(logp_it - old_logp_it)
@@ -18,13 +18,13 @@ from torch import Tensor
 STD_EPS = 1e-4  # added to the group std (as TRL does); the papers do not publish one
 
 
-def group_advantages(rewards: Tensor, group_size: int, scaling: str = "std") -> Tensor:
+def group_advantages(rewards: Tensor, num_generations_per_prompt: int, scaling: str = "std") -> Tensor:
     """Outcome advantages: each reward minus its group mean, divided by the group std unless scaling == "none".
 
-    rewards: (B,) with B = prompts * group_size, each group contiguous. Returns (B,).
+    rewards: (B,) with B = prompts * num_generations_per_prompt, each group contiguous. Returns (B,).
     std is the unbiased sample std (torch.std), matching TRL.
     """
-    grouped = rewards.view(-1, group_size)  # (P, G)
+    grouped = rewards.view(-1, num_generations_per_prompt)  # (P, G)
     advantages = grouped - grouped.mean(dim=1, keepdim=True)  # (P, G)
     if scaling == "std":
         advantages = advantages / (grouped.std(dim=1, keepdim=True) + STD_EPS)

@@ -36,6 +36,7 @@ from typing import Any
 
 from backends.launchers import slurm
 from r1dsl.ir import Dataset, Model, Pipeline, Span, StageJob
+from r1dsl.kinds import KINDS
 from r1dsl.render import TEMPLATES_DIR, render, shell_quote
 
 NEMO_RL_VERSION = "v0.7.0"
@@ -46,7 +47,7 @@ RAY_SUB = REFERENCE_DIR / "ray.sub"  # NeMo-RL v0.7.0's launcher, copied unchang
 ENTRY_POINTS = {"grpo": "examples/run_grpo.py", "sft": "examples/run_sft.py"}
 CONVERTERS = {"dtensor": "examples/converters/convert_dcp_to_hf.py",
               "megatron": "examples/converters/convert_megatron_to_hf.py"}
-NEMO_KINDS = {"grpo": "grpo", "sft": "sft", "distill": "sft"}  # recipe kind -> NeMo-RL algorithm
+NEMO_KINDS = {name: k.nemo_rl for name, k in KINDS.items() if k.nemo_rl}  # recipe kind -> NeMo-RL algorithm (r1dsl/kinds.py)
 # docs/guides/nemotron-3-super.md of v0.7.0 builds on this image.
 DEFAULT_CONTAINER = "nvcr.io/nvidia/nemo-rl:v0.7.0"
 
@@ -480,12 +481,29 @@ def rollout_placement(job: StageJob, cfg: dict[str, Any], tr: Translation) -> No
 # ---------------------------------------------------------------- the two algorithms
 
 
+def save_before_limit(job: StageJob) -> str | None:
+    """checkpointing.checkpoint_must_save_by: NeMo-RL saves and stops once this much training time has passed.
+
+    Its clock starts when training starts, after Ray and the model are up, so the lead before the job's
+    time limit covers start-up and the save: a tenth of the limit, between 15 minutes and 2 hours (at
+    least checkpoint_before_limit_s). None (no timed save) when the limit leaves under 10 minutes.
+    """
+    limit = job.stage.resources.time_limit_min * 60
+    lead = max(job.stage.resources.checkpoint_before_limit_s, min(7200, max(900, limit // 10)))
+    budget = limit - lead
+    if budget < 600:
+        return None
+    days, rest = divmod(budget, 86400)
+    return f"{days:02d}:{rest // 3600:02d}:{rest % 3600 // 60:02d}:{rest % 60:02d}"
+
+
 def checkpoint_and_logger_keys(job: StageJob, pipeline: Pipeline, cfg: dict[str, Any], every: int) -> None:
     stage_dir = Path(job.dir)
     ck = cfg["checkpointing"]
     ck["enabled"] = True
     ck["checkpoint_dir"] = literal(str(stage_dir / "checkpoints"))
     ck["save_period"] = int(every)
+    ck["checkpoint_must_save_by"] = save_before_limit(job)
     logger = cfg["logger"]
     logger["log_dir"] = literal(str(stage_dir / "logs"))
     project = os.environ.get("R1DSL_WANDB_PROJECT")
@@ -681,6 +699,8 @@ def run_script_values(job: StageJob, tr: Translation, config: Path) -> dict[str,
         "backend": tr.backend,
         "converter": CONVERTERS[tr.backend],
         "uv_extra": ["--extra", "mcore"] if tr.backend == "megatron" else [],
+        # the step count of a finished run (NeMo-RL names checkpoints step_<steps done> and always saves the last)
+        "max_steps": "$R1DSL_TOTAL_STEPS" if epochs else int(tr.config[tr.algorithm]["max_num_steps"]),
         "row_files": tr.row_files if epochs else [],
         "epochs": int(t.epochs or 0) if epochs else 0,
         "batch_size": int(t.batch_size),

@@ -48,5 +48,5 @@ def format_score(
     },
     doc="1.0 when the completion follows the think/answer layout (see `mode`), else 0.0 (or partial credit in count mode).",
 )
-def format_reward(completions, rows, think_tag="think", answer_tag="answer", mode="strict", prompt_opens_think=False):
+def format_reward(completions, rows, *, think_tag, answer_tag, mode, prompt_opens_think):
     return [format_score(c, think_tag, answer_tag, mode, prompt_opens_think) for c in completions]

@@ -43,5 +43,5 @@ def language_ratio(text: str, language: str) -> float:
     "count one each) that are in the target language; 1.0 when it has no words, only numbers and symbols; "
     "0.0 for an empty chain of thought.",
 )
-def language_consistency(completions, rows, language="en", think_tag="think", prompt_opens_think=False):
+def language_consistency(completions, rows, *, language, think_tag, prompt_opens_think):
     return [language_ratio(chain_of_thought(c, think_tag, prompt_opens_think), language) for c in completions]

@@ -88,15 +88,15 @@ def _load(model: str | Mapping[str, Any], head: str):
     "judge",
     needs=("prompt",),
     params={
-        "model": Param("", str, "a local Hugging Face directory (or an earlier stage) of the judge model"),
+        "model": Param(None, str, "a local Hugging Face directory (or an earlier stage) of the judge model", required=True),
         "rubric": Param(DEFAULT_RUBRIC, str, "the judge's prompt; {prompt}, {answer} and {response} are filled in"),
-        "max_new_tokens": Param(8, int, "tokens the judge may write before its verdict is parsed"),
-        "batch_size": Param(16, int, "prompts per generate call"),
+        "max_new_tokens": Param(8, int, "tokens the judge may write before its verdict is parsed", min=1),
+        "batch_size": Param(16, int, "prompts per generate call", min=1),
     },
     doc="A generative judge: 1.0 when the judge model's verdict passes the response, else 0.0.",
 )
 def judge(
-    completions: Sequence[str], rows: Sequence[Mapping[str, Any]], model: str = "", rubric: str = DEFAULT_RUBRIC, max_new_tokens: int = 8, batch_size: int = 16
+    completions: Sequence[str], rows: Sequence[Mapping[str, Any]], *, model: str, rubric: str, max_new_tokens: int, batch_size: int
 ) -> list[float]:
     import torch
 
@@ -117,15 +117,16 @@ def judge(
     "preference_model",
     needs=("prompt",),
     params={
-        "model": Param("", str, "a local Hugging Face directory (or an earlier reward_model stage) with a sequence-classification head"),
+        "model": Param(None, str, "a local Hugging Face directory (or an earlier reward_model stage) with a sequence-classification head",
+                       required=True),
         "scale": Param("sigmoid", str, "sigmoid: reward in (0, 1); raw: the head's score", choices=("sigmoid", "raw")),
-        "max_tokens": Param(512, int, "prompt + response tokens scored (the end is kept)"),
-        "batch_size": Param(32, int, "sequences per forward pass"),
+        "max_tokens": Param(512, int, "prompt + response tokens scored (the end is kept)", min=1),
+        "batch_size": Param(32, int, "sequences per forward pass", min=1),
     },
     doc="A preference (reward) model's score of prompt + response.",
 )
 def preference_model(
-    completions: Sequence[str], rows: Sequence[Mapping[str, Any]], model: str = "", scale: str = "sigmoid", max_tokens: int = 512, batch_size: int = 32
+    completions: Sequence[str], rows: Sequence[Mapping[str, Any]], *, model: str, scale: str, max_tokens: int, batch_size: int
 ) -> list[float]:
     import torch
 

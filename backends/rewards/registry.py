@@ -6,19 +6,23 @@ fields it needs. Heavy dependencies (sympy, subprocess sandboxes) are imported i
 
 from __future__ import annotations
 
+import inspect
 import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
+
+from r1dsl.settings import Param  # the settings vocabulary of the whole project: default, type, doc, limits
 
 RuleFn = Callable[..., list[float]]  # fn(completions: list[str], rows: list[dict], **params) -> list[float]
 
 
 @dataclass(frozen=True)
-class Param:
-    default: Any
-    type: type | tuple[type, ...]
-    doc: str
-    choices: tuple[Any, ...] | None = None
+class Check:
+    """A condition between parameters of one rule, checked by `r1dsl check` with the defaults filled in."""
+
+    params: tuple[str, ...]  # the parameters it reads, in the order `ok` takes them
+    ok: Callable[..., bool]
+    message: str  # what must hold, e.g. "buffer must be at most max_tokens"
 
 
 @dataclass(frozen=True)
@@ -28,21 +32,59 @@ class RewardRule:
     needs: tuple[str, ...]  # canonical dataset fields a row must carry (answer, tests, ...)
     params: Mapping[str, Param] = field(default_factory=dict)
     doc: str = ""
+    checks: tuple[Check, ...] = ()
+
+    def defaults(self) -> dict[str, Any]:
+        """Every parameter's declared default (what the function gets for a parameter the recipe leaves out)."""
+        return {k: p.default for k, p in self.params.items()}
+
+    def __call__(self, completions: Sequence[str], rows: Sequence[Mapping[str, Any]], **params: Any) -> list[float]:
+        """The rule's scores, with the declared defaults for the parameters not given."""
+        return self.fn(completions, rows, **{**self.defaults(), **params})
 
 
 REWARDS: dict[str, RewardRule] = {}
 
 
-def register(name: str, *, needs: Sequence[str] = (), params: Mapping[str, Param] | None = None, doc: str = ""):
-    """Decorator: `@register("format", params={...})` on `fn(completions, rows, **params) -> list[float]`."""
+def register(name: str, *, needs: Sequence[str] = (), params: Mapping[str, Param] | None = None, doc: str = "",
+             checks: Sequence[Check] = ()):
+    """Decorator: `@register("format", params={...})` on `fn(completions, rows, *, PARAM, ...) -> list[float]`.
+
+    Defaults live in the `Param`s only: the function is called with every parameter. A default the function
+    also writes must agree with its `Param` (else this raises), so the two cannot drift apart.
+    """
 
     def wrap(fn: RuleFn) -> RuleFn:
         if name in REWARDS:
             raise ValueError(f"reward rule {name!r} registered twice")
-        REWARDS[name] = RewardRule(name, fn, tuple(needs), dict(params or {}), doc or (fn.__doc__ or "").strip())
+        declared = dict(params or {})
+        _agree(name, fn, declared)
+        for check in checks:
+            missing = set(check.params) - set(declared)
+            if missing:
+                raise ValueError(f"reward rule {name!r}: check {check.message!r} reads undeclared {sorted(missing)}")
+        REWARDS[name] = RewardRule(name, fn, tuple(needs), declared, doc or (fn.__doc__ or "").strip(), tuple(checks))
         return fn
 
     return wrap
+
+
+def _agree(name: str, fn: RuleFn, params: Mapping[str, Param]) -> None:
+    """The function takes every declared parameter, and any default it writes is the declared one."""
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.parameters.values())
+    for key, param in params.items():
+        p = sig.parameters.get(key)
+        if p is None:
+            if not takes_any:
+                raise ValueError(f"reward rule {name!r}: parameter {key!r} is declared but the function does not take it")
+            continue
+        if p.default is not inspect.Parameter.empty and p.default != param.default:
+            raise ValueError(f"reward rule {name!r}: the function's default {key}={p.default!r} disagrees with the "
+                             f"declared {param.default!r}; drop the function's default (the declaration is the one place)")
 
 
 def score(
@@ -63,7 +105,7 @@ def score(
         values = [math.nan] * n
         if routed:
             rule = REWARDS[reward["rule"]]
-            params = {k: v for k, v in dict(reward.get("params") or {}).items()}
+            params = {**rule.defaults(), **dict(reward.get("params") or {})}
             got = rule.fn([completions[i] for i in routed], [rows[i] for i in routed], **params)
             for i, v in zip(routed, got):
                 v = float(v)

@@ -8,6 +8,8 @@ from __future__ import annotations
 import importlib
 from typing import Any, Callable
 
+from r1dsl.kinds import KINDS
+
 StageFn = Callable[[Any], dict[str, float]]
 
 
@@ -19,11 +21,5 @@ def _lazy(module: str, function: str = "run") -> StageFn:
     return run
 
 
-STAGES: dict[str, StageFn] = {
-    "pretrain": _lazy("backends.stages.pretrain"),
-    "sft": _lazy("backends.stages.sft"),
-    "grpo": _lazy("backends.stages.grpo"),
-    "eval": _lazy("backends.stages.eval"),
-    "rejection_sample": _lazy("backends.stages.rejection_sample"),
-    "reward_model": _lazy("backends.stages.reward_model"),
-}
+# one entry per runnable kind of the kinds table (r1dsl/kinds.py: the `runner` column)
+STAGES: dict[str, StageFn] = {name: _lazy(k.runner) for name, k in KINDS.items() if k.runner}

@@ -78,7 +78,7 @@ def test_every_code_used_in_the_source_is_documented():
     import re
 
     used = set()
-    for path in (ROOT / "r1dsl").glob("*.py"):
+    for path in (ROOT / "r1dsl").rglob("*.py"):
         if path.name != "codes.py":
             used |= set(re.findall(r'"([EW]\d{3})"', path.read_text()))
     assert used == set(CODES)

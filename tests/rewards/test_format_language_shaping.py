@@ -6,7 +6,7 @@ from backends.rewards import REWARDS
 
 
 def run(rule, completions, rows=None, **params):
-    return REWARDS[rule].fn(completions, rows or [{}] * len(completions), **params)
+    return REWARDS[rule](completions, rows or [{}] * len(completions), **params)
 
 
 GOOD = " <think> 6 times 7 </think> <answer> 42 </answer>"

@@ -1,0 +1,263 @@
+"""Declarations: models, datasets, templates and rewards -> their IR, each checked on its own.
+
+May import: r1dsl.ast, r1dsl.ir, r1dsl.schema, r1dsl.diagnostics, .scope, .constants, .values.
+"""
+
+from __future__ import annotations
+
+import inspect
+import typing
+from typing import Any
+
+from r1dsl import ast, ir
+from r1dsl.checker.constants import resolve
+from r1dsl.checker.scope import BAD, Context
+from r1dsl.checker.values import build, convert, flat, int_setting, limits, local_path, show, string, unknown_setting
+from r1dsl.diagnostics import did_you_mean
+from r1dsl.ir import Span
+from r1dsl.schema import DATASET_SOURCES, MODEL_SOURCES
+
+
+def declarations(cx: Context) -> None:
+    """Models first (rewards may name them), then datasets, templates and rewards."""
+    for decl, module in list(cx.decls.values()):
+        if isinstance(decl, ast.BlockDecl) and decl.keyword == "model":
+            model(cx, decl, module)
+    for decl, module in list(cx.decls.values()):
+        if isinstance(decl, ast.BlockDecl) and decl.keyword == "dataset":
+            dataset(cx, decl, module)
+        elif isinstance(decl, ast.TemplateDecl):
+            template(cx, decl)
+        elif isinstance(decl, ast.BlockDecl) and decl.keyword == "reward":
+            reward(cx, decl)
+
+
+def model(cx: Context, decl: ast.BlockDecl, module: ast.Module) -> None:
+    where = f"model {decl.name}"
+    settings, sections = flat(cx, decl.body, where, sections_ok=("tiny",))
+    given = [k for k in MODEL_SOURCES if k in settings or k in sections]
+    for key, entry in settings.items():
+        if key not in MODEL_SOURCES:
+            unknown_setting(cx, key, entry.key_span, where, list(MODEL_SOURCES))
+    if "tiny" in settings:
+        cx.d.error("E004", "`tiny` is a section", settings["tiny"].key_span, help="write `tiny { arch = \"qwen2\" ... }`")
+    if not given:
+        cx.d.error("E011", f"model `{decl.name}` says nowhere to find it", decl.name_span,
+                   help='give one of: hf = "org/name", path = "/dir/with/config.json", tiny { ... }')
+        return
+    if len(given) > 1:
+        cx.d.error("E012", f"model `{decl.name}` has several sources ({', '.join(given)})", decl.name_span,
+                   help="keep exactly one of hf, path, tiny")
+        return
+    source = given[0]
+    if source == "tiny":
+        tiny_settings, _ = flat(cx, sections["tiny"].body, f"{where}.tiny")
+        cfg, _ = build(cx, ir.TinyModelConfig, tiny_settings, "tiny")
+        cx.models[decl.name] = ir.Model(decl.name, "tiny", None, cfg, decl.span)
+        return
+    value = string(cx, settings[source], f"{where}.{source}")
+    if value is None:
+        return
+    if source == "hf":
+        cx.models[decl.name] = ir.Model(decl.name, "hf", value, None, decl.span)
+    else:
+        cx.models[decl.name] = ir.Model(decl.name, "local", local_path(value, module), None, decl.span)
+
+
+def dataset(cx: Context, decl: ast.BlockDecl, module: ast.Module) -> None:
+    where = f"dataset {decl.name}"
+    settings, sections = flat(cx, decl.body, where, sections_ok=("fields", "params"))
+    valid = list(DATASET_SOURCES) + ["split", "size", "seed"]
+    for key, entry in settings.items():
+        if key not in valid:
+            unknown_setting(cx, key, entry.key_span, where, valid + ["fields { }", "params { }"])
+    given = [k for k in DATASET_SOURCES if k in settings]
+    cx.provides[decl.name] = None
+    if not given:
+        cx.d.error("E011", f"dataset `{decl.name}` has no source", decl.name_span,
+                   help='give one of: generator = "arithmetic", jsonl = "file.jsonl", parquet = "file.parquet", hf = "org/name"')
+        return
+    if len(given) > 1:
+        cx.d.error("E012", f"dataset `{decl.name}` has several sources ({', '.join(given)})", settings[given[1]].key_span,
+                   help="keep exactly one of generator, jsonl, parquet, hf")
+        return
+    source = given[0]
+    location = string(cx, settings[source], f"{where}.{source}")
+    split = string(cx, settings["split"], f"{where}.split") if "split" in settings else "train"
+    size = int_setting(cx, settings.get("size"), f"{where}.size", minimum=1)
+    seed = int_setting(cx, settings.get("seed"), f"{where}.seed")
+    fields_map: dict[str, str] = {}
+    if "fields" in sections:
+        raw, _ = flat(cx, sections["fields"].body, f"{where}.fields")
+        for canon, entry in raw.items():
+            column = string(cx, entry, f"{where}.fields.{canon}")
+            if column is not None:
+                fields_map[canon] = column
+    params: dict[str, Any] = {}
+    if "params" in sections:
+        raw, _ = flat(cx, sections["params"].body, f"{where}.params")
+        for key, entry in raw.items():
+            v = convert(cx, entry.value, Any, f"{where}.params.{key}")
+            if v is not BAD:
+                params[key] = v
+    if location is None:
+        return
+    provides: tuple[str, ...] | None
+    generator = path = None
+    if source == "generator":
+        generator = location
+        registry = cx.catalogue.generators
+        gen = registry.get(location)
+        if gen is None:
+            hint = did_you_mean(location, registry)
+            cx.d.warn("W102", f"unknown generator `{location}`; the fields its rows provide are not checked",
+                      settings["generator"].value.span,
+                      help=hint or ("registered generators: " + ", ".join(sorted(registry)) if registry else
+                                    "no generators are registered (backends.data.synthetic is missing)"))
+            provides = None
+        else:
+            provides = tuple(gen.provides)
+            generator_params(cx, gen, params, sections.get("params"), where)
+        if fields_map:
+            cx.d.warn("W104", f"`fields` maps file columns and is ignored for generator `{location}`",
+                      sections["fields"].key_span, help="remove the fields section")
+    else:
+        path = local_path(location, module) if source in ("jsonl", "parquet") else location
+        provides = tuple(dict.fromkeys(["prompt", *fields_map]))
+    kind = source if source != "generator" else "generator"
+    cx.provides[decl.name] = provides
+    cx.datasets[decl.name] = ir.Dataset(
+        decl.name, kind, generator, path, split or "train", size, seed or 0, fields_map, params, provides or (), decl.span
+    )
+
+
+def generator_params(cx: Context, gen, params: dict, section: ast.Section | None, where: str) -> None:
+    try:
+        sig = inspect.signature(gen.fn)
+    except (TypeError, ValueError):
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.parameters.values()):
+        return
+    valid = [n for n in sig.parameters if n not in ("size", "seed")]
+    for entry in section.body.entries if section else ():
+        if entry.key not in valid:
+            unknown_setting(cx, entry.key, entry.key_span, f"{where}.params (generator {gen.name})", valid)
+
+
+def template(cx: Context, decl: ast.TemplateDecl) -> None:
+    text = convert(cx, decl.value, str, f"template {decl.name}")
+    if text is BAD:
+        return
+    cx.templates[decl.name] = ir.Template(decl.name, text, decl.span)
+    template_warning(cx, text, decl.value.span, decl.name)
+
+
+def template_warning(cx: Context, text: str, span: Span, name: str) -> None:
+    if "{prompt}" not in text:
+        cx.d.warn("W103", f"template `{name}` has no `{{prompt}}`: every prompt would read the same", span,
+                  help="write {prompt} where the question goes")
+
+
+def reward(cx: Context, decl: ast.BlockDecl) -> None:
+    where = f"reward {decl.name}"
+    settings, _ = flat(cx, decl.body, where)
+    rules = cx.catalogue.rules
+    if "rule" not in settings:
+        cx.d.error("E011", f"reward `{decl.name}` has no rule", decl.name_span,
+                   help='add rule = "NAME"' + (f"; rules: {', '.join(sorted(rules))}" if rules else ""))
+        return
+    cx.failed.add(decl.name)  # until it is built
+    rule_name = string(cx, settings["rule"], f"{where}.rule")
+    if rule_name is None:
+        return
+    rule = rules.get(rule_name)
+    if rule is None:
+        hint = did_you_mean(rule_name, rules)
+        cx.d.error("E002", f"unknown reward rule `{rule_name}`", settings["rule"].value.span,
+                   help=hint or ("registered rules: " + ", ".join(sorted(rules)) if rules else
+                                 "no reward rules are registered (is backends.rewards importable?)"))
+        return
+    weight = 1.0
+    if "weight" in settings:
+        w = convert(cx, settings["weight"].value, float, f"{where}.weight")
+        if w is not BAD:
+            weight = w
+    params: dict[str, Any] = {}
+    bad: set[str] = set()
+    for key, entry in settings.items():
+        if key in ("rule", "weight"):
+            continue
+        spec = rule.params.get(key)
+        if spec is None:
+            cx.d.error("E002", f"rule `{rule_name}` has no parameter `{key}`", entry.key_span,
+                       help=did_you_mean(key, rule.params) or
+                       ("its parameters: " + ", ".join(rule.params) if rule.params else "it takes no parameters"))
+            continue
+        v = reward_param(cx, entry.value, spec, f"{where}.{key}", takes_model=key in MODEL_PARAMS)
+        if v is not BAD:
+            params[key] = v
+        else:
+            bad.add(key)
+    if not rule_requirements(cx, decl, rule, settings, params, bad):
+        return
+    cx.rewards[decl.name] = ir.Reward(decl.name, rule_name, weight, params, (), decl.span)
+    cx.failed.discard(decl.name)
+
+
+MODEL_PARAMS = ("model",)  # reward-rule parameters that name a model (a declared one, an earlier stage, or a path)
+
+
+def reward_param(cx: Context, value: ast.Value, spec, what: str, takes_model: bool = False) -> Any:
+    resolved = resolve(cx, value)
+    if isinstance(resolved, ast.Ref) and resolved.name in cx.models:  # a judge or reward model by name
+        cx.used.add(resolved.name)
+        return ir.ModelRef(resolved.name)
+    if isinstance(resolved, ast.Ref) and cx.kind_of(resolved.name, ("model", "stage")) == "stage":
+        cx.used.add(resolved.name)  # a judge or reward model trained by an earlier stage
+        return ir.StageModel(resolved.name)
+    if takes_model and isinstance(resolved, ast.Ref) and resolved.name not in cx.names:  # a model's name, mistyped
+        models = cx.named(("model", "stage"))
+        hint = did_you_mean(resolved.name, models + list(cx.consts))
+        cx.d.error("E002", f"unknown name `{resolved.name}` for `{what}`", resolved.span,
+                   help=hint or (f"name a declared model ({', '.join(f'`{m}`' for m in models[:4])}) or write text in quotes"
+                                 if models else 'declare the model: model NAME { hf = "org/name" }, or write text in quotes'))
+        return BAD
+    if takes_model and isinstance(resolved, ast.Ref) and cx.kind_of(resolved.name) in ("dataset", "template", "reward"):
+        kind = cx.kind_of(resolved.name)
+        models = cx.named(("model",))
+        cx.d.error("E004", f"`{resolved.name}` is a {kind}; `{what}` expects a model (or text)", resolved.span,
+                   help=(f"name a model: {', '.join(f'`{m}`' for m in models[:4])}" if models else
+                         'declare the model: model NAME { hf = "org/name" }, then name it here'))
+        return BAD
+    accept = spec.type if isinstance(spec.type, tuple) else (spec.type,)
+    typ = accept[0] if len(accept) == 1 else typing.Union[accept]  # type: ignore[valid-type]
+    if float in accept and int not in accept:
+        typ = float
+    v = convert(cx, value, typ, what)
+    if v is BAD or not limits(cx, v, spec.metadata, what, value.span):  # the same range check as a section setting
+        return BAD
+    return v
+
+
+def rule_requirements(cx: Context, decl: ast.BlockDecl, rule, settings: dict[str, ast.Assign], params: dict[str, Any],
+                      bad: set[str]) -> bool:
+    """E011 for a required parameter left out; E005 for a condition between parameters that fails."""
+    ok = True
+    where = f"reward {decl.name}"
+    for key, spec in rule.params.items():
+        if spec.required and key not in settings:
+            cx.d.error("E011", f"reward `{decl.name}` (rule {rule.name}) needs `{key}`", decl.name_span,
+                       help=f"add {key} = ...: {spec.doc}")
+            ok = False
+    for check in getattr(rule, "checks", ()):
+        if set(check.params) & bad or any(rule.params[k].required and k not in params for k in check.params):
+            continue
+        values = [params.get(k, rule.params[k].default) for k in check.params]
+        if not check.ok(*values):
+            given = [k for k in check.params if k in settings]
+            span = settings[given[0]].value.span if given else decl.name_span
+            shown = ", ".join(f"{k} = {show(v)}" for k, v in zip(check.params, values))
+            cx.d.error("E005", f"{where}: {check.message} (got {shown})", span,
+                       help="; ".join(f"{k}: {rule.params[k].doc}" for k in check.params))
+            ok = False
+    return ok
