@@ -64,7 +64,11 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
     """`did you mean `x`?` for the closest candidate, or None when nothing is close."""
     import difflib
 
-    found = difflib.get_close_matches(name, sorted(set(candidates)), n=1, cutoff=0.6)
+    pool = sorted(set(candidates))
+    found = difflib.get_close_matches(name, pool, n=1, cutoff=0.6)
+    if not found and len(name) >= 4:  # a shortened name: `samples` for samples_per_prompt
+        found = [c for c in pool if c.startswith(name) or c.startswith(name.rstrip("s") + "_")]
+        found = found if len(found) == 1 else []
     return f"did you mean `{found[0]}`?" if found else None
 
 

@@ -71,7 +71,28 @@ def parse_recovering(text: str, path: str) -> tuple[ast.Module, list[Diagnostic]
         text = text[1:]
     errors: list[Diagnostic] = []
     tokens = _tokenize(text, path, errors)
-    module, skipped, lost = _drive(tokens, text, path, "start", errors)
+    scanned = list(errors)
+    suspects: list[tuple[int, object]] = []
+    module, skipped, lost = _drive(list(tokens), text, path, "start", errors, suspects)
+    if suspects and any(d.message.startswith(("expected `}`", "unclosed `{`")) for d in errors):
+        # A `}` less indented than the line that opened its block: that block's own `}` is probably the one
+        # missing. Parse again with it added there; keep that reading if it explains the file better.
+        from lark import Token
+
+        from r1dsl import syntax_errors
+
+        at, opener = suspects[0]
+        brace = tokens[at]
+        first = next((k for k, t in enumerate(tokens) if t.start_pos == opener.start_pos), at)
+        indent = syntax_errors._indent(text, opener)
+        at = next((k for k in range(first + 1, at + 1)  # the block ends before the first line indented like its opener
+                   if tokens[k - 1].end_line < tokens[k].line and tokens[k].column <= indent), at)
+        t = tokens[at]
+        again = tokens[:at] + [Token("RBRACE", "}", t.start_pos, t.line, t.column, t.line, t.column, t.start_pos)] + tokens[at:]
+        errors2 = list(scanned) + [syntax_errors.unclosed_before(t, brace, opener, text, path)]
+        result = _drive(again, text, path, "start", errors2, [])
+        if len(errors2) <= len(errors):
+            (module, skipped, lost), errors = result, errors2
     module.text = text
     module.skipped = skipped
     module.lost_names = lost
@@ -174,7 +195,7 @@ def _tokenize(text: str, path: str, errors: list[Diagnostic], line_offset: int =
 # ---------------------------------------------------------------- parsing with recovery
 
 
-def _drive(tokens: list, text: str, path: str, start: str, errors: list[Diagnostic]):
+def _drive(tokens: list, text: str, path: str, start: str, errors: list[Diagnostic], suspects: list | None = None):
     """Feed the tokens to the LALR parser. On a syntax error: report it (classified by r1dsl.syntax_errors),
     go back to the last point between two settings or declarations, skip to the next one, and go on."""
     from lark import Token
@@ -207,6 +228,10 @@ def _drive(tokens: list, text: str, path: str, start: str, errors: list[Diagnost
                     raise early
             if tok.type == "$END":
                 return state.feed_token(tok, is_end=True), skipped, transformer.lost
+            if suspects is not None and tok.type == "RBRACE" and (i == 0 or toks[i - 1].end_line < tok.line):
+                opener = _innermost_open(state.value_stack)
+                if opener is not None and tok.column < syntax_errors._indent(text, opener):
+                    suspects.append((i, opener))  # this `}` is less indented than its block's first line
             _feed(state, tok, boundaries, snapshot, i)
             i += 1
         except UnexpectedToken as e:
@@ -223,7 +248,7 @@ def _drive(tokens: list, text: str, path: str, start: str, errors: list[Diagnost
                 errors.append(diag)
                 how, kind = e.fix
                 t = toks[i]
-                value = {"EQUAL": "=", "NAME": str(t).strip('"')}[kind]
+                value = {"EQUAL": "=", "LBRACE": "{", "NAME": str(t).strip('"')}[kind]
                 if how == "replace":
                     toks[i] = Token(kind, value, t.start_pos, t.line, t.column, t.end_line, t.end_column, t.end_pos)
                 else:
@@ -277,6 +302,21 @@ def _feed(state, tok, boundaries: frozenset, snapshot: list, i: int) -> None:
         value_stack.append(callbacks[rule](children))
         _, goto = states[state_stack[-1]][rule.origin.name]
         state_stack.append(goto)
+
+
+def _innermost_open(values: list):
+    """The `{` of the innermost block still open on the value stack (a `}` not yet reduced closes one)."""
+    from lark import Token
+
+    closed = 0
+    for v in reversed(values):
+        if isinstance(v, Token) and v.type == "RBRACE":
+            closed += 1
+        elif isinstance(v, Token) and v.type == "LBRACE":
+            if closed == 0:
+                return v
+            closed -= 1
+    return None
 
 
 def _unterminated(tok, text: str) -> bool:

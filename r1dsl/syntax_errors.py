@@ -45,10 +45,15 @@ EXAMPLES: tuple[Example, ...] = (
             "delete the `:`", lambda ctx: ctx["next_type"] == "LBRACE", drop=True),
     Example(('stage s: grpo { from: x }', 'model m { hf: "x" }', 'stage s: grpo { grpo { steps: 5 } }'),
             "unexpected `:`; settings are written `key = value`", "write `{prev} = {next}`", fix=("replace", "EQUAL")),
+    Example(('stage s: grpo { grpo steps = 5 }',), "expected `{{` after `{prev}`",
+            "a section is written `{prev} {{ {got} = ... }}`",
+            lambda ctx: not ctx["newline"] and not ctx["declaration"] and ctx["next_type"] == "EQUAL",
+            fix=("insert", "LBRACE")),
     Example(('stage s: grpo { data x }', 'model m { hf "x" }', 'stage s: grpo { steps 5 }', 'stage s: grpo { rewards [a] }',
              'stage s: grpo { x true }'),
             "expected `=` after `{prev}`", "settings are written `key = value`: `{prev} = {got}`",
-            lambda ctx: not ctx["newline"] and not ctx["declaration"], fix=("insert", "EQUAL")),
+            lambda ctx: not ctx["newline"] and not ctx["declaration"] and ctx["next_type"] != "EQUAL",
+            fix=("insert", "EQUAL")),
     Example(('stage s: grpo { data\n x = 1 }',), "expected `=` after `{prev}`", "settings are written `key = value`",
             at_prev=True),
     Example(('stage s: grpo { lr = 1, steps = 2 }',), "unexpected `,` between settings",
@@ -360,3 +365,16 @@ def unclosed(tok, opened: list, values: list, path: str, at_end: bool) -> Diagno
                           f"add the matching `}}` at the end of `{owner}`")
     return Diagnostic("E001", f"expected `}}` before `{tok}`: `{owner} {{` is not closed", _span(tok, tok, path),
                       f"add `}}` to close `{owner}` before this declaration", (("this `{` opened here", where),))
+
+
+def unclosed_before(end_tok, brace_tok, opener, text: str, path: str) -> Diagnostic:
+    """A block whose `}` is missing, found by indentation: it ends before `end_tok` (the first line indented
+    like its opener); `brace_tok` is the `}` that closed it instead."""
+    start = text.rfind("\n", 0, opener.start_pos) + 1
+    words = text[start:opener.start_pos].split()
+    owner = " ".join(words[-3:]) if words else "this block"
+    where = Span(path, opener.line, opener.column, opener.line, opener.column + 1)
+    return Diagnostic("E001", f"unclosed `{{`: `{owner} {{` is not closed", where,
+                      f"add `}}` before line {end_tok.line}, where the indentation says the block ends",
+                      ((f"without it, the `}}` on line {brace_tok.line} closes `{owner}` instead of the block around it",
+                        Span(path, brace_tok.line, brace_tok.column, brace_tok.line, brace_tok.column + 1)),))

@@ -164,6 +164,17 @@ def reward_refs(cx: Context, entry: ast.Assign | None) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def _written(info: StageInfo, keys: tuple[str, ...], name: str) -> bool:
+    """Whether the stage's own `data`/`eval`/`rewards` setting names `name` (resolved or not)."""
+    for key in keys:
+        entry = info.refs.get(key)
+        value = entry.value if entry is not None else None
+        items = value.items if isinstance(value, ast.List) else [value]
+        if any(isinstance(v, ast.Ref) and v.name == name for v in items):
+            return True
+    return False
+
+
 def route(cx: Context, info: StageInfo, rewards: list[str], data: list[str], eval_data: list[str]) -> tuple[ir.Reward, ...]:
     """Each reward with the datasets it scores: a routed dataset gets exactly its list, others get all."""
     sets = list(dict.fromkeys((data if _scores_data(info.decl.kind) else []) + eval_data))
@@ -172,6 +183,8 @@ def route(cx: Context, info: StageInfo, rewards: list[str], data: list[str], eva
     if section is not None:
         settings, _ = flat(cx, section.body, f"stage {info.decl.name}.route")
         for ds, entry in settings.items():
+            if ds not in sets and cx.kind_of(ds) is None and _written(info, ("data", "eval"), ds):
+                continue  # an unknown name, already reported where the stage lists it
             if ds not in sets:
                 cx.d.error("E002", f"`{ds}` is not a dataset of stage {info.decl.name}", entry.key_span,
                            help=did_you_mean(ds, sets) or f"its datasets: {', '.join(sets) or 'none'}")
@@ -184,8 +197,8 @@ def route(cx: Context, info: StageInfo, rewards: list[str], data: list[str], eva
                 if not isinstance(item, ast.Ref):
                     cx.d.error("E004", f"`route.{ds}` lists reward names, got {describe(item, cx)}", item.span)
                 elif item.name not in rewards:
-                    if item.name in cx.failed:
-                        continue
+                    if item.name in cx.failed or (item.name not in cx.rewards and _written(info, ("rewards",), item.name)):
+                        continue  # its declaration failed, or the rewards list already reported the name
                     if item.name in cx.rewards:
                         cx.d.error("E002", f"reward `{item.name}` is not in this stage's rewards", item.span,
                                    help=f"add it to rewards = [...] of stage {info.decl.name}")
