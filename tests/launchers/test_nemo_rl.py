@@ -755,3 +755,16 @@ def test_every_word_compile_accepts_stays_one_word_in_bash(tmp_path):
     assert out == [w for v in values for w in ("1", v)]
     for value in HOSTILE:
         assert not any(p.fullmatch(value) for p in patterns), value
+
+
+def test_without_the_refusal_ray_sub_would_hand_srun_an_injected_word(tmp_path):
+    """Why compile refuses: the same launch with a container value compile would refuse, put into submit.sh by
+    hand, reaches the real ray.sub, which splits it into srun's words."""
+    pipeline = pipeline_of([replace(grpo_stage("zero", "qwen_7b"), eval_data=())], tmp_path / "run")
+    nemo_rl.emit(pipeline)
+    submit = tmp_path / "run" / "submit.sh"
+    word = f"CONTAINER={nemo_rl.DEFAULT_CONTAINER}"
+    assert word in submit.read_text()
+    submit.write_text(submit.read_text().replace(word, "'CONTAINER=img --container-mounts=/:/host'"))
+    (head,) = run_ray_sub(pipeline, tmp_path)
+    assert "--container-image=img" in head and "--container-mounts=/:/host" in head  # an extra word, a root mount

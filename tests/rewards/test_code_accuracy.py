@@ -34,7 +34,7 @@ def test_extract_code_and_split_tests():
 
 @needs_bwrap
 def test_pass_rate_and_all_pass():
-    fn = REWARDS["code_accuracy"].fn
+    fn = REWARDS["code_accuracy"]
     rows = [{"tests": "assert add(1, 2) == 3\nassert add(2, 2) == 4\nassert add(0, 0) == 1"}] * 2
     comps = [completion("def add(a, b):\n    return a + b"), "no code here"]
     assert fn(comps, rows, mode="pass_rate", **FAST) == [pytest.approx(2 / 3), 0.0]
@@ -100,6 +100,14 @@ def test_tests_may_use_what_the_solution_imported_and_humaneval_check():
 
 
 @needs_bwrap
+def test_big_arguments_reach_the_solution_and_big_answers_are_bounded():
+    code = "def total(xs):\n    return sum(xs)\ndef echo(xs):\n    return xs\n"
+    tests = ["xs = list(range(300000))\nassert total(xs) == sum(range(300000))",  # a ~2 MB call line
+             "assert len(echo(list(range(300000)))) == 300000"]  # a ~2 MB answer: over max_output_kb=1024
+    assert run_tests(code, tests, Limits(timeout_s=20.0, per_test_s=10.0)) == [True, False]
+
+
+@needs_bwrap
 def test_solution_state_persists_across_calls_and_a_timeout_fails_only_its_test():
     code = ("import time\nN = [0]\ndef inc():\n    N[0] += 1\n    return N[0]\n"
             "def slow():\n    time.sleep(30)\n")
@@ -118,7 +126,7 @@ def test_without_bubblewrap_code_rewards_refuse_to_run(tmp_path):
     script = ("from backends.rewards import REWARDS\n"
               "from backends.rewards.sandbox import SandboxUnavailable\n"
               "try:\n"
-              "    REWARDS['code_accuracy'].fn(['```python\\nprint(1)\\n```'], [{'tests': 'assert True'}])\n"
+              "    REWARDS['code_accuracy'](['```python\\nprint(1)\\n```'], [{'tests': 'assert True'}])\n"
               "except SandboxUnavailable as e:\n"
               "    print('REFUSED', e)\n")
     env = dict(os.environ, PATH=str(tmp_path))
@@ -162,7 +170,7 @@ def test_the_run_preflight_names_bubblewrap_before_anything_starts(tmp_path, mon
 def test_bubblewrap_gone_mid_run_stops_code_rewards(tmp_path, monkeypatch):
     from backends.rewards.sandbox import SandboxUnavailable
 
-    fn = REWARDS["code_accuracy"].fn
+    fn = REWARDS["code_accuracy"]
     assert fn([completion("def f():\n    return 1")], [{"tests": "assert f() == 1"}], **FAST) == [1.0]
     monkeypatch.setenv("PATH", str(tmp_path))  # the same process, bwrap no longer found
     with pytest.raises(SandboxUnavailable, match="apt-get install -y bubblewrap"):
