@@ -42,6 +42,37 @@ def compile_recipe(recipe: ir.Recipe, run_dir: str | os.PathLike | None = None, 
     return ir.Pipeline(recipe, str(run), target, tuple(jobs))
 
 
+# ---------------------------------------------------------------- what a target can run
+
+# Parallelism beyond data parallel (DDP or FSDP) that each target implements. The checker does not know the
+# target: compile refuses model parallel for SLURM (its sbatch would run r1dsl's data-parallel trainer, every
+# rank loading the whole model), and the local target's preflight refuses to --run it (r1dsl/preflight.py).
+MODEL_PARALLEL_TARGETS = {"nemo-rl": ("tensor_parallel", "pipeline_parallel")}
+
+
+def model_parallel_misfits(stages, target: str) -> list[tuple[ir.Stage, str, int]]:
+    """(stage, setting, size) for each tensor/pipeline parallel size above 1 of `stages` that `target` cannot run."""
+    able = MODEL_PARALLEL_TARGETS.get(target, ())
+    return [(stage, key, getattr(stage.resources, key)) for stage in stages
+            for key in ("tensor_parallel", "pipeline_parallel") if getattr(stage.resources, key) > 1 and key not in able]
+
+
+def target_errors(recipe: ir.Recipe, target: str):
+    """E010 diagnostics for model parallel on a target that trains data-parallel only."""
+    from r1dsl.diagnostics import Diagnostic
+
+    return [
+        Diagnostic(
+            "E010", f"stage `{stage.name}`: resources.{key} = {size} cannot run on the {target} target, which trains "
+            "data-parallel only (DDP, or FSDP with sharding = \"fsdp\"): every rank would load the whole model",
+            stage.span,
+            help=f"compile with `--target nemo-rl` (DTensor/Megatron {key.replace('_', ' ')}), or set {key} = 1 and "
+                 "shard with `resources { sharding = \"fsdp\" }`",
+        )
+        for stage, key, size in model_parallel_misfits(recipe.stages, target)
+    ]
+
+
 # ---------------------------------------------------------------- one stage's config
 
 
@@ -67,8 +98,8 @@ def stage_config(recipe: ir.Recipe, stage: ir.Stage, run: Path) -> dict[str, Any
             "accelerator": "gpu" if gpu else "cpu",
             "devices": devices,
             "num_nodes": res.nodes,
-            "strategy": "ddp" if devices * res.nodes > 1 else "auto",
-            "precision": "bf16-mixed" if gpu else "32-true",
+            "strategy": "fsdp" if res.sharding == "fsdp" else ("ddp" if devices * res.nodes > 1 else "auto"),
+            "precision": training_precision(res),
             "max_steps": max_steps,
             "seed": seed,
         },
@@ -104,6 +135,13 @@ def stage_config(recipe: ir.Recipe, stage: ir.Stage, run: Path) -> dict[str, Any
             },
         },
     }
+
+
+def training_precision(res: ir.Resources) -> str:
+    """resources.precision with `auto` resolved: bf16-mixed on GPU, 32-true on CPU."""
+    if res.precision != "auto":
+        return res.precision
+    return "bf16-mixed" if res.gpus_per_node > 0 else "32-true"
 
 
 def _init(recipe: ir.Recipe, stage: ir.Stage, run: Path) -> dict[str, Any]:
