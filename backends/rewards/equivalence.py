@@ -320,7 +320,9 @@ def _fine_close(a, b, env: dict, ctx: _Ctx) -> bool | None:
     if _FINE.isinf(u) or _FINE.isinf(v):
         return True  # _close compared the signs
     diff, scale = abs(u - v), max(abs(u), abs(v))
-    return True if diff <= _FINE_EQUAL_REL * (scale + 1) else None
+    if diff <= _FINE_EQUAL_REL * (scale + 1):
+        return True
+    return False if diff > _FINE_EQUAL_REL * 10**50 * (scale + 1) else None  # clearly apart at 1100 bits
 
 
 def same_expr(a, b, ctx: _Ctx) -> bool | None:

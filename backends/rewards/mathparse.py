@@ -340,8 +340,19 @@ def _is_unit_word(t: Tok) -> bool:
     return t.kind == "word" and (t.text in UNIT_WORDS or t.text.lower() in UNIT_WORDS and len(t.text) > 1)
 
 
+_HEDGES = frozenset("or and not nor no either but except maybe possibly otherwise else if unless".split())
+
+
+def _unit_text(t: Tok) -> bool:
+    """A \text{} after a number that may be a unit: letters (and / ^ . -) only, no hedging words:
+    `5 \text{ or } 6`, `5 \text{(or 6)}` keep their text and are not the number 5."""
+    if t.kind != "text" or not all(c.isalpha() or c in " /^.-" for c in t.text):
+        return False
+    return not any(w in _HEDGES for w in t.text.lower().replace("/", " ").split())
+
+
 def _unit_like(t: Tok) -> bool:
-    return t.kind == "text" or _is_unit_word(t)
+    return _unit_text(t) or _is_unit_word(t)
 
 
 def _numeric_end(toks: list[Tok], tail: list[Tok]) -> bool:
@@ -365,7 +376,7 @@ def strip_units(toks: list[Tok]) -> list[Tok]:
     k = end
     while k > 0:
         t = toks[k - 1]
-        if t.kind == "text" or _is_unit_word(t):
+        if _unit_like(t):
             k -= 1
         elif t.kind == "num" and t.text in ("2", "3") and k >= 3 and toks[k - 2].text == "^" and _unit_like(toks[k - 3]):
             k -= 2  # cm^2
@@ -375,10 +386,10 @@ def strip_units(toks: list[Tok]) -> list[Tok]:
             k -= 4  # cm^{2}
         elif t.kind == "word" and t.text in _SLASH_UNITS and k >= 3 and toks[k - 2].text == "/" and (
             toks[k - 3].kind == "word" and (toks[k - 3].text in _SLASH_UNITS or _is_unit_word(toks[k - 3]))
-            or toks[k - 3].kind == "text"
+            or _unit_text(toks[k - 3])
         ):
             k -= 3  # km/h, m/s
-        elif t.text == "/" and t.kind == "op" and k < end and (toks[k].kind == "text" or _is_unit_word(toks[k])):
+        elif t.text == "/" and t.kind == "op" and k < end and _unit_like(toks[k]):
             k -= 1  # \text{km}/\text{h}
         else:
             break
@@ -439,9 +450,21 @@ def _drop_preamble(toks: list[Tok]) -> list[Tok]:
     return toks
 
 
+def _or_as_comma(toks: list[Tok]) -> list[Tok]:
+    """`x = 2 or x = 3` is the list `x = 2, x = 3` (a plain `or`/`and` between two non-words)."""
+    out = list(toks)
+    for k in range(1, len(toks) - 1):
+        t = toks[k]
+        if t.kind == "word" and t.text.lower() in ("or", "and") and toks[k - 1].kind not in ("word", "text") and (
+            toks[k + 1].kind not in ("word", "text") or len(toks[k + 1].text) == 1
+        ):
+            out[k] = Tok("op", ",", t.sp)
+    return out
+
+
 def normalize(s: str, thousands: bool = True) -> list[Tok]:
     """Tokens of an answer with what graders ignore removed."""
-    toks = tokenize(s)
+    toks = _or_as_comma(tokenize(s))
     toks = _drop_preamble(toks)
     toks = strip_units(toks)
     if thousands:
@@ -487,7 +510,7 @@ def is_letter_product(toks: list[Tok]) -> bool:
 _FUNC_NAMES = ("arcsin", "arccos", "arctan", "sqrt", "sin", "cos", "tan", "cot", "sec", "csc", "ln", "log", "exp")
 _FUNCS = set(_FUNC_NAMES) | {"sinh", "cosh", "tanh"}
 _INVERSE = {"sin": "arcsin", "cos": "arccos", "tan": "arctan"}
-_WORD_NAMES = _FUNC_NAMES + ("infinity", "infty", "pi")  # recognised inside a plain letter run: `2pi`, `sqrt2`, `sinx`
+_WORD_NAMES = _FUNC_NAMES + ("infinity", "infty", "inf", "pi")  # recognised inside a plain letter run: `2pi`, `sqrt2`, `sinx`
 _STOP = {")", "]", "}", "}}", ",", "=", "&", "\\\\", "|", "cup", ":", ";"}
 
 
@@ -499,9 +522,10 @@ def _split_words(toks: list[Tok]) -> list[Tok]:
             out.append(t)
             continue
         w, i, sp = t.text, 0, t.sp
+        low = w.lower()
         while i < len(w):
             for name in _WORD_NAMES:
-                if w.startswith(name, i):
+                if (low if len(name) > 2 else w).startswith(name, i):  # `Infinity`, `Pi` too
                     out.append(Tok("cmd", name, sp))
                     i += len(name)
                     break
@@ -703,7 +727,7 @@ class _Parser:
     def command(self, name: str):
         if name == "pi":
             return self.node("const", "pi")
-        if name in ("infty", "infinity"):
+        if name in ("infty", "infinity", "inf"):
             return self.node("const", "inf")
         if name == "frac":
             return self.node("div", self.group(), self.group())
@@ -746,7 +770,7 @@ class _Parser:
         raise ParseError(f"unknown command \\{name}")
 
 
-def parse_expr(toks: list[Tok]):
+def parse_scalar(toks: list[Tok]):
     """A scalar expression's tree, or raise ParseError / Refused."""
     return _Parser(toks).parse()
 
@@ -813,8 +837,8 @@ def _strip_var_eq(toks: list[Tok]) -> list[Tok]:
 
 def _scalar(toks: list[Tok]):
     if toks and toks[-1].text == "%" and toks[-1].kind == "op":
-        return ("pct", parse_expr(toks[:-1]))
-    return ("expr", parse_expr(toks))
+        return ("pct", parse_scalar(toks[:-1]))
+    return ("expr", parse_scalar(toks))
 
 
 _INF = ("expr", ("const", "inf"))
@@ -916,7 +940,7 @@ def parse_answer(toks: list[Tok], keep_eq: bool = False, words: bool = True, _b:
     text = as_text(toks)
     if text is not None and (any(t.kind == "text" for t in toks) or words and not is_letter_product(toks) and (
         len(toks) > 1 or len(toks[0].text) > 1
-    ) and not any(t.kind == "word" and t.text.startswith(_WORD_NAMES) for t in toks)):
+    ) and not any(t.kind == "word" and t.text.lower().startswith(_WORD_NAMES) for t in toks)):
         return ("text", text)
     rels = [t for t in toks if t.kind == "rel"]
     if rels:
@@ -926,7 +950,7 @@ def parse_answer(toks: list[Tok], keep_eq: bool = False, words: bool = True, _b:
                 return sub(stripped)
             sides = split_top(toks, "=")
             if len(sides) == 2:
-                return ("eq", parse_expr(sides[0]), parse_expr(sides[1]))
+                return ("eq", parse_scalar(sides[0]), parse_scalar(sides[1]))
             return sub(sides[-1])  # a = b = 5: the last value
         ineq = _inequality(toks)
         if ineq is not None:

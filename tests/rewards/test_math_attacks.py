@@ -176,6 +176,8 @@ WRONG_VERDICTS = [  # (gold, answer, right verdict): the issue's exploitable or 
     ("-0.5", "-2\\frac{1}{4}", False), ("500", "500 \\text{ mL}", True), ("7", "7 \\text{ miles per hour}", True),
     ("(-1,1)", "x \\in (-1, 1)", True), ("(4,3)", "x=4, y=3", True), ("\\frac{1}{3}", "0.\\overline{3}", True),
     ("\\text{Yes}", "yes", True), ("\\text{YES}", "\\text{yes}", True),
+    # hedging is not a unit: the text after a number is stripped only when it is unit-like
+    ("5", "5 \\text{ or } 6", False), ("5", "5 \\text{ (or 6)}", False), ("5", "5 or 6", False), ("5", "5\\text{ not 6}", False),
 ]
 
 
