@@ -81,7 +81,8 @@ CODES: dict[str, Code] = {
         "batch arithmetic",
         "The sequences of one step do not split evenly: for GRPO num_prompts_per_step x num_generations_per_prompt, "
         "for pretrain/sft/distill train.batch_size, must be a multiple of micro_batch_size x data-parallel size "
-        "(training GPUs / (tensor_parallel x pipeline_parallel); CPU processes on CPU).",
+        "(training GPUs / (tensor_parallel x pipeline_parallel); CPU processes on CPU). GRPO ranks roll out whole "
+        "groups, so num_prompts_per_step itself must be a multiple of the data-parallel size.",
         "grpo { num_prompts_per_step = 4  num_generations_per_prompt = 6  micro_batch_size = 16 }",
         "Pick a micro_batch_size that divides the per-rank batch (help lists some), or leave it unset to get one.",
     ),
