@@ -1,7 +1,7 @@
 """One GRPO step: roll out G completions per prompt, score them, and update the policy.
 
     rollout    = sample_groups(policy, prompts)                     # B = P * G completions
-    r, per_rule = score(rewards, completions, rows)                 # (B,)
+    r, per_rule = score(rewards, completions, rows, lengths)        # (B,)
     A          = group_advantages(r)                                # (B,)
     old, ref   = log-probs of the rollout policy and the reference  # (B, T), no grad
     for each inner epoch: for each micro-batch: loss.backward(); then one optimizer step
@@ -64,7 +64,7 @@ def rollout_and_score(policy, tokenizer, rows: Sequence[Mapping[str, Any]], grpo
         rollout = sample_groups(policy, tokenizer, prompts, G, generator=generator, **lengths)
     generated = time.perf_counter()
     group_rows = [row for row in rows for _ in range(G)]  # (B,), aligned with the rollout
-    totals, per_rule = score(rewards_cfg, rollout.texts, group_rows)
+    totals, per_rule = score(rewards_cfg, rollout.texts, group_rows, rollout.lengths.tolist())
     rewards = torch.tensor(totals, dtype=torch.float32)
     if grpo.truncated == "penalize":
         rewards = rewards - TRUNCATION_PENALTY * rollout.truncated.float().cpu()

@@ -109,7 +109,7 @@ def run_eval(model, tokenizer, rows, template, rewards, sampling, engine=None) -
 
     # greedy: one completion per prompt
     texts, lengths, truncated = _generate(model, tokenizer, prompts, 1, 0.0, 1.0, max_tokens, int(sampling["seed"]), engine=engine)
-    totals, per_rule = score(rewards, texts, rows)
+    totals, per_rule = score(rewards, texts, rows, lengths)
     correct = _row_means(per_rule, correct_names, n)
     fmt = _row_means(per_rule, format_names, n)
     if correct is not None:
@@ -133,7 +133,7 @@ def run_eval(model, tokenizer, rows, template, rewards, sampling, engine=None) -
             engine=engine,
         )
         rows_k = [row for row in rows for _ in range(k)]
-        _, per_rule_k = score(rewards, texts_k, rows_k)
+        _, per_rule_k = score(rewards, texts_k, rows_k, lengths_k)
         correct_k = _row_means(per_rule_k, correct_names, n * k)
         fmt_k = _row_means(per_rule_k, format_names, n * k)
         if correct_k is not None:

@@ -85,7 +85,8 @@ def run(cfg) -> dict[str, float]:
                         zip([r for r in rows for _ in range(k)], samples.texts, samples.completion_lengths, samples.truncated)
                     )
                 ]
-                _, per_rule = score(rewards, [c.text for c in candidates], [c.row for c in candidates])
+                _, per_rule = score(rewards, [c.text for c in candidates], [c.row for c in candidates],
+                                    [c.tokens for c in candidates])
                 for i, c in enumerate(candidates):
                     c.rewards = {name: values[i] for name, values in per_rule.items()}
                 kept = apply_filters(candidates, filters, rewards, counts)

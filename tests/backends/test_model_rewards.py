@@ -47,8 +47,9 @@ def test_a_reward_model_stage_learns_to_prefer_the_chosen_response(tmp_path):
     # The trained head, used as a GRPO reward: chosen responses score higher than rejected ones on average.
     held_out = preference_pairs(40, seed=9)
     reward = [{"name": "helpful", "rule": "preference_model", "weight": 1.0, "params": {"model": str(tmp_path / "rm" / "model")}}]
-    good, _ = score(reward, [r["chosen"] for r in held_out], held_out)
-    bad, _ = score(reward, [r["rejected"] for r in held_out], held_out)
+    tokens = [0] * len(held_out)  # no length rule here: the counts are not read
+    good, _ = score(reward, [r["chosen"] for r in held_out], held_out, tokens)
+    bad, _ = score(reward, [r["rejected"] for r in held_out], held_out, tokens)
     assert all(0.0 < v < 1.0 for v in good + bad)
     assert sum(good) / len(good) > sum(bad) / len(bad)
 
