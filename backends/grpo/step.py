@@ -23,9 +23,8 @@ from torch import Tensor
 
 from backends.grpo.loss import group_advantages, grpo_loss
 from backends.grpo.rollout import Rollout, sample_groups, token_logprobs
-from backends.generation import DEFAULT_STOP
-from backends.rewards.registry import REWARDS, score
-from backends.stages.eval import GROUND_TRUTH_FIELDS, render_prompt
+from backends.generation import DEFAULT_STOP, render_prompt
+from backends.rewards.registry import GROUND_TRUTH_FIELDS, REWARDS, score
 
 TRUNCATION_PENALTY = 1.0  # subtracted from the reward of a truncated completion when truncated == "penalize"
 

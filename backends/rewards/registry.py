@@ -87,6 +87,7 @@ def _agree(name: str, fn: RuleFn, params: Mapping[str, Param]) -> None:
                              f"declared {param.default!r}; drop the function's default (the declaration is the one place)")
 
 
+GROUND_TRUTH_FIELDS = ("answer", "tests")  # a rule that needs one of these fields judges correctness
 COMPLETION_TOKENS = "_completion_tokens"  # the row key through which a rule sees its completion's token count
 
 

@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import backends.rewards  # noqa: F401  (registers the built-in reward rules)
-from backends.rewards.registry import REWARDS, score
-from backends.stages.eval import GROUND_TRUTH_FIELDS, render_prompt
+from backends.generation import render_prompt
+from backends.rewards.registry import GROUND_TRUTH_FIELDS, REWARDS, score
 from backends.trainer.results import atomic_write_json
 
 FILTERS = ("finished", "correct", "format", "language", "judge", "length", "dedup", "keep_per_prompt")
