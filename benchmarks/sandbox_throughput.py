@@ -73,7 +73,7 @@ def run_batched(items, workers):
         expected = next(e for c, i, e in PROGRAMS if c == code)
         comps.append(f"<answer>\n```python\n{code}```\n</answer>")
         rows.append({"tests": [{"input": stdin, "output": expected or ""}] * len(items[k:k + 10])})
-    got = REWARDS["code_accuracy"].fn(comps, rows, max_workers=workers)
+    got = REWARDS["code_accuracy"](comps, rows, max_workers=workers)
     return all(v == 1.0 for v, c in zip(got, comps))
 
 
@@ -81,7 +81,7 @@ def run_rows(n, workers):
     from backends.rewards import REWARDS
 
     comp = f"<answer>\n```python\n{ROW_CODE}```\n</answer>"
-    got = REWARDS["code_accuracy"].fn([comp] * n, [{"tests": ROW_TESTS}] * n, max_workers=workers)
+    got = REWARDS["code_accuracy"]([comp] * n, [{"tests": ROW_TESTS}] * n, max_workers=workers)
     return all(v == 1.0 for v in got)
 
 

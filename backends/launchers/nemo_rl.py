@@ -476,12 +476,29 @@ def rollout_placement(job: StageJob, cfg: dict[str, Any], tr: Translation) -> No
 # ---------------------------------------------------------------- the two algorithms
 
 
+def save_before_limit(job: StageJob) -> str | None:
+    """checkpointing.checkpoint_must_save_by: NeMo-RL saves and stops once this much training time has passed.
+
+    Its clock starts when training starts, after Ray and the model are up, so the lead before the job's
+    time limit covers start-up and the save: a tenth of the limit, between 15 minutes and 2 hours (at
+    least checkpoint_before_limit_s). None (no timed save) when the limit leaves under 10 minutes.
+    """
+    limit = job.stage.resources.time_limit_min * 60
+    lead = max(job.stage.resources.checkpoint_before_limit_s, min(7200, max(900, limit // 10)))
+    budget = limit - lead
+    if budget < 600:
+        return None
+    days, rest = divmod(budget, 86400)
+    return f"{days:02d}:{rest // 3600:02d}:{rest % 3600 // 60:02d}:{rest % 60:02d}"
+
+
 def checkpoint_and_logger_keys(job: StageJob, pipeline: Pipeline, cfg: dict[str, Any], every: int) -> None:
     stage_dir = Path(job.dir)
     ck = cfg["checkpointing"]
     ck["enabled"] = True
     ck["checkpoint_dir"] = literal(str(stage_dir / "checkpoints"))
     ck["save_period"] = int(every)
+    ck["checkpoint_must_save_by"] = save_before_limit(job)
     logger = cfg["logger"]
     logger["log_dir"] = literal(str(stage_dir / "logs"))
     project = os.environ.get("R1DSL_WANDB_PROJECT")
@@ -677,6 +694,8 @@ def run_script_values(job: StageJob, tr: Translation, config: Path) -> dict[str,
         "backend": tr.backend,
         "converter": CONVERTERS[tr.backend],
         "uv_extra": ["--extra", "mcore"] if tr.backend == "megatron" else [],
+        # the step count of a finished run (NeMo-RL names checkpoints step_<steps done> and always saves the last)
+        "max_steps": "$R1DSL_TOTAL_STEPS" if epochs else int(tr.config[tr.algorithm]["max_num_steps"]),
         "row_files": tr.row_files if epochs else [],
         "epochs": int(t.epochs or 0) if epochs else 0,
         "batch_size": int(t.batch_size),

@@ -12,7 +12,7 @@ import re
 from concurrent.futures import ThreadPoolExecutor
 
 from backends.rewards.extract import answer_tag_content
-from backends.rewards.registry import Param, register
+from backends.rewards.registry import Check, Param, register
 
 _FENCE = re.compile(r"```[ \t]*(?:python|py|python3)?[ \t]*\n(.*?)```", re.DOTALL | re.IGNORECASE)
 
@@ -30,7 +30,8 @@ def extract_code(completion: str, answer_tag: str = "answer") -> str | None:
 
 def split_tests(tests) -> list:
     """A row's tests as a list: Python asserts (a string is split into one test per top-level assert, each
-    preceded by the string's other statements) or {"input", "output"} dicts."""
+    preceded by the string's other statements) or {"input", "output"} dicts. A snippet that could not fail
+    (empty, or no assert, call or raise anywhere) is no test: a row of those scores 0, not 1."""
     if isinstance(tests, str):
         stripped = tests.strip()
         if stripped.startswith("["):
@@ -39,19 +40,21 @@ def split_tests(tests) -> list:
             except ValueError:
                 pass
         try:
-            body = ast.parse(tests).body
-        except SyntaxError:
-            return [tests]
+            tree = ast.parse(tests)
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            return [tests] if stripped else []  # fails in the judge, as it should
+        body = tree.body
         setup = [ast.get_source_segment(tests, n) for n in body if not isinstance(n, ast.Assert)]
         asserts = [ast.get_source_segment(tests, n) for n in body if isinstance(n, ast.Assert)]
         if not asserts:
-            return [tests]
+            checkable = any(isinstance(n, (ast.Assert, ast.Call, ast.Raise)) for n in ast.walk(tree))
+            return [tests] if checkable else []
         return ["\n".join(setup + [a]) for a in asserts]
     if isinstance(tests, (list, tuple)):
-        return [t if isinstance(t, dict) else str(t) for t in tests]
+        return [t for item in tests for t in ([item] if isinstance(item, dict) else split_tests(item))]
     if isinstance(tests, dict) and "inputs" in tests and "outputs" in tests:  # APPS / TACO style
         return [{"input": i, "output": o} for i, o in zip(tests["inputs"], tests["outputs"])]
-    return [str(tests)]
+    return []
 
 
 @register(
@@ -62,22 +65,26 @@ def split_tests(tests) -> list:
                       choices=("pass_rate", "all_pass")),
         "language": Param("python", str, "language of the code block", choices=("python",)),
         "answer_tag": Param("answer", str, "a code block inside this tag is preferred over earlier ones"),
-        "timeout_s": Param(10.0, (int, float), "wall-clock limit of all of a row's tests"),
-        "per_test_s": Param(2.0, (int, float), "time limit of one program run, one call, loading the solution"),
-        "memory_mb": Param(512, int, "memory of the whole sandbox (each process where cgroups are unavailable)"),
-        "file_size_mb": Param(16, int, "what the sandbox may write in all (its /tmp) and in any one file"),
-        "max_processes": Param(16, int, "processes the solution may have at once"),
-        "max_output_kb": Param(1024, int, "stdout (or one return value) read from the sandbox; more fails the test"),
-        "max_workers": Param(4, int, "rows judged at the same time"),
+        "timeout_s": Param(10.0, (int, float), "wall-clock limit of all of a row's tests", min_exclusive=0),
+        "per_test_s": Param(2.0, (int, float), "time limit of one program run, one call, loading the solution",
+                            min_exclusive=0),
+        "memory_mb": Param(512, int, "memory of the whole sandbox (each process where cgroups are unavailable)",
+                           min=64),
+        "file_size_mb": Param(16, int, "what the sandbox may write in all (its /tmp) and in any one file", min=1),
+        "max_processes": Param(16, int, "processes the solution may have at once, itself included", min=1),
+        "max_output_kb": Param(1024, int, "stdout (or one return value) read from the sandbox; more fails the test",
+                               min=1),
+        "max_workers": Param(4, int, "rows judged at the same time", min=1),
     },
+    checks=[Check(("per_test_s", "timeout_s"), lambda per_test_s, timeout_s: per_test_s <= timeout_s,
+                  "per_test_s must be at most timeout_s")],
     doc="Runs the completion's last Python code block against the row's `tests` in a bubblewrap sandbox (own "
     "uid, read-only root with only the interpreter and its standard library, no network, no devices, "
     "whole-tree process/memory/time/output limits); the tests are judged outside it. Pass rate or all-pass. "
     "Needs bubblewrap (`apt-get install -y bubblewrap`).",
 )
-def code_accuracy(completions, rows, mode="pass_rate", language="python", answer_tag="answer", timeout_s=10.0,
-                  per_test_s=2.0, memory_mb=512, file_size_mb=16, max_processes=16, max_output_kb=1024,
-                  max_workers=4):
+def code_accuracy(completions, rows, *, mode, language, answer_tag, timeout_s, per_test_s, memory_mb, file_size_mb,
+                  max_processes, max_output_kb, max_workers):
     from backends.rewards.sandbox import Limits, require_sandbox, run_tests
 
     require_sandbox()  # refuse before any code runs: no sandbox, no code reward

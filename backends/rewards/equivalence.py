@@ -5,10 +5,10 @@ Layers, cheapest first, each deciding what it can:
    thousands separators removed);
 2. text answers (`\\text{Monday}`, `yes`, `(C)`): the same words, case-insensitively;
 3. value trees from `mathparse.parse_answer`, compared exactly over the rationals, else numerically at 200
-   bits (about 60 digits) at fixed pseudo-random points: numbers must agree to 45 significant digits, so a
-   decimal approximation of an irrational answer never passes;
-4. sympy, only where 3 is not exact: a rational against a closed form that agrees to 45 digits (`0.5` vs
-   `\\sin\\frac{\\pi}{6}`), or a value computed too inexactly. Sympy gets the trees (never text), in a worker
+   bits (about 60 digits) at fixed pseudo-random points: values must agree to 45 significant digits, and
+   then again to 300 at 1100 bits, so a decimal approximation of an irrational answer never passes;
+4. sympy, only where 3 is not exact: a long decimal against a closed form that agrees with it to 45 digits
+   (a 50-digit decimal for pi), or values the numbers cannot separate (cancellation). Sympy gets the trees (never text), in a worker
    process under the remaining time budget (`sympy_pool`).
 
 Bounded: inputs longer than `max_answer_chars` are not equivalent; tokenizing and parsing are linear with
@@ -27,14 +27,15 @@ from threading import Lock
 
 import mpmath
 
+from backends.rewards.extract import MAX_ANSWER_CHARS
 from backends.rewards.mathparse import (
     ParseError, Refused, as_text, is_letter_product, is_list, normalize, parse_answer, render,
 )
 
-MAX_ANSWER_CHARS = 1000
 MAX_SET_ITEMS = 64
 MAX_BITS = 12_000  # an exact rational bigger than this is refused, not computed
 MAX_POWER = 10_000  # |exponent| of a numeric power beyond this is refused (unless the base is 0 or +-1)
+MAX_PLAIN_RATIONAL = 10**12  # a rational of larger height equal to a closed form to 45 digits is checked by sympy
 MAX_FN_ARG = 1e6  # |argument| of sin, exp, ... beyond this is refused (range reduction would be slow)
 _CACHE_SIZE = 200_000
 _cache: OrderedDict = OrderedDict()
@@ -334,10 +335,15 @@ def same_expr(a, b, ctx: _Ctx) -> bool | None:
             close = _close(approx(a, {}, ctx), approx(b, {}, ctx))
             if close is False:
                 return False
-            if close is None or (x is None) != (y is None):
-                # a rational against a closed form that agrees to 45 digits: sin(pi/6) = 0.5, but a 50-digit
-                # decimal for pi is not pi. Only an exact check decides.
+            if close is None:
                 return None
+            r = x if x is not None else y
+            if r is not None and max(abs(r.numerator), r.denominator) > MAX_PLAIN_RATIONAL:
+                # a long decimal against a closed form that agrees to 45 digits: a 50-digit decimal for pi is
+                # not pi. Only an exact check decides.
+                return None
+            # closed forms, or a closed form and a short rational (sin(pi/6) = 0.5, e^{i pi} = -1), that
+            # agree to 45 digits: equal if they still agree to 300
             return _fine_close(a, b, {}, ctx)
         votes = []
         for env in _points(names):
@@ -504,7 +510,8 @@ def decide(gold: str, pred: str, ctx: _Ctx) -> bool:
             STATS["same_tokens"] += 1
             return True
         tg, tp = as_text(g), as_text(p)
-        if tg is not None and tp is not None and not (is_letter_product(g) and is_letter_product(p)):
+        if tg is not None and tp is not None and (len(tg) == len(tp) == 1 or not (is_letter_product(g) and is_letter_product(p))):
+            # words, and single letters (choices: `(B)`, `b`), compare as text; `xy` against `yx` is a product
             STATS["text"] += 1
             return tg == tp
         words = (tg is None) == (tp is None)  # `ab` against `b \cdot a`: letters are variables

@@ -10,11 +10,11 @@ only the last `\\boxed` counts; if its braces do not close, there is no answer.
 from __future__ import annotations
 
 MAX_TEXT_CHARS = 4_000_000  # a completion longer than this has no answer
-MAX_CHARS = 1000  # the longest answer returned (equivalence.MAX_ANSWER_CHARS)
+MAX_ANSWER_CHARS = 1000  # the longest answer returned and compared (math_accuracy's `max_answer_chars` default)
 _BOX = ("\\boxed", "\\fbox")
 
 
-def last_boxed(text: str, max_chars: int = MAX_CHARS) -> str | None:
+def last_boxed(text: str, max_chars: int = MAX_ANSWER_CHARS) -> str | None:
     """Content of the last \\boxed{...} (or \\fbox{...}) with balanced braces; None if absent, unbalanced or
     longer than `max_chars`. `\\boxed 5` (a space, no brace) is the next word."""
     if len(text) > MAX_TEXT_CHARS:

@@ -7,8 +7,7 @@ completion's verification ends within `timeout_s`; what is equivalent is documen
 
 from __future__ import annotations
 
-from backends.rewards.equivalence import MAX_ANSWER_CHARS, equivalent
-from backends.rewards.extract import extract_answer, gold_answer
+from backends.rewards.extract import MAX_ANSWER_CHARS, extract_answer, gold_answer
 from backends.rewards.registry import Param, register
 
 
@@ -33,6 +32,8 @@ def math_accuracy(
     completions, rows, extract="answer_tag", answer_tag="answer", timeout_s=1.0, max_answer_chars=MAX_ANSWER_CHARS,
     use_sympy=True,
 ):
+    from backends.rewards.equivalence import equivalent  # mpmath: imported when the rule first runs
+
     if use_sympy:
         from backends.rewards.sympy_pool import pool
 

@@ -77,7 +77,7 @@ _ALIASES = {  # command -> (kind, text)
     "rbrace": ("op", "}}"), "langle": ("op", "("), "rangle": ("op", ")"), "lvert": ("op", "|"), "rvert": ("op", "|"),
     "vert": ("op", "|"), "mid": ("op", "|"), "dfrac": ("cmd", "frac"), "tfrac": ("cmd", "frac"),
     "cfrac": ("cmd", "frac"), "dbinom": ("cmd", "binom"), "tbinom": ("cmd", "binom"), "varnothing": ("cmd", "emptyset"),
-    "infin": ("cmd", "infty"), "lceil": ("cmd", "lceil"), "rceil": ("cmd", "rceil"), "varpi": ("cmd", "pi"),
+    "infin": ("cmd", "infty"), "lbrack": ("op", "["), "rbrack": ("op", "]"), "lceil": ("cmd", "lceil"), "rceil": ("cmd", "rceil"), "varpi": ("cmd", "pi"),
 }
 _DIGIT_ARGS = {"frac": 2, "binom": 2, "sqrt": 1}  # \frac12, \sqrt2: single-digit arguments without braces
 _OPS = set("+-*/^_()[]{},!|'=<>%&;:.")
@@ -279,6 +279,9 @@ def _command(s: str, i: int, out: list[Tok], braces: list[bool], emit) -> int:
         words = _text_content(grp[0])
         if words.lower() in _REL_WORDS:
             emit("op", ",")
+        elif words[:1].isdigit() and words.isascii() and words.replace(" ", "").replace(".", "").isalnum():
+            for t in tokenize(words):  # \text{5 cm}: a number and words, scanned once more (no commands left)
+                emit(t.kind, t.text, t.val)
         elif words:
             emit("text", words)
         return grp[1]
@@ -483,7 +486,8 @@ def is_letter_product(toks: list[Tok]) -> bool:
 
 _FUNC_NAMES = ("arcsin", "arccos", "arctan", "sqrt", "sin", "cos", "tan", "cot", "sec", "csc", "ln", "log", "exp")
 _FUNCS = set(_FUNC_NAMES) | {"sinh", "cosh", "tanh"}
-_WORD_NAMES = _FUNC_NAMES + ("infty", "pi")  # recognised inside a plain letter run: `2pi`, `sqrt2`, `sinx`
+_INVERSE = {"sin": "arcsin", "cos": "arccos", "tan": "arctan"}
+_WORD_NAMES = _FUNC_NAMES + ("infinity", "infty", "pi")  # recognised inside a plain letter run: `2pi`, `sqrt2`, `sinx`
 _STOP = {")", "]", "}", "}}", ",", "=", "&", "\\\\", "|", "cup", ":", ";"}
 
 
@@ -699,7 +703,7 @@ class _Parser:
     def command(self, name: str):
         if name == "pi":
             return self.node("const", "pi")
-        if name == "infty":
+        if name in ("infty", "infinity"):
             return self.node("const", "inf")
         if name == "frac":
             return self.node("div", self.group(), self.group())
@@ -729,6 +733,10 @@ class _Parser:
             if self.peek().text == "^":  # \sin^2 x
                 self.take()
                 exp = self.group()
+                if name in _INVERSE and exp == ("num", Fraction(-1)) or name in _INVERSE and exp[0] == "neg" and exp[1] == (
+                    "num", Fraction(1)
+                ):
+                    name, exp = _INVERSE[name], None  # \sin^{-1} x is arcsin x
             if self.peek().kind == "end":
                 raise ParseError("function without argument")
             # \sin(x)^2 is (\sin x)^2; \sin x^2 is \sin(x^2)
@@ -908,7 +916,7 @@ def parse_answer(toks: list[Tok], keep_eq: bool = False, words: bool = True, _b:
     text = as_text(toks)
     if text is not None and (any(t.kind == "text" for t in toks) or words and not is_letter_product(toks) and (
         len(toks) > 1 or len(toks[0].text) > 1
-    )):
+    ) and not any(t.kind == "word" and t.text.startswith(_WORD_NAMES) for t in toks)):
         return ("text", text)
     rels = [t for t in toks if t.kind == "rel"]
     if rels:

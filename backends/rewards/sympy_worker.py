@@ -90,9 +90,14 @@ def build(tree, sp, budget):
 
 
 def equal(a, b, sp):
+    """True/False when sympy can prove it, None otherwise. Cheapest test first."""
     if a == b:
         return True
-    d = sp.simplify(a - b)
+    d = a - b
+    z = d.is_zero  # assumptions and a numeric check: fast, and decides a rational against a closed form
+    if z is not None:
+        return bool(z)
+    d = sp.simplify(d)
     if d == 0:
         return True
     if d.is_zero is False:

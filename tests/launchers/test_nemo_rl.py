@@ -295,8 +295,11 @@ script=$1; shift
 case "$script" in
   examples/run_*.py)
     ckpt=$(sed -n 's/^  checkpoint_dir: //p' "$2" | head -n1)
-    mkdir -p "$ckpt/step_3/policy/weights/iter_0000003" "$ckpt/step_6/policy/weights/iter_0000006"
-    touch "$ckpt/step_6/config.yaml";;
+    steps=$(sed -n 's/^  max_num_steps: //p' "$2" | head -n1)
+    case $steps in *[!0-9]*) steps=$R1DSL_TOTAL_STEPS;; esac  # epochs: what the run script counted
+    steps=${{R1DSL_STUB_STOP_AT:-$steps}}  # a run NeMo-RL stopped before the time limit
+    mkdir -p "$ckpt/step_3/policy/weights/iter_0000003" "$ckpt/step_$steps/policy/weights/iter_$steps"
+    touch "$ckpt/step_$steps/config.yaml";;
   examples/converters/*)
     while [ "$#" -gt 0 ]; do
       if [ "$1" = --hf-ckpt-path ]; then
@@ -337,11 +340,31 @@ def test_the_converter_matches_the_checkpoint_format_and_survives_a_requeue(tmp_
     assert sum("examples/run_grpo.py" in c for c in calls) == 1  # training is not redone after it finished
     megatron_calls = [c for c in calls if "convert_megatron_to_hf.py" in c]
     assert len(megatron_calls) == 2 and "--extra mcore" in megatron_calls[0]
-    assert "step_6/policy/weights/iter_0000006" in megatron_calls[-1]  # the newest checkpoint
+    assert "step_100/policy/weights/iter_100" in megatron_calls[-1]  # the newest checkpoint
     subprocess.run(["bash", str(tmp_path / "run" / "dense" / "nemo_rl_run.sh")], check=True, capture_output=True)
     dense_calls = [c for c in log.read_text().splitlines() if "converters" in c]
     assert "convert_dcp_to_hf.py" in dense_calls[-1] and "--dcp-ckpt-path" in dense_calls[-1]
-    assert dense_calls[-1].split("--dcp-ckpt-path ")[1].split()[0].endswith("step_6/policy/weights")
+    assert dense_calls[-1].split("--dcp-ckpt-path ")[1].split()[0].endswith("step_100/policy/weights")
+
+
+def test_a_run_stopped_before_the_time_limit_fails_its_job_and_resumes(tmp_path, monkeypatch):
+    log = run_stub_env(tmp_path, monkeypatch)
+    stage = grpo_stage("zero", "qwen_7b", time_limit_min=600)
+    pipeline = pipeline_of([stage], tmp_path / "run")
+    nemo_rl.emit(pipeline)
+    cfg = validate(tmp_path / "run" / "zero" / "nemo_rl.yaml", "grpo")
+    assert cfg["checkpointing"]["checkpoint_must_save_by"] == "00:09:00:00"  # 10 h less an hour (a tenth)
+    run = tmp_path / "run" / "zero" / "nemo_rl_run.sh"
+    monkeypatch.setenv("R1DSL_STUB_STOP_AT", "40")
+    stopped = subprocess.run(["bash", str(run)], capture_output=True, text=True)
+    assert stopped.returncode == 75 and "stopped at step 40 of 100" in stopped.stderr
+    assert not (tmp_path / "run" / "zero" / "TRAINED").exists() and not (tmp_path / "run" / "zero" / "model").exists()
+    monkeypatch.delenv("R1DSL_STUB_STOP_AT")
+    subprocess.run(["bash", str(run)], check=True, capture_output=True)  # submit.sh again: it resumes
+    assert (tmp_path / "run" / "zero" / "DONE").exists()
+    assert sum("run_grpo.py" in c for c in log.read_text().splitlines()) == 2
+    short = replace(stage, resources=replace(stage.resources, time_limit_min=15))
+    assert nemo_rl.save_before_limit(pipeline_of([short], tmp_path / "s").jobs[0]) is None
 
 
 def test_epoch_based_sft_counts_rows_at_run_time_for_its_schedule(tmp_path, monkeypatch):
@@ -732,3 +755,16 @@ def test_every_word_compile_accepts_stays_one_word_in_bash(tmp_path):
     assert out == [w for v in values for w in ("1", v)]
     for value in HOSTILE:
         assert not any(p.fullmatch(value) for p in patterns), value
+
+
+def test_without_the_refusal_ray_sub_would_hand_srun_an_injected_word(tmp_path):
+    """Why compile refuses: the same launch with a container value compile would refuse, put into submit.sh by
+    hand, reaches the real ray.sub, which splits it into srun's words."""
+    pipeline = pipeline_of([replace(grpo_stage("zero", "qwen_7b"), eval_data=())], tmp_path / "run")
+    nemo_rl.emit(pipeline)
+    submit = tmp_path / "run" / "submit.sh"
+    word = f"CONTAINER={nemo_rl.DEFAULT_CONTAINER}"
+    assert word in submit.read_text()
+    submit.write_text(submit.read_text().replace(word, "'CONTAINER=img --container-mounts=/:/host'"))
+    (head,) = run_ray_sub(pipeline, tmp_path)
+    assert "--container-image=img" in head and "--container-mounts=/:/host" in head  # an extra word, a root mount

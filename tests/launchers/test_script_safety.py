@@ -47,7 +47,8 @@ if [ "${script##*/}" = convert_dcp_to_hf.py ]; then
   done
 else
   config=$2
-  mkdir -p "${config%/*}/checkpoints/step_7"
+  steps=$(sed -n 's/^  max_num_steps: //p' "$config" | head -n1)
+  mkdir -p "${config%/*}/checkpoints/step_$steps"
 fi
 """
 

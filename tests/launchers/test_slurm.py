@@ -463,7 +463,8 @@ def test_a_stage_that_hits_its_time_limit_checkpoints_requeues_and_finishes(slur
     assert "checkpointing, then requeueing" in logs["base"]
     stopped = [int(s) for s in re.findall(r"\[base\] checkpointed at step (\d+)", logs["base"])]
     resumed = [int(s) for s in re.findall(r"\[base\] resumed from .*? \(step (\d+)\)", logs["base"])]
-    assert stopped and resumed[: len(stopped)] == stopped, logs["base"][-4000:]  # each run resumes where the last stopped
+    # every stop wrote a checkpoint that a later run resumed from, and only those (no periodic checkpoints here)
+    assert stopped and set(resumed) == set(stopped), logs["base"][-4000:]
     logged = [int(line.split(",")[0]) for line in (run_dir / "base" / "metrics.csv").read_text().splitlines()[1:]]
     assert logged == list(range(1, steps + 1))
     for name in ("base", "zero"):

@@ -27,11 +27,14 @@ def test_extract_code_and_split_tests():
                                                                           "import math\nassert f(2)==2"]
     assert split_tests('[{"input": "1", "output": "2"}]') == [{"input": "1", "output": "2"}]
     assert split_tests({"inputs": ["1"], "outputs": ["2"]}) == [{"input": "1", "output": "2"}]
+    for nothing_to_fail in (None, "", "   ", "import math\nx = 1", ["", "y = 2"], 5):  # would pass any code
+        assert split_tests(nothing_to_fail) == []
+    assert split_tests(["assert f(1) == 1", "check(f)"]) == ["assert f(1) == 1", "check(f)"]
 
 
 @needs_bwrap
 def test_pass_rate_and_all_pass():
-    fn = REWARDS["code_accuracy"].fn
+    fn = REWARDS["code_accuracy"]
     rows = [{"tests": "assert add(1, 2) == 3\nassert add(2, 2) == 4\nassert add(0, 0) == 1"}] * 2
     comps = [completion("def add(a, b):\n    return a + b"), "no code here"]
     assert fn(comps, rows, mode="pass_rate", **FAST) == [pytest.approx(2 / 3), 0.0]
@@ -115,7 +118,7 @@ def test_without_bubblewrap_code_rewards_refuse_to_run(tmp_path):
     script = ("from backends.rewards import REWARDS\n"
               "from backends.rewards.sandbox import SandboxUnavailable\n"
               "try:\n"
-              "    REWARDS['code_accuracy'].fn(['```python\\nprint(1)\\n```'], [{'tests': 'assert True'}])\n"
+              "    REWARDS['code_accuracy'](['```python\\nprint(1)\\n```'], [{'tests': 'assert True'}])\n"
               "except SandboxUnavailable as e:\n"
               "    print('REFUSED', e)\n")
     env = dict(os.environ, PATH=str(tmp_path))
@@ -153,3 +156,14 @@ def test_the_run_preflight_names_bubblewrap_before_anything_starts(tmp_path, mon
     monkeypatch.setenv("PATH", "/usr/bin:/bin")
     if shutil.which("bwrap"):
         assert preflight.check(pipeline, ["rl"], machine) == []
+
+
+@needs_bwrap
+def test_bubblewrap_gone_mid_run_stops_code_rewards(tmp_path, monkeypatch):
+    from backends.rewards.sandbox import SandboxUnavailable
+
+    fn = REWARDS["code_accuracy"]
+    assert fn([completion("def f():\n    return 1")], [{"tests": "assert f() == 1"}], **FAST) == [1.0]
+    monkeypatch.setenv("PATH", str(tmp_path))  # the same process, bwrap no longer found
+    with pytest.raises(SandboxUnavailable, match="apt-get install -y bubblewrap"):
+        fn([completion("def f():\n    return 1")], [{"tests": "assert f() == 1"}], **FAST)

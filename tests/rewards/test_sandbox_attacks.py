@@ -28,7 +28,7 @@ def completion(code):
 
 
 def reward(code, tests, **params):
-    return REWARDS["code_accuracy"].fn([completion(code)], [{"tests": tests}], **{**PARAMS, **params})[0]
+    return REWARDS["code_accuracy"]([completion(code)], [{"tests": tests}], **{**PARAMS, **params})[0]
 
 
 def program_output(code, stdin=b""):
@@ -538,7 +538,7 @@ def test_a_hostile_neighbour_cannot_hurt_an_honest_sandbox_or_the_trainer():
                "        os.kill(pid, signal.SIGKILL)\n"
                "    except OSError:\n"
                "        pass\n" + WRONG_F, TESTS)
-    fn = REWARDS["code_accuracy"].fn
+    fn = REWARDS["code_accuracy"]
     rows = [{"tests": t} for _, t in (honest, hostile, honest, hostile)]
     comps = [completion(c) for c, _ in (honest, hostile, honest, hostile)]
     assert fn(comps, rows, **PARAMS, max_workers=4) == [1.0, 0.0, 1.0, 0.0]

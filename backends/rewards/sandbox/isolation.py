@@ -63,6 +63,10 @@ _LAUNCH = (  # sh, as the trainer's user: join the sandbox's cgroups, exec the r
 )
 
 
+_NOT_INSTALLED = ("code rewards run untrusted code and need a sandbox, but `bwrap` was not found on PATH: "
+                  f"{INSTALL_HINT}. There is deliberately no weaker in-process fallback.")
+
+
 class SandboxUnavailable(RuntimeError):
     """No isolation this machine can provide; code rewards refuse to run rather than run code unconfined."""
 
@@ -111,6 +115,8 @@ _host_lock = threading.Lock()
 def require_sandbox() -> _Host:
     """The probed host, or `SandboxUnavailable` saying what to install. Probed once per process."""
     global _host, _host_error
+    if shutil.which("bwrap") is None:  # checked on every call: bubblewrap removed (or off PATH) means no more runs
+        raise SandboxUnavailable(_NOT_INSTALLED)
     with _host_lock:
         if _host is None and _host_error is None:
             try:
@@ -141,9 +147,7 @@ def describe() -> dict:
 def _probe() -> _Host:
     bwrap = shutil.which("bwrap")
     if bwrap is None:
-        raise SandboxUnavailable(
-            "code rewards run untrusted code and need a sandbox, but `bwrap` was not found on PATH: "
-            f"{INSTALL_HINT}. There is deliberately no weaker in-process fallback.")
+        raise SandboxUnavailable(_NOT_INSTALLED)
     privileged = os.geteuid() == 0
     tools = {name: shutil.which(name) for name in ("unshare", "setpriv", "nsenter", "mount", "ldd")}
     missing = [n for n, p in tools.items() if p is None and (privileged or n == "ldd")]  # util-linux, libc-bin
