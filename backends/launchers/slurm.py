@@ -179,7 +179,7 @@ def stage_script_values(job: StageJob, pipeline: Pipeline) -> dict[str, Any]:
         "project": str(PROJECT_DIR),
         "srun_args": srun_args,
         "wrapper": wrapper,
-        "nproc_per_node": res.gpus_per_node if res.gpus_per_node > 0 else res.cpu_processes,
+        "nproc_per_node": res.processes_per_node,
         "checkpoint_wait_s": checkpoint_wait_s(job),
         "lead_s": lead,
     }

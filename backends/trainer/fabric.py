@@ -19,10 +19,8 @@ def setup_fabric(trainer: Mapping[str, Any]):
     from lightning.fabric import Fabric
     from lightning.fabric.strategies import DDPStrategy
 
-    accelerator = str(trainer.get("accelerator", "cpu"))
-    devices = int(trainer.get("devices", 1))
-    num_nodes = int(trainer.get("num_nodes", 1))
-    strategy: Any = trainer.get("strategy", "auto")
+    accelerator, devices, num_nodes = trainer.accelerator, trainer.devices, trainer.num_nodes
+    strategy: Any = trainer.strategy
     if devices * num_nodes > 1 and strategy in ("auto", "ddp"):
         strategy = DDPStrategy(process_group_backend="gloo" if accelerator == "cpu" else "nccl")
     if accelerator == "cpu":
@@ -36,7 +34,7 @@ def setup_fabric(trainer: Mapping[str, Any]):
         devices=devices,
         num_nodes=num_nodes,
         strategy=strategy,
-        precision=str(trainer.get("precision", "32-true")),
+        precision=trainer.precision,
     )
     fabric.launch()
     return fabric
