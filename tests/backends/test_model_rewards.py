@@ -61,5 +61,5 @@ def test_the_judge_runs_a_local_model_in_batches_and_returns_verdicts(tmp_path):
     save_policy(model, tokenizer, tmp_path / "judge")
     rows = [{"prompt": f"{i}+1", "answer": str(i + 1)} for i in range(5)]
     reward = [{"name": "judge", "rule": "judge", "weight": 1.0, "params": {"model": str(tmp_path / "judge"), "batch_size": 2}}]
-    totals, per_rule = score(reward, ["<answer> 3 </answer>"] * 5, rows)
+    totals, per_rule = score(reward, ["<answer> 3 </answer>"] * 5, rows, [4] * 5)
     assert len(totals) == 5 and set(per_rule["judge"]) <= {0.0, 1.0}
