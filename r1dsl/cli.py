@@ -191,7 +191,7 @@ def cmd_check(args) -> int:
 
 
 def cmd_compile(args) -> int:
-    from r1dsl.compiler import compile_recipe, write_run_folder
+    from r1dsl.compiler import compile_recipe, model_parallel_misfits, target_errors, write_run_folder
 
     recipe, err = _recipe(args, show_warnings=True)
     if recipe is None:
@@ -202,6 +202,16 @@ def cmd_compile(args) -> int:
         recipe = smoke(recipe)
         if args.output is None:
             args.output = str(Path("runs") / f"{recipe.name}-smoke")
+    refused = target_errors(recipe, args.target) if args.target == "slurm" else []
+    if refused:
+        from r1dsl.diagnostics import render_text, summary
+
+        files = {d.span.file for d in refused if d.span is not None}
+        sources = {f: Path(f).read_text(encoding="utf-8") for f in files if Path(f).is_file()}
+        for d in refused:
+            print(render_text(d, sources), file=sys.stderr)
+        print(summary(refused), file=sys.stderr)
+        return RECIPE_ERROR
     pipeline = compile_recipe(recipe, args.output, args.target)
     target = _target(args.target)
     if isinstance(target, str):
@@ -225,6 +235,10 @@ def cmd_compile(args) -> int:
         if problems and not args.dry_run:  # before anything is written or started
             print(preflight.report(problems), file=sys.stderr)
             return PREFLIGHT_FAILED
+    if args.target == "local" and not (args.run or args.dry_run):
+        for stage, key, size in model_parallel_misfits(recipe.stages, "local"):
+            print(f"warning: stage `{stage.name}`: resources.{key} = {size}: the local target trains data-parallel "
+                  "only, so --run refuses this stage; compile with --target nemo-rl to run it", file=sys.stderr)
     written = write_run_folder(pipeline)
     written += target.emit(pipeline)
     for warning in getattr(target, "unsupported", lambda _: [])(pipeline):

@@ -11,6 +11,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,37 @@ def compile_recipe(recipe: ir.Recipe, run_dir: str | os.PathLike | None = None, 
     return ir.Pipeline(recipe, str(run), target, tuple(jobs))
 
 
+# ---------------------------------------------------------------- what a target can run
+
+# Parallelism beyond data parallel (DDP or FSDP) that each target implements. The checker does not know the
+# target: compile refuses model parallel for SLURM (its sbatch would run r1dsl's data-parallel trainer, every
+# rank loading the whole model), and the local target's preflight refuses to --run it (r1dsl/preflight.py).
+MODEL_PARALLEL_TARGETS = {"nemo-rl": ("tensor_parallel", "pipeline_parallel")}
+
+
+def model_parallel_misfits(stages, target: str) -> list[tuple[ir.Stage, str, int]]:
+    """(stage, setting, size) for each tensor/pipeline parallel size above 1 of `stages` that `target` cannot run."""
+    able = MODEL_PARALLEL_TARGETS.get(target, ())
+    return [(stage, key, getattr(stage.resources, key)) for stage in stages
+            for key in ("tensor_parallel", "pipeline_parallel") if getattr(stage.resources, key) > 1 and key not in able]
+
+
+def target_errors(recipe: ir.Recipe, target: str):
+    """E010 diagnostics for model parallel on a target that trains data-parallel only."""
+    from r1dsl.diagnostics import Diagnostic
+
+    return [
+        Diagnostic(
+            "E010", f"stage `{stage.name}`: resources.{key} = {size} cannot run on the {target} target, which trains "
+            "data-parallel only (DDP, or FSDP with sharding = \"fsdp\"): every rank would load the whole model",
+            stage.span,
+            help=f"compile with `--target nemo-rl` (DTensor/Megatron {key.replace('_', ' ')}), or set {key} = 1 and "
+                 "shard with `resources { sharding = \"fsdp\" }`",
+        )
+        for stage, key, size in model_parallel_misfits(recipe.stages, target)
+    ]
+
+
 # ---------------------------------------------------------------- one stage's config
 
 
@@ -82,8 +114,8 @@ def typed_config(recipe: ir.Recipe, stage: ir.Stage, run: Path) -> StageConfig:
             accelerator="gpu" if gpu else "cpu",
             devices=res.processes_per_node,
             num_nodes=res.nodes,
-            strategy="ddp" if res.world_size > 1 else "auto",
-            precision="bf16-mixed" if gpu else "32-true",
+            strategy="fsdp" if res.sharding == "fsdp" else ("ddp" if res.world_size > 1 else "auto"),
+            precision=training_precision(res),
             max_steps=max_steps,
             seed=seed,
         ),
@@ -113,6 +145,13 @@ def typed_config(recipe: ir.Recipe, stage: ir.Stage, run: Path) -> StageConfig:
             checkpoint_callback_params=CheckpointConfig(str(exp_dir / "checkpoints"), every, True),
         ),
     )
+
+
+def training_precision(res: ir.Resources) -> str:
+    """resources.precision with `auto` resolved: bf16-mixed on GPU, 32-true on CPU."""
+    if res.precision != "auto":
+        return res.precision
+    return "bf16-mixed" if res.gpus_per_node > 0 else "32-true"
 
 
 def _init(recipe: ir.Recipe, stage: ir.Stage, run: Path) -> InitConfig:
@@ -239,17 +278,37 @@ def manifest(pipeline: ir.Pipeline) -> dict[str, Any]:
     }
 
 
-def write_run_folder(pipeline: ir.Pipeline) -> list[Path]:
-    """config.yaml of every stage and manifest.json; returns the files written."""
+def config_yaml(config: Any) -> str:
+    """A stage config as OmegaConf YAML. Recipe text is data, never an interpolation: every `${` in a string
+    is escaped (`\\${`, with the backslashes before it doubled), so a template or path holding `${x}` loads back
+    as written when the stage runner resolves its config."""
     from omegaconf import OmegaConf
 
+    return OmegaConf.to_yaml(OmegaConf.create(_literal(_plain(config))))
+
+
+def _literal(value: Any) -> Any:
+    if isinstance(value, str):
+        return _INTERPOLATION.sub(lambda m: "\\" * (2 * len(m.group(1)) + 1) + "${", value) if "${" in value else value
+    if isinstance(value, dict):
+        return {k: _literal(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_literal(v) for v in value]
+    return value
+
+
+_INTERPOLATION = re.compile(r"(\\*)\$\{")
+
+
+def write_run_folder(pipeline: ir.Pipeline) -> list[Path]:
+    """config.yaml of every stage and manifest.json; returns the files written."""
     written = []
     run = Path(pipeline.run_dir)
     for job in pipeline.jobs:
         folder = Path(job.dir)
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / "config.yaml"
-        _write(path, OmegaConf.to_yaml(OmegaConf.create(dict(job.config))))
+        _write(path, config_yaml(dict(job.config)))
         written.append(path)
     path = run / "manifest.json"
     _write(path, json.dumps(manifest(pipeline), indent=2) + "\n")

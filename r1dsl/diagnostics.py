@@ -64,7 +64,11 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
     """`did you mean `x`?` for the closest candidate, or None when nothing is close."""
     import difflib
 
-    found = difflib.get_close_matches(name, sorted(set(candidates)), n=1, cutoff=0.6)
+    pool = sorted(set(candidates))
+    found = difflib.get_close_matches(name, pool, n=1, cutoff=0.6)
+    if not found and len(name) >= 4:  # a shortened name: `samples` for samples_per_prompt
+        found = [c for c in pool if c.startswith(name) or c.startswith(name.rstrip("s") + "_")]
+        found = found if len(found) == 1 else []
     return f"did you mean `{found[0]}`?" if found else None
 
 
@@ -96,10 +100,21 @@ def _excerpt(span: Span | None, sources: dict[str, str]) -> list[str]:
     end = span.end_col if span.end_line == span.line else len(line) + 1
     width = max(1, end - span.col)
     gutter = " " * len(str(span.line))
+    col = span.col
+    if len(line) > MAX_LINE:  # a long line is shown around the span, not whole
+        start = max(0, col - 1 - MAX_LINE // 2)
+        shown = line[start:start + MAX_LINE]
+        line = ("…" if start else "") + shown + ("…" if start + MAX_LINE < len(line) else "")
+        col = col - start + (1 if start else 0)
+    carets = "^" * min(width, MAX_CARETS) + ("…" if width > MAX_CARETS else "")
     return [
         f"  {span.line} | {line}",
-        f"  {gutter} | {' ' * (span.col - 1)}{'^' * width}",
+        f"  {gutter} | {' ' * (col - 1)}{carets}",
     ]
+
+
+MAX_LINE = 120  # characters of a source line shown in an excerpt
+MAX_CARETS = 40
 
 
 def render_json(diags: list[Diagnostic]) -> str:

@@ -118,6 +118,16 @@ class Resources(Readable):
                                   "--container-image) or apptainer (apptainer exec)", choices=("pyxis", "apptainer"))
     checkpoint_before_limit_s: int = knob(300, "SLURM: seconds before time_limit_min at which the job checkpoints and "
                                           "requeues itself (at most half the limit)", min=30)
+    precision: str = knob(
+        "auto", "training precision: bf16-mixed (fp32 master weights, bf16 autocast), bf16-true (weights, grads and "
+        "optimizer states in bf16), 32-true; auto: bf16-mixed on GPU, 32-true on CPU",
+        choices=("auto", "bf16-mixed", "bf16-true", "32-true"),
+    )
+    sharding: str = knob(
+        "none", "none: every rank holds the whole model (DDP); fsdp: FSDP2, parameters, gradients and optimizer "
+        "states sharded over the data-parallel ranks, one fully_shard unit per decoder layer", choices=("none", "fsdp"),
+    )
+    gradient_checkpointing: bool = knob(False, "recompute each decoder layer's activations in backward (less memory)")
 
     @property
     def processes_per_node(self) -> int:

@@ -51,6 +51,7 @@ class ParseError(Exception):
         self.diagnostics = diagnostics or [diagnostic]
 
 
+MAX_NAME = 64  # a stage name becomes a folder and a job name (a distill job joins two names)
 BOM = "\ufeff"  # a UTF-8 byte-order mark some editors write at the start of a file: accepted and ignored
 
 
@@ -70,7 +71,28 @@ def parse_recovering(text: str, path: str) -> tuple[ast.Module, list[Diagnostic]
         text = text[1:]
     errors: list[Diagnostic] = []
     tokens = _tokenize(text, path, errors)
-    module, skipped, lost = _drive(tokens, text, path, "start", errors)
+    scanned = list(errors)
+    suspects: list[tuple[int, object]] = []
+    module, skipped, lost = _drive(list(tokens), text, path, "start", errors, suspects)
+    if suspects and any(d.message.startswith(("expected `}`", "unclosed `{`")) for d in errors):
+        # A `}` less indented than the line that opened its block: that block's own `}` is probably the one
+        # missing. Parse again with it added there; keep that reading if it explains the file better.
+        from lark import Token
+
+        from r1dsl import syntax_errors
+
+        at, opener = suspects[0]
+        brace = tokens[at]
+        first = next((k for k, t in enumerate(tokens) if t.start_pos == opener.start_pos), at)
+        indent = syntax_errors._indent(text, opener)
+        at = next((k for k in range(first + 1, at + 1)  # the block ends before the first line indented like its opener
+                   if tokens[k - 1].end_line < tokens[k].line and tokens[k].column <= indent), at)
+        t = tokens[at]
+        again = tokens[:at] + [Token("RBRACE", "}", t.start_pos, t.line, t.column, t.line, t.column, t.start_pos)] + tokens[at:]
+        errors2 = list(scanned) + [syntax_errors.unclosed_before(t, brace, opener, text, path)]
+        result = _drive(again, text, path, "start", errors2, [])
+        if len(errors2) <= len(errors):
+            (module, skipped, lost), errors = result, errors2
     module.text = text
     module.skipped = skipped
     module.lost_names = lost
@@ -152,6 +174,10 @@ def _tokenize(text: str, path: str, errors: list[Diagnostic], line_offset: int =
             kind, value, end = m.lastgroup, m.group(), m.end()
             if kind not in _SKIP:
                 token(words.get(value, kind) if kind == "NAME" else kind, value, pos, end)
+                if kind == "NAME" and len(value) > MAX_NAME:
+                    errors.append(Diagnostic("E001", f"a name of {len(value)} characters; names have at most {MAX_NAME}",
+                                             span(pos, pos + len(value)),
+                                             "shorten it: names become folder, job and file names, which have limits"))
         else:  # no token starts here: say what it is, and go on
             eol = text.find("\n", pos)
             eol = n if eol < 0 else eol
@@ -169,7 +195,7 @@ def _tokenize(text: str, path: str, errors: list[Diagnostic], line_offset: int =
 # ---------------------------------------------------------------- parsing with recovery
 
 
-def _drive(tokens: list, text: str, path: str, start: str, errors: list[Diagnostic]):
+def _drive(tokens: list, text: str, path: str, start: str, errors: list[Diagnostic], suspects: list | None = None):
     """Feed the tokens to the LALR parser. On a syntax error: report it (classified by r1dsl.syntax_errors),
     go back to the last point between two settings or declarations, skip to the next one, and go on."""
     from lark import Token
@@ -202,15 +228,32 @@ def _drive(tokens: list, text: str, path: str, start: str, errors: list[Diagnost
                     raise early
             if tok.type == "$END":
                 return state.feed_token(tok, is_end=True), skipped, transformer.lost
+            if suspects is not None and tok.type == "RBRACE" and (i == 0 or toks[i - 1].end_line < tok.line):
+                opener = _innermost_open(state.value_stack)
+                if opener is not None and tok.column < syntax_errors._indent(text, opener):
+                    suspects.append((i, opener))  # this `}` is less indented than its block's first line
             _feed(state, tok, boundaries, snapshot, i)
             i += 1
         except UnexpectedToken as e:
+            if state.state_stack[-1] in boundaries:  # failed right at a point between two settings: go on from here
+                snapshot[:] = [list(state.state_stack), list(state.value_stack), i]
             diag = None if i == resumed else syntax_errors.classify(e, toks, i, state, path)
             if start != "start":
                 raise ParseError(diag or errors[0]) from None
             if getattr(e, "drop", False):  # a stray separator: report it and go on without it
                 errors.append(diag)
                 i += 1
+                continue
+            if getattr(e, "fix", None) and diag is not None:  # `from: x`, `data x`: read it as meant, go on
+                errors.append(diag)
+                how, kind = e.fix
+                t = toks[i]
+                value = {"EQUAL": "=", "LBRACE": "{", "NAME": str(t).strip('"')}[kind]
+                if how == "replace":
+                    toks[i] = Token(kind, value, t.start_pos, t.line, t.column, t.end_line, t.end_column, t.end_pos)
+                else:
+                    toks.insert(i, Token(kind, value, t.start_pos, t.line, t.column, t.line, t.column, t.start_pos))
+                resumed = i  # a second error here goes to the general recovery
                 continue
             i = resumed = _recover(state, toks, i, snapshot, diag, errors, skipped, transformer.lost, path, text)
     raise AssertionError("syntax recovery did not terminate")  # unreachable: each round makes progress
@@ -259,6 +302,28 @@ def _feed(state, tok, boundaries: frozenset, snapshot: list, i: int) -> None:
         value_stack.append(callbacks[rule](children))
         _, goto = states[state_stack[-1]][rule.origin.name]
         state_stack.append(goto)
+
+
+def _innermost_open(values: list):
+    """The `{` of the innermost block still open on the value stack (a `}` not yet reduced closes one)."""
+    from lark import Token
+
+    closed = 0
+    for v in reversed(values):
+        if isinstance(v, Token) and v.type == "RBRACE":
+            closed += 1
+        elif isinstance(v, Token) and v.type == "LBRACE":
+            if closed == 0:
+                return v
+            closed -= 1
+    return None
+
+
+def _unterminated(tok, text: str) -> bool:
+    """A string token the scanner closed itself (its quotes are missing in the source)."""
+    if tok.type == "LONG_STRING":
+        return text[tok.end_pos - 3:tok.end_pos] != '"""'
+    return tok.type == "STRING" and text[tok.end_pos - 1:tok.end_pos] != '"'
 
 
 def _close_all(state, at, commit: bool = False) -> bool:
@@ -311,6 +376,8 @@ def _recover(state, toks, i, snapshot, diag, errors, skipped, lost, path, text) 
     target, inside = syntax_errors.resync(toks, max(i, at + 1), at, opened, text)
     if inside:  # a declaration starts inside an open `{`: that is the mistake, whatever the parser saw
         diag = syntax_errors.unclosed(toks[target], opened, values, path, at_end=False)
+        if target and _unterminated(toks[target - 1], text):  # the string ran to here: that was the mistake
+            diag = None
     if diag is not None:
         errors.append(diag)
     if target > at:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from r1dsl import ir
+from r1dsl.compiler import model_parallel_misfits
 
 
 @dataclass(frozen=True)
@@ -121,6 +122,14 @@ def check(pipeline: ir.Pipeline, stages: list[str], machine: Machine | None = No
         stage = job.stage
         res = stage.resources
         small = _small(recipe, stage)
+        for _, key, size in model_parallel_misfits([stage], "local"):
+            problems.append(Problem(
+                stage.name, stage.kind, f"{key} = {size} (model parallel)",
+                "r1dsl's trainer: data parallel only (DDP, or FSDP2 with resources.sharding = \"fsdp\")",
+                ("--target nemo-rl write NeMo-RL configs (DTensor/Megatron model parallel)",
+                 f"--set {stage.name}.resources.{key}=1 --set {stage.name}.resources.sharding=fsdp   shard over the "
+                 "data-parallel ranks instead",
+                 "--smoke          run the same stage graph here on tiny stand-ins (checks shapes and data flow)")))
         if res.gpus_per_node > 0:
             need = f"{res.nodes} node{'s' if res.nodes > 1 else ''} x {res.gpus_per_node} GPUs"
             if res.nodes > 1 or res.gpus_per_node > machine.gpus:
@@ -137,7 +146,8 @@ def check(pipeline: ir.Pipeline, stages: list[str], machine: Machine | None = No
                     problems.append(Problem(
                         stage.name, stage.kind, f"{p.peak_gb:.1f} GiB per GPU ({p.model}, layout {p.layout}; `r1dsl plan`)",
                         f"{machine.gpu_memory_gb:.1f} GiB per GPU",
-                        (f"--set {stage.name}.resources.tensor_parallel=N   shard the model over more GPUs",
+                        (f"--set {stage.name}.resources.sharding=fsdp   shard parameters, gradients and optimizer states",
+                         "--target nemo-rl write NeMo-RL configs (tensor/pipeline parallel over more GPUs)",
                          "--target slurm   run it on GPUs with more memory",
                          "--smoke          run the same stage graph here on tiny stand-ins")))
         elif res.cpu_processes > machine.cpus:

@@ -10,6 +10,7 @@ by the scanner and the recovery in r1dsl/parser.py, with the functions here.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
@@ -32,6 +33,7 @@ class Example:
     when: Callable[[dict], bool] = lambda ctx: True  # a further condition on the context
     drop: bool = False  # recover by dropping the unexpected token alone (a stray separator), not the whole setting
     at_prev: bool = False  # something is missing at the end of a line: point there, not at the next line's token
+    fix: tuple[str, str] | None = None  # recover by ("replace", KIND) the token or ("insert", KIND) one before it
 
 
 def _number_pair(ctx: dict) -> bool:
@@ -39,11 +41,21 @@ def _number_pair(ctx: dict) -> bool:
 
 
 EXAMPLES: tuple[Example, ...] = (
+    Example(('stage s: grpo { grpo: { steps = 1 } }',), "unexpected `:`; a section is written `{prev} {{ ... }}`",
+            "delete the `:`", lambda ctx: ctx["next_type"] == "LBRACE", drop=True),
     Example(('stage s: grpo { from: x }', 'model m { hf: "x" }', 'stage s: grpo { grpo { steps: 5 } }'),
-            "unexpected `:`; settings are written `key = value`", "write `{prev} = {next}`"),
+            "unexpected `:`; settings are written `key = value`", "write `{prev} = {next}`", fix=("replace", "EQUAL")),
+    Example(('stage s: grpo { grpo steps = 5 }',), "expected `{{` after `{prev}`",
+            "a section is written `{prev} {{ {got} = ... }}`",
+            lambda ctx: not ctx["newline"] and not ctx["declaration"] and ctx["next_type"] == "EQUAL",
+            fix=("insert", "LBRACE")),
     Example(('stage s: grpo { data x }', 'model m { hf "x" }', 'stage s: grpo { steps 5 }', 'stage s: grpo { rewards [a] }',
              'stage s: grpo { x true }'),
-            "expected `=` after `{prev}`", "settings are written `key = value`: `{prev} = {got}`"),
+            "expected `=` after `{prev}`", "settings are written `key = value`: `{prev} = {got}`",
+            lambda ctx: not ctx["newline"] and not ctx["declaration"] and ctx["next_type"] != "EQUAL",
+            fix=("insert", "EQUAL")),
+    Example(('stage s: grpo { data\n x = 1 }',), "expected `=` after `{prev}`", "settings are written `key = value`",
+            at_prev=True),
     Example(('stage s: grpo { lr = 1, steps = 2 }',), "unexpected `,` between settings",
             "separate settings with spaces or new lines, not `,`", lambda ctx: ctx["next2_type"] == "EQUAL", drop=True),
     Example(('dataset d { size = 4,000 }',), "unexpected `,` in the number `{prev},{next}`",
@@ -65,6 +77,9 @@ EXAMPLES: tuple[Example, ...] = (
               'model m { } stage s: grpo { } }'), "unexpected `}}`: no `{{` is open here", "delete it, or look for a `}}` closed too early above"),
     Example(('stage s: grpo { rewards = [a]] }', 'stage s: grpo { x = 1 ] }'), "unexpected `]`: no `[` is open here",
             "delete it", drop=True),
+    Example(('stage s: grpo { "from" = x }', 'stage s: grpo { "from": x }'), "setting names take no quotes",
+            "write `{bare} = ...`", lambda ctx: ctx["next_type"] in ("EQUAL", "COLON") and ctx["bare"].isidentifier(),
+            fix=("replace", "NAME")),
     Example(('stage s: grpo { = 3 }', 'stage s: grpo { "x" = 3 }', 'stage s: grpo { 3 = 3 }', 'stage s: grpo { [a] }'),
             "expected a setting name, got `{got}`", "settings are written `key = value`; a body ends with `}}`"),
     Example(('seed = 3', 'steps = 3'), "a setting outside any declaration",
@@ -97,6 +112,7 @@ _CHAR_HELP = {
 }
 
 _DELIMITERS = set('{}[]=,:"#;\'')
+_BOTCHED_CLOSE = re.compile(r'^[^=\n"]*[^=\n"\s]""?[ \t]*$', re.M)  # `Answer:""`: text, then one or two quotes
 
 
 # ---------------------------------------------------------------- the scanner's errors
@@ -105,11 +121,13 @@ _DELIMITERS = set('{}[]=,:"#;\'')
 def bad_text(text: str, pos: int, eol: int, n: int, decl_line, errors: list, span) -> tuple[int, str | None, str]:
     """Text at `pos` starts no token: report it; return (end, token kind or None, token text) to go on with."""
     c = text[pos]
-    if text.startswith('"""', pos):  # the closing quotes are missing: the text runs to the next declaration
-        m = decl_line.search(text, pos)
+    if text.startswith('"""', pos):  # the closing quotes are missing: the text runs to a botched closing
+        m = decl_line.search(text, pos)  # (a line of text ending in `"` or `""`) or to the next declaration
         end = m.start() if m else n
+        closing = _BOTCHED_CLOSE.search(text, eol, end)
+        end = closing.end() if closing else end
         errors.append(Diagnostic("E001", f'unterminated """ string ({_excerpt(text, pos + 3)})', span(pos, pos + 3),
-                                 'end the text with `"""`; until then it is taken to run to the next declaration'))
+                                 'end the text with `"""`'))
         return end, "LONG_STRING", text[pos:end] + '"""'
     if c == '"':  # a "..." string ends on its line
         errors.append(Diagnostic("E001", f"unterminated string ({_excerpt(text, pos + 1)})", span(pos, pos + 1),
@@ -246,11 +264,13 @@ def classify(e, toks: list, i: int, state, path: str) -> Diagnostic | None:
         "next_type": toks[i + 1].type if i + 1 < len(toks) else None,
         "next2_type": toks[i + 2].type if i + 2 < len(toks) else None,
         "newline": prev is not None and tok.line > prev.end_line,
+        "bare": str(tok).strip('"'),
+        "declaration": prev is not None and prev.value in KEYWORDS and _first_on_line(toks, i - 1),
     }
     where = _span(tok, prev, path) if tok.type != "$END" else _span(prev, prev, path) if prev is not None else Span(path, 1, 1, 1, 2)
     for row in _table().get((state.state_stack[-1], tok.type), []):
         if row.when(ctx):
-            e.drop = row.drop
+            e.drop, e.fix = row.drop, row.fix
             if row.at_prev and ctx["newline"]:
                 where = Span(path, prev.end_line, prev.end_column, prev.end_line, prev.end_column + 1)
             return Diagnostic("E001", row.message.format(**ctx), where, row.help.format(**ctx) if row.help else None)
@@ -345,3 +365,16 @@ def unclosed(tok, opened: list, values: list, path: str, at_end: bool) -> Diagno
                           f"add the matching `}}` at the end of `{owner}`")
     return Diagnostic("E001", f"expected `}}` before `{tok}`: `{owner} {{` is not closed", _span(tok, tok, path),
                       f"add `}}` to close `{owner}` before this declaration", (("this `{` opened here", where),))
+
+
+def unclosed_before(end_tok, brace_tok, opener, text: str, path: str) -> Diagnostic:
+    """A block whose `}` is missing, found by indentation: it ends before `end_tok` (the first line indented
+    like its opener); `brace_tok` is the `}` that closed it instead."""
+    start = text.rfind("\n", 0, opener.start_pos) + 1
+    words = text[start:opener.start_pos].split()
+    owner = " ".join(words[-3:]) if words else "this block"
+    where = Span(path, opener.line, opener.column, opener.line, opener.column + 1)
+    return Diagnostic("E001", f"unclosed `{{`: `{owner} {{` is not closed", where,
+                      f"add `}}` before line {end_tok.line}, where the indentation says the block ends",
+                      ((f"without it, the `}}` on line {brace_tok.line} closes `{owner}` instead of the block around it",
+                        Span(path, brace_tok.line, brace_tok.column, brace_tok.line, brace_tok.column + 1)),))

@@ -4,8 +4,14 @@ Sampling is a plain decode loop over a Hugging Face causal LM with its KV cache 
 underneath, without its per-step machinery): each distinct prompt is prefilled once and its cache is
 repeated G times, so a group costs one prefill; the cache is preallocated for the whole completion, so a
 step writes one position instead of copying the cache (`DynamicCache` concatenates, O(L) per token).
-A row stops at EOS or once its text contains a stop string (`</answer>`); the loop ends when every row
-has stopped or at max_completion_tokens.
+A row stops at any EOS id (the tokenizer's and every id of the generation config's `eos_token_id`, e.g.
+Qwen2.5's `<|im_end|>`) or once its text contains a stop string (`</answer>`); the loop ends when every row
+has stopped or at max_completion_tokens. Ids past the tokenizer (a model vocabulary padded to a multiple of
+64 or 128) are never sampled and never scored: their logits are cut off in both passes.
+
+Scoring (`token_logprobs`) returns the log-prob of each sampled token only: the decoder's last hidden states
+go through the LM head chunk by chunk (logsumexp, gather), each chunk recomputed in backward, so neither the
+fp32 [B, T, V] log-softmax nor the [B, T, V] logits are ever held for backward.
 
 Shapes: P prompts, G completions each, B = P * G rows (a group's rows are contiguous), Lp prompt
 tokens (left-padded), T completion tokens (right-padded).
@@ -14,11 +20,17 @@ tokens (left-padded), T completion tokens (right-padded).
 from __future__ import annotations
 
 import inspect
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
+from torch.utils.checkpoint import checkpoint
 from transformers.cache_utils import DynamicCache, DynamicLayer
+
+from backends.generation import eos_token_ids
+
+SCORING_CHUNK_BYTES = 64 << 20  # fp32 logits of one scoring chunk: tokens per chunk = this / (4 * vocabulary)
 
 
 @dataclass
@@ -29,7 +41,9 @@ class Rollout:
     completion_mask: Tensor  # (B, T) 1 up to and including the stop token
     truncated: Tensor  # (B,) bool: hit max_completion_tokens without stopping
     texts: list[str]  # (B,) completion text, cut after the stop string
-    sample_logprobs: Tensor | None = None  # (B, T) log-probs the rollout engine sampled with (vLLM reports them)
+    sample_logprobs: Tensor | None = None  # (B, T) fp32 log-probs the sampler drew each token with (at the temperature, before
+    #                                        top_p; vLLM reports its own), 0 on padding
+    vocab_size: int | None = None  # ids the sampler could emit (the tokenizer's, not the padded head's); scoring cuts there too
 
     @property
     def lengths(self) -> Tensor:
@@ -67,15 +81,31 @@ def cache_of(output) -> DynamicCache:
     return cache if cache is not None else output.past_key_values
 
 
-def sample_next(logits: Tensor, temperature: float, top_p: float, generator: torch.Generator | None) -> Tensor:
+def real_vocab_size(model, tokenizer) -> int:
+    """Ids a completion may hold: the tokenizer's, or fewer when the model's embedding table is smaller."""
+    return min(len(tokenizer), int(model.get_output_embeddings().weight.shape[0]))
+
+
+def sample_next(logits: Tensor, temperature: float, top_p: float, generator: torch.Generator | None,
+                vocab_size: int | None = None) -> Tensor:
     """One token per row from logits (B, V) at this temperature and nucleus. Returns (B,)."""
-    probs = torch.softmax(logits.float() / temperature, dim=-1)
+    return sample_with_logprobs(logits, temperature, top_p, generator, vocab_size)[0]
+
+
+def sample_with_logprobs(logits: Tensor, temperature: float, top_p: float, generator: torch.Generator | None,
+                         vocab_size: int | None = None) -> tuple[Tensor, Tensor]:
+    """(token, its log-prob): one token per row from logits (B, V) at this temperature and nucleus, ids at or
+    past `vocab_size` excluded. The log-prob is under the tempered distribution before the nucleus cut, the
+    one the training pass computes. Returns (B,) ids and (B,) fp32 log-probs."""
+    logp_all = torch.log_softmax(logits[:, :vocab_size].float() / temperature, dim=-1)  # (B, V')
+    probs = logp_all.exp()
     if top_p < 1.0:
         sorted_probs, order = probs.sort(dim=-1, descending=True)
         outside = sorted_probs.cumsum(-1) - sorted_probs > top_p  # keep the smallest prefix reaching top_p
         sorted_probs = sorted_probs.masked_fill(outside, 0.0)
         probs = torch.zeros_like(probs).scatter_(-1, order, sorted_probs)
-    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+    token = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+    return token, logp_all.gather(-1, token[:, None]).squeeze(-1)
 
 
 class PreallocatedLayer(DynamicLayer):
@@ -115,7 +145,8 @@ _CAN_END: dict[tuple[int, tuple[str, ...]], Tensor] = {}  # (id(tokenizer), stop
 class StopStrings:
     """Finds rows whose text now contains a stop string, decoding only rows whose last token could end one."""
 
-    def __init__(self, tokenizer, stops: tuple[str, ...]):
+    def __init__(self, tokenizer, stops: tuple[str, ...], vocab_size: int | None = None):
+        """`vocab_size`: the model's (maybe padded) vocabulary; ids past the tokenizer's can end nothing."""
         self.tokenizer, self.stops = tokenizer, tuple(stops)
         key = (id(tokenizer), self.stops)
         if key not in _CAN_END:
@@ -123,7 +154,10 @@ class StopStrings:
             vocab = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
             texts = [tokenizer.convert_tokens_to_string([t]) if t is not None else "" for t in vocab]
             _CAN_END[key] = torch.tensor([any(c in t for c in last_chars) for t in texts], dtype=torch.bool)
-        self.can_end = _CAN_END[key]
+        can_end = _CAN_END[key]
+        if vocab_size is not None and vocab_size > len(can_end):
+            can_end = torch.cat([can_end, can_end.new_zeros(vocab_size - len(can_end))])
+        self.can_end = can_end
         self.window = max((len(s) for s in self.stops), default=0) + 2  # tokens: each is at least one character
 
     def hits(self, tokens: list[Tensor], live: Tensor) -> Tensor:
@@ -155,15 +189,16 @@ def sample_groups(
 ) -> Rollout:
     """G completions for each prompt, all prompts in one batch with a KV cache."""
     device = next(model.parameters()).device
-    eos, pad = tokenizer.eos_token_id, pad_id(tokenizer)
+    eos, pad = torch.tensor(eos_token_ids(model, tokenizer), device=device), pad_id(tokenizer)
+    vocab = real_vocab_size(model, tokenizer)
     ids, mask = encode_prompts(tokenizer, prompts, max_prompt_tokens)  # (P, Lp)
     ids, mask = ids.to(device), mask.to(device)
-    stops = StopStrings(tokenizer, stop)
+    stops = StopStrings(tokenizer, stop, vocab_size=int(model.get_output_embeddings().weight.shape[0]))
     stops.can_end = stops.can_end.to(device)
 
+    G = num_generations_per_prompt
     # prefill each distinct prompt once, then give every completion of the group its own copy of the cache
     out = model(input_ids=ids, attention_mask=mask, position_ids=positions(mask), use_cache=True, logits_to_keep=1)
-    G = num_generations_per_prompt
     cache = expand_cache(cache_of(out), G, capacity=ids.shape[1] + max_completion_tokens)
     logits = out.logits[:, -1].repeat_interleave(G, dim=0)  # (B, V)
     attention = mask.repeat_interleave(G, dim=0)  # (B, Lp + t)
@@ -173,11 +208,13 @@ def sample_groups(
     done = torch.zeros(B, dtype=torch.bool, device=device)
     ended_at = torch.full((B,), max_completion_tokens, dtype=torch.long, device=device)  # tokens kept per row
     tokens: list[Tensor] = []
+    logprobs: list[Tensor] = []
     for t in range(max_completion_tokens):
-        token = sample_next(logits, temperature, top_p, generator)  # (B,)
+        token, logprob = sample_with_logprobs(logits, temperature, top_p, generator, vocab)  # (B,), (B,)
         token = torch.where(done, torch.full_like(token, pad), token)
         tokens.append(token)
-        stopped = ~done & ((token == eos) | stops.hits(tokens, ~done))
+        logprobs.append(logprob)
+        stopped = ~done & (torch.isin(token, eos) | stops.hits(tokens, ~done))
         ended_at = torch.where(stopped, torch.full_like(ended_at, t + 1), ended_at)
         done |= stopped
         if bool(done.all()) or t == max_completion_tokens - 1:
@@ -191,6 +228,7 @@ def sample_groups(
     T = completion_ids.shape[1]
     completion_mask = (torch.arange(T, device=device)[None, :] < ended_at[:, None]).long()  # (B, T)
     completion_ids = completion_ids.masked_fill(completion_mask == 0, pad)
+    sampled_logprobs = torch.stack(logprobs, dim=1).masked_fill(completion_mask == 0, 0.0)  # (B, T)
     texts = [cut_after(s, stop) for s in tokenizer.batch_decode(completion_ids, skip_special_tokens=True)]
     return Rollout(
         prompt_ids=ids.repeat_interleave(G, dim=0),
@@ -199,6 +237,8 @@ def sample_groups(
         completion_mask=completion_mask,
         truncated=~done,
         texts=texts,
+        sample_logprobs=sampled_logprobs,
+        vocab_size=vocab,
     )
 
 
@@ -210,34 +250,110 @@ def cut_after(text: str, stops: tuple[str, ...]) -> str:
 
 def token_logprobs(
     model, prompt_ids: Tensor, prompt_mask: Tensor, completion_ids: Tensor, completion_mask: Tensor,
-    temperature: float = 1.0, with_entropy: bool = False, rows_per_prompt: int = 1,
+    temperature: float = 1.0, with_entropy: bool = False, rows_per_prompt: int = 1, vocab_size: int | None = None,
 ) -> tuple[Tensor, Tensor | None]:
-    """log pi(o_t | q, o_<t) of each completion token at the rollout temperature: (B, T), and its entropy (B, T).
+    """log pi(o_t | q, o_<t) of each completion token at the rollout temperature: (B, T), and its entropy (B, T)
+    without grad (None unless asked). 0 where completion_mask is 0.
 
-    With rows_per_prompt S > 1 (rows i*S .. i*S+S-1 share a prompt: S is 1 or num_generations_per_prompt),
-    each prompt runs through the model once and its KV cache is repeated for its S completions: the same values (and gradients) as one pass per row,
-    for a fraction of the work when prompts are longer than completions.
+    `model` is the Hugging Face causal LM or Fabric's wrapper of it (the forward then goes through DDP or
+    FSDP, so gradients synchronise). With rows_per_prompt S > 1 (rows i*S .. i*S+S-1 share a prompt: S is 1 or
+    num_generations_per_prompt), each prompt runs through the model once and its KV cache is repeated for its S completions: the same values and
+    gradients as one pass per row. A model that recomputes activations (gradient checkpointing, train mode)
+    keeps no cache, so it scores prompt and completion in one pass per row whatever S is.
+    `vocab_size`: ids at or past it are excluded from the softmax, as in sampling (None: the whole head).
     """
+    hidden = completion_hidden_states(model, prompt_ids, prompt_mask, completion_ids, completion_mask, rows_per_prompt)
+    head = _plain(model).get_output_embeddings()
+    return selective_logprobs(hidden, head, completion_ids, completion_mask, temperature, vocab_size, with_entropy)
+
+
+def completion_hidden_states(model, prompt_ids: Tensor, prompt_mask: Tensor, completion_ids: Tensor,
+                             completion_mask: Tensor, rows_per_prompt: int = 1) -> Tensor:
+    """The decoder's last hidden state at the position that predicts each completion token: (B, T, H)."""
     B, T = completion_ids.shape
-    S = rows_per_prompt
-    prompt_ids, prompt_mask = prompt_ids[::S], prompt_mask[::S]  # (B/S, Lp)
-    prompt = model(input_ids=prompt_ids, attention_mask=prompt_mask, position_ids=positions(prompt_mask),
-                   use_cache=True, logits_to_keep=1)
-    first = prompt.logits[:, -1:].repeat_interleave(S, dim=0)  # (B, 1, V): predicts completion token 0
-    logits = first
-    if T > 1:
-        cache = cache_of(prompt)
-        cache.batch_repeat_interleave(S)  # differentiable: gradients reach the prompt pass
-        mask = torch.cat([prompt_mask.repeat_interleave(S, dim=0), completion_mask[:, :-1]], dim=1)
-        start = prompt_mask.sum(-1, keepdim=True).repeat_interleave(S, dim=0)  # (B, 1) first completion position
-        rest = model(input_ids=completion_ids[:, :-1], attention_mask=mask,
-                     position_ids=start + torch.arange(T - 1, device=start.device), use_cache=True,
-                     **{cache_argument(model): cache}).logits
-        logits = torch.cat([first, rest], dim=1)  # (B, T, V): the logits that predicted each completion token
-    logp_all = torch.log_softmax(logits.float() / temperature, dim=-1)  # (B, T, V)
-    logp = logp_all.gather(-1, completion_ids.unsqueeze(-1)).squeeze(-1)  # (B, T)
+    no_logits = torch.empty(0, dtype=torch.long, device=completion_ids.device)  # the LM head runs on no position
+    with _last_hidden_state(model) as captured:
+        if rows_per_prompt > 1 and not recomputes_activations(model):
+            prompt_ids, prompt_mask = prompt_ids[::rows_per_prompt], prompt_mask[::rows_per_prompt]  # (B/G, Lp)
+            prompt = model(input_ids=prompt_ids, attention_mask=prompt_mask, position_ids=positions(prompt_mask),
+                           use_cache=True, logits_to_keep=no_logits)
+            hidden = captured.pop()[:, -1:].repeat_interleave(rows_per_prompt, dim=0)  # (B, 1, H): predicts token 0
+            if T > 1:
+                cache = cache_of(prompt)
+                cache.batch_repeat_interleave(rows_per_prompt)  # differentiable: gradients reach the prompt pass
+                mask = torch.cat([prompt_mask.repeat_interleave(rows_per_prompt, dim=0), completion_mask[:, :-1]], dim=1)
+                start = prompt_mask.sum(-1, keepdim=True).repeat_interleave(rows_per_prompt, dim=0)  # (B, 1)
+                model(input_ids=completion_ids[:, :-1], attention_mask=mask, use_cache=True, **{cache_argument(_plain(model)): cache},
+                      position_ids=start + torch.arange(T - 1, device=start.device), logits_to_keep=no_logits)
+                hidden = torch.cat([hidden, captured.pop()], dim=1)  # (B, T, H)
+            return hidden
+        Lp = prompt_ids.shape[1]
+        ids = torch.cat([prompt_ids, completion_ids[:, :-1]], dim=1)  # (B, Lp + T - 1)
+        mask = torch.cat([prompt_mask, completion_mask[:, :-1]], dim=1)
+        model(input_ids=ids, attention_mask=mask, position_ids=positions(mask), use_cache=False, logits_to_keep=no_logits)
+        return captured.pop()[:, Lp - 1 :]  # (B, T, H)
+
+
+def selective_logprobs(hidden: Tensor, head: torch.nn.Module, targets: Tensor, mask: Tensor, temperature: float = 1.0,
+                       vocab_size: int | None = None, with_entropy: bool = False) -> tuple[Tensor, Tensor | None]:
+    """log softmax(head(h) / temperature)[target] for each masked position, chunk by chunk: (B, T), entropy (B, T).
+
+    Only positions with mask 1 are scored. A chunk's fp32 logits live only inside it: its log-prob is
+    logit[target] - logsumexp(logits), and under grad the chunk is recomputed in backward (activation
+    checkpointing), so what backward keeps is the hidden states and one number per token.
+    """
+    B, T = targets.shape
+    keep = mask.bool()
+    h, t = hidden[keep], targets[keep]  # (N, H), (N,)
+    vocab = vocab_size or head.weight.shape[0]
+    chunk = max(1, SCORING_CHUNK_BYTES // (4 * vocab))
+    track = torch.is_grad_enabled() and (h.requires_grad or any(p.requires_grad for p in head.parameters()))
+    logps, entropies = [], []
+    for i in range(0, h.shape[0], chunk):
+        args = (h[i : i + chunk], t[i : i + chunk], head, temperature, vocab, with_entropy)
+        logp, entropy = checkpoint(_chunk_logprobs, *args, use_reentrant=False) if track else _chunk_logprobs(*args)
+        logps.append(logp)
+        entropies.append(entropy)
+    logp = hidden.new_zeros((B, T), dtype=torch.float32)
+    logp = logp.masked_scatter(keep, torch.cat(logps)) if logps else logp
+    if not with_entropy:
+        return logp, None
+    entropy = torch.zeros((B, T), dtype=torch.float32, device=hidden.device)
+    if entropies:
+        entropy[keep] = torch.cat(entropies)
+    return logp, entropy
+
+
+def _chunk_logprobs(h: Tensor, t: Tensor, head, temperature: float, vocab: int, with_entropy: bool):
+    z = head(h)[:, :vocab].float() / temperature  # (n, V) fp32, freed when the chunk ends
+    lse = torch.logsumexp(z, dim=-1)  # (n,)
+    logp = z.gather(-1, t[:, None]).squeeze(-1) - lse
     entropy = None
     if with_entropy:
         with torch.no_grad():
-            entropy = -(logp_all.exp() * logp_all).sum(-1)  # (B, T)
+            entropy = lse - (torch.softmax(z, dim=-1) * z).sum(-1)
     return logp, entropy
+
+
+def recomputes_activations(model) -> bool:
+    """Gradient checkpointing is on and active (train mode): such a model keeps no KV cache."""
+    plain = _plain(model)
+    return bool(getattr(plain, "is_gradient_checkpointing", False)) and plain.training
+
+
+def _plain(model):
+    from backends.trainer.fabric import unwrap
+
+    return unwrap(model)
+
+
+@contextmanager
+def _last_hidden_state(model):
+    """Collects the decoder's last hidden state (after the final norm) of each forward inside the block."""
+    captured: list[Tensor] = []
+    decoder = _plain(model).get_decoder()
+    handle = decoder.register_forward_hook(lambda module, args, output: captured.append(output.last_hidden_state))
+    try:
+        yield captured
+    finally:
+        handle.remove()

@@ -6,25 +6,32 @@
     old, ref   = log-probs of the rollout policy and the reference  # (B, T), no grad
     for each inner epoch: for each micro-batch: loss.backward(); then one optimizer step
 
-Distributed (DDP): each rank rolls out its own prompts (whole groups, so advantages stay local); the
-loss normalisers are the step's global counts divided by the world size, so DDP's gradient average
+Distributed (DDP or FSDP2): each rank rolls out its own prompts (whole groups, so advantages stay local);
+the loss normalisers are the step's global counts divided by the world size, so the ranks' gradient average
 is exactly the gradient of the global loss.
+
+Precision: every pass (sampling, reference, old policy, training) runs under `fabric.autocast()`, so under
+bf16-mixed the reference and the policy compute in the same numerics and the KL is 0 at step 0. The policy
+stays in train mode with dropout off (`backends.models.disable_dropout`): gradient checkpointing, when on,
+stays on; sampling alone switches to eval mode, since it needs the KV cache.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from contextlib import contextmanager
+from dataclasses import dataclass, field, fields
 from typing import Any, Mapping, Sequence
 
 import torch
 from torch import Tensor
 
 from backends.grpo.loss import group_advantages, grpo_loss
-from backends.grpo.rollout import Rollout, sample_groups, token_logprobs
 from backends.generation import DEFAULT_STOP, render_prompt
+from backends.grpo.rollout import Rollout, recomputes_activations, sample_groups, token_logprobs
 from backends.rewards.registry import GROUND_TRUTH_FIELDS, REWARDS, score
+from backends.trainer.fabric import unwrap  # noqa: F401  (the plain module behind Fabric's and DDP's wrappers)
 
 TRUNCATION_PENALTY = 1.0  # subtracted from the reward of a truncated completion when truncated == "penalize"
 
@@ -38,11 +45,15 @@ class Scored:
     seconds: dict[str, float] = field(default_factory=dict)  # time per phase: generation, rewards
 
 
-def unwrap(model):
-    """The plain Hugging Face model behind Fabric's and DDP's wrappers (for no-grad passes and generation)."""
-    while hasattr(model, "module") and not hasattr(model, "generate"):
-        model = model.module
-    return model
+@contextmanager
+def eval_mode(model):
+    """Eval mode inside the block (generation keeps a KV cache, which gradient checkpointing turns off), then back."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
 
 
 def rollout_and_score(policy, tokenizer, rows: Sequence[Mapping[str, Any]], grpo, rewards_cfg, template,
@@ -56,9 +67,9 @@ def rollout_and_score(policy, tokenizer, rows: Sequence[Mapping[str, Any]], grpo
     start = time.perf_counter()
     if engine is not None:
         rollout = engine.sample_groups(tokenizer, prompts, G, seed=seed, **lengths)
-        rollout = Rollout(*(x.to(next(policy.parameters()).device) if isinstance(x, torch.Tensor) else x
-                            for x in (rollout.prompt_ids, rollout.prompt_mask, rollout.completion_ids,
-                                      rollout.completion_mask, rollout.truncated, rollout.texts, rollout.sample_logprobs)))
+        device = next(policy.parameters()).device
+        moved = {f.name: getattr(rollout, f.name) for f in fields(Rollout)}
+        rollout = Rollout(**{k: v.to(device) if isinstance(v, Tensor) else v for k, v in moved.items()})
     else:
         rollout = sample_groups(policy, tokenizer, prompts, G, generator=generator, **lengths)
     generated = time.perf_counter()
@@ -88,7 +99,7 @@ def batched_logprobs(model, r: Rollout, temperature: float, size: int, num_gener
     """Log-probs of the rollout's completions under `model`, micro-batch by micro-batch: (B, T)."""
     batches, rows_per_prompt = micro_batches(len(r.texts), size, num_generations_per_prompt)
     parts = [token_logprobs(model, r.prompt_ids[s], r.prompt_mask[s], r.completion_ids[s], r.completion_mask[s],
-                            temperature, rows_per_prompt=rows_per_prompt)[0] for s in batches]
+                            temperature, rows_per_prompt=rows_per_prompt, vocab_size=r.vocab_size)[0] for s in batches]
     return torch.cat(parts)
 
 
@@ -97,7 +108,10 @@ def update(fabric, policy, reference, optimizer, scored: Scored, grpo, max_grad_
     r = scored.rollout
     G, B = grpo.num_generations_per_prompt, len(r.texts)
     beta, temperature, mb = grpo.kl_penalty, grpo.temperature, grpo.micro_batch_size
-    plain_policy = unwrap(policy)  # no-grad passes skip DDP
+    plain_policy = unwrap(policy)  # no-grad passes skip DDP (FSDP2 shards the module itself: it still gathers)
+    # a group's completions share one prompt pass, unless the policy recomputes activations (keeps no KV cache);
+    # every pass below scores the same way, so the reference and the policy agree exactly before the update
+    group = 1 if recomputes_activations(policy) else G
     advantages = group_advantages(scored.rewards, G, grpo.advantage_scaling).to(r.completion_ids.device)  # (B,)
     loss_mask = r.completion_mask.clone()  # (B, T)
     if grpo.truncated == "mask":
@@ -109,22 +123,24 @@ def update(fabric, policy, reference, optimizer, scored: Scored, grpo, max_grad_
     num_sequences, num_tokens = float(counts[0]), float(counts[1])
 
     start = time.perf_counter()
-    old_logp = batched_logprobs(plain_policy, r, temperature, mb, G) if grpo.inner_epochs > 1 else None  # (B, T)
-    ref_logp = batched_logprobs(reference, r, temperature, mb, G) if beta > 0 else None  # (B, T)
+    with fabric.autocast():
+        old_logp = batched_logprobs(plain_policy, r, temperature, mb, group) if grpo.inner_epochs > 1 else None  # (B, T)
+        ref_logp = batched_logprobs(reference, r, temperature, mb, group) if beta > 0 else None  # (B, T)
     seconds = {"time_reference_s": time.perf_counter() - start, "time_backward_s": 0.0, "time_optimizer_s": 0.0}
 
     sums = {"loss": 0.0, "kl": 0.0, "clip_fraction": 0.0, "entropy": 0.0, "grad_norm": 0.0}
-    if r.sample_logprobs is not None:  # NeMo-RL's check of the engine against the trainer: 1.0 when they agree
+    if r.sample_logprobs is not None:  # NeMo-RL's check of the sampler against the trainer: 1.0 when they agree
         sums["token_mult_prob_error"] = 0.0
-    batches, rows_per_prompt = micro_batches(B, mb, G)
+    batches, rows_per_prompt = micro_batches(B, mb, group)
     for epoch in range(grpo.inner_epochs):
         start = time.perf_counter()
         optimizer.zero_grad(set_to_none=True)
         for k, s in enumerate(batches):
             with fabric.no_backward_sync(policy, enabled=k < len(batches) - 1):
-                logp, entropy = token_logprobs(policy, r.prompt_ids[s], r.prompt_mask[s], r.completion_ids[s],
-                                               r.completion_mask[s], temperature, with_entropy=True,
-                                               rows_per_prompt=rows_per_prompt)  # (b, T)
+                with fabric.autocast():
+                    logp, entropy = token_logprobs(policy, r.prompt_ids[s], r.prompt_mask[s], r.completion_ids[s],
+                                                   r.completion_mask[s], temperature, with_entropy=True,
+                                                   rows_per_prompt=rows_per_prompt, vocab_size=r.vocab_size)  # (b, T)
                 old = logp.detach() if old_logp is None else old_logp[s]  # one inner epoch: on-policy, ratio 1
                 ref = None if ref_logp is None else ref_logp[s]
                 loss, stats = grpo_loss(
@@ -140,8 +156,8 @@ def update(fabric, policy, reference, optimizer, scored: Scored, grpo, max_grad_
             sums["kl"] += float(stats["kl"]) * weight
             sums["clip_fraction"] += float(stats["clip_fraction"]) * weight
             sums["entropy"] += float((entropy * m).sum() / m.sum().clamp(min=1.0)) * weight
-            if r.sample_logprobs is not None and epoch == 0:  # before any update: the policy the engine sampled
-                gap = (logp.detach() - r.sample_logprobs[s]).abs().exp()  # (b, T) exp|log pi_train - log pi_engine|
+            if r.sample_logprobs is not None and epoch == 0:  # before any update: the policy that sampled
+                gap = (logp.detach() - r.sample_logprobs[s]).abs().exp()  # (b, T) exp|log pi_train - log pi_sampler|
                 sums["token_mult_prob_error"] += float((gap * m).sum() / m.sum().clamp(min=1.0)) * weight * grpo.inner_epochs
         stepping = time.perf_counter()
         grad_norm = fabric.clip_gradients(policy, optimizer, max_norm=max_grad_norm)
@@ -183,8 +199,8 @@ def grpo_step(fabric, policy, reference, optimizer, tokenizer, rows, grpo, rewar
     """Rollout, score, update (then the engine, if any, gets the new weights); returns this rank's metrics."""
     start = time.perf_counter()
     plain_policy = unwrap(policy)
-    plain_policy.eval()  # no dropout: sampling and training see the same function
-    scored = rollout_and_score(plain_policy, tokenizer, rows, grpo, rewards_cfg, template, generator, engine, seed, stop)
+    with eval_mode(plain_policy), fabric.autocast():
+        scored = rollout_and_score(plain_policy, tokenizer, rows, grpo, rewards_cfg, template, generator, engine, seed, stop)
     stats = update(fabric, policy, reference, optimizer, scored, grpo, max_grad_norm)
     if engine is not None:
         stats["weight_sync_s"] = engine.load_weights(policy)  # the next rollout samples from this step's policy

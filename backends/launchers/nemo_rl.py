@@ -383,6 +383,11 @@ def parallel_keys(job: StageJob, pipeline: Pipeline, cfg: dict[str, Any], tr: Tr
     megatron["pipeline_model_parallel_size"] = int(res.pipeline_parallel)
     policy["dtensor_cfg"]["enabled"] = tr.backend == "dtensor"
     megatron["enabled"] = tr.backend == "megatron"
+    # DTensor is FSDP2 (`sharding` is always on there). NeMo-RL runs on GPUs: auto is bf16 there (fp32 master
+    # weights either way); only 32-true asks for float32
+    policy["precision"] = "float32" if res.precision == "32-true" else "bfloat16"
+    for backend in ("dtensor_cfg", "megatron_cfg"):
+        policy[backend]["activation_checkpointing"] = bool(res.gradient_checkpointing)
     if res.tensor_parallel >= 4:
         # NeMo-RL's Policy asserts this for TP >= 4 (lm_policy.py; docs/guides/dtensor-tp-accuracy.md)
         policy["logprob_batch_size"] = "${policy.train_micro_batch_size}"

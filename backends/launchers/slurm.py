@@ -187,12 +187,12 @@ def stage_script_values(job: StageJob, pipeline: Pipeline) -> dict[str, Any]:
 
 def write_stage_config(job: StageJob) -> Path:
     """Write <stage>/config.yaml from the job unless the compiler already did."""
-    from omegaconf import OmegaConf
+    from r1dsl.compiler import config_yaml
 
     path = stage_dir(job) / "config.yaml"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(OmegaConf.to_yaml(OmegaConf.create(_plain_data(job.config))))
+        path.write_text(config_yaml(_plain_data(job.config)))
     return path
 
 

@@ -18,6 +18,7 @@ not equivalent); the whole decision, sympy included, ends by `timeout_s`. Result
 
 from __future__ import annotations
 
+import logging
 import math
 import random
 import time
@@ -40,7 +41,7 @@ MAX_FN_ARG = 1e6  # |argument| of sin, exp, ... beyond this is refused (range re
 _CACHE_SIZE = 200_000
 _cache: OrderedDict = OrderedDict()
 _cache_lock = Lock()
-STATS = {"same_tokens": 0, "text": 0, "fast": 0, "sympy": 0, "sympy_undecided": 0, "refused": 0, "cache_hit": 0}
+STATS = {"same_tokens": 0, "text": 0, "fast": 0, "sympy": 0, "sympy_undecided": 0, "refused": 0, "error": 0, "cache_hit": 0}
 
 _MP = mpmath.MPContext()
 _MP.prec = 200
@@ -319,7 +320,9 @@ def _fine_close(a, b, env: dict, ctx: _Ctx) -> bool | None:
     if _FINE.isinf(u) or _FINE.isinf(v):
         return True  # _close compared the signs
     diff, scale = abs(u - v), max(abs(u), abs(v))
-    return True if diff <= _FINE_EQUAL_REL * (scale + 1) else None
+    if diff <= _FINE_EQUAL_REL * (scale + 1):
+        return True
+    return False if diff > _FINE_EQUAL_REL * 10**50 * (scale + 1) else None  # clearly apart at 1100 bits
 
 
 def same_expr(a, b, ctx: _Ctx) -> bool | None:
@@ -485,7 +488,13 @@ def equivalent(
             _cache.move_to_end(key)
             STATS["cache_hit"] += 1
             return hit
-    result = decide(gold, pred, _Ctx(time.monotonic() + timeout_s, use_sympy))
+    try:
+        result = decide(gold, pred, _Ctx(time.monotonic() + timeout_s, use_sympy))
+    except Exception as e:  # noqa: BLE001  (a bug here must cost one reward, not the training run)
+        STATS["error"] += 1
+        if STATS["error"] <= 3:
+            logging.getLogger(__name__).warning("math verifier error on %r vs %r: %r (scored 0)", gold[:80], pred[:80], e)
+        result = False
     with _cache_lock:
         _cache[key] = result
         if len(_cache) > _CACHE_SIZE:

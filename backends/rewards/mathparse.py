@@ -326,7 +326,7 @@ UNIT_WORDS = frozenset(
     secs minute minutes min mins hour hours hr hrs day days week weeks month months year years yr yrs gram grams
     kg kilogram kilograms mg milligram milligrams pound pounds lb lbs oz ounce ounces ton tons liter liters litre
     litres ml milliliter milliliters mL L gallon gallons gal quart quarts pint pints cup cups dollar dollars
-    cent cents euro euros degree degrees deg radian radians rad mph kph kmh sq square cubic per people person
+    cent cents euro euros pct percentage degree degrees deg radian radians rad mph kph kmh sq square cubic per people person
     persons student students apple apples marble marbles book books cookie cookies page pages point points way ways
     times percent customer customers child children item items coin coins ball balls box boxes car cars tile tiles
     cents candies candy hands handshakes games outfits integers numbers arrangements sequences triangles squares
@@ -340,8 +340,19 @@ def _is_unit_word(t: Tok) -> bool:
     return t.kind == "word" and (t.text in UNIT_WORDS or t.text.lower() in UNIT_WORDS and len(t.text) > 1)
 
 
+_HEDGES = frozenset("or and not nor no either but except maybe possibly otherwise else if unless".split())
+
+
+def _unit_text(t: Tok) -> bool:
+    """A \text{} after a number that may be a unit: letters (and / ^ . -) only, no hedging words:
+    `5 \text{ or } 6`, `5 \text{(or 6)}` keep their text and are not the number 5."""
+    if t.kind != "text" or not all(c.isalpha() or c in " /^.-" for c in t.text):
+        return False
+    return not any(w in _HEDGES for w in t.text.lower().replace("/", " ").split())
+
+
 def _unit_like(t: Tok) -> bool:
-    return t.kind == "text" or _is_unit_word(t)
+    return _unit_text(t) or _is_unit_word(t)
 
 
 def _numeric_end(toks: list[Tok], tail: list[Tok]) -> bool:
@@ -365,7 +376,7 @@ def strip_units(toks: list[Tok]) -> list[Tok]:
     k = end
     while k > 0:
         t = toks[k - 1]
-        if t.kind == "text" or _is_unit_word(t):
+        if _unit_like(t):
             k -= 1
         elif t.kind == "num" and t.text in ("2", "3") and k >= 3 and toks[k - 2].text == "^" and _unit_like(toks[k - 3]):
             k -= 2  # cm^2
@@ -375,17 +386,17 @@ def strip_units(toks: list[Tok]) -> list[Tok]:
             k -= 4  # cm^{2}
         elif t.kind == "word" and t.text in _SLASH_UNITS and k >= 3 and toks[k - 2].text == "/" and (
             toks[k - 3].kind == "word" and (toks[k - 3].text in _SLASH_UNITS or _is_unit_word(toks[k - 3]))
-            or toks[k - 3].kind == "text"
+            or _unit_text(toks[k - 3])
         ):
             k -= 3  # km/h, m/s
-        elif t.text == "/" and t.kind == "op" and k < end and (toks[k].kind == "text" or _is_unit_word(toks[k])):
+        elif t.text == "/" and t.kind == "op" and k < end and _unit_like(toks[k]):
             k -= 1  # \text{km}/\text{h}
         else:
             break
     if k == end or not _numeric_end(toks[:k], toks[k:end]):
         return toks[:end]
     tail = toks[k:end]
-    if any(t.kind == "word" and t.text.lower() == "percent" for t in tail):
+    if any(t.kind == "word" and t.text.lower() in ("percent", "pct", "percentage") for t in tail):
         return toks[:k] + [Tok("op", "%")]
     return toks[:k]
 
@@ -439,9 +450,21 @@ def _drop_preamble(toks: list[Tok]) -> list[Tok]:
     return toks
 
 
+def _or_as_comma(toks: list[Tok]) -> list[Tok]:
+    """`x = 2 or x = 3` is the list `x = 2, x = 3` (a plain `or`/`and` between two non-words)."""
+    out = list(toks)
+    for k in range(1, len(toks) - 1):
+        t = toks[k]
+        if t.kind == "word" and t.text.lower() in ("or", "and") and toks[k - 1].kind not in ("word", "text") and (
+            toks[k + 1].kind not in ("word", "text") or len(toks[k + 1].text) == 1
+        ):
+            out[k] = Tok("op", ",", t.sp)
+    return out
+
+
 def normalize(s: str, thousands: bool = True) -> list[Tok]:
     """Tokens of an answer with what graders ignore removed."""
-    toks = tokenize(s)
+    toks = _or_as_comma(tokenize(s))
     toks = _drop_preamble(toks)
     toks = strip_units(toks)
     if thousands:
@@ -746,7 +769,7 @@ class _Parser:
         raise ParseError(f"unknown command \\{name}")
 
 
-def parse_expr(toks: list[Tok]):
+def parse_scalar(toks: list[Tok]):
     """A scalar expression's tree, or raise ParseError / Refused."""
     return _Parser(toks).parse()
 
@@ -813,8 +836,8 @@ def _strip_var_eq(toks: list[Tok]) -> list[Tok]:
 
 def _scalar(toks: list[Tok]):
     if toks and toks[-1].text == "%" and toks[-1].kind == "op":
-        return ("pct", parse_expr(toks[:-1]))
-    return ("expr", parse_expr(toks))
+        return ("pct", parse_scalar(toks[:-1]))
+    return ("expr", parse_scalar(toks))
 
 
 _INF = ("expr", ("const", "inf"))
@@ -926,7 +949,7 @@ def parse_answer(toks: list[Tok], keep_eq: bool = False, words: bool = True, _b:
                 return sub(stripped)
             sides = split_top(toks, "=")
             if len(sides) == 2:
-                return ("eq", parse_expr(sides[0]), parse_expr(sides[1]))
+                return ("eq", parse_scalar(sides[0]), parse_scalar(sides[1]))
             return sub(sides[-1])  # a = b = 5: the last value
         ineq = _inequality(toks)
         if ineq is not None:

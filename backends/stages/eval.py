@@ -137,7 +137,9 @@ def run_eval(model, tokenizer, rows, template, rewards, sampling, engine=None) -
 
 def evaluate(model, tokenizer, rows, template, rewards, sampling) -> dict[str, float]:
     """Metrics of `model` on `rows` (see the module doc); `sampling` is a compiled `sampling` block or None."""
-    return run_eval(_unwrap(model), tokenizer, rows, template, rewards, sampling)[0]
+    from backends.trainer.fabric import unwrap
+
+    return run_eval(unwrap(model), tokenizer, rows, template, rewards, sampling)[0]
 
 
 def _majority_accuracy(texts: list[str], correct: list[float], k: int) -> float:
@@ -158,11 +160,6 @@ def _majority_accuracy(texts: list[str], correct: list[float], k: int) -> float:
     return sum(hits) / len(hits)
 
 
-def _unwrap(model):
-    model = getattr(model, "_original_module", model)
-    return getattr(model, "module", model) if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
-
-
 def evaluate_stage(run, model, tokenizer, datasets=None, engine=None) -> dict[str, float]:
     """Evaluate the stage's eval sets on rank 0; writes eval.json, eval_examples.jsonl and results.json.
 
@@ -177,7 +174,7 @@ def evaluate_stage(run, model, tokenizer, datasets=None, engine=None) -> dict[st
         return {}
     metrics: dict[str, float] = {}
     if run.is_main:
-        plain = _unwrap(model)
+        plain = _evaluable(run, model)
         by_set: dict[str, dict[str, float]] = {}
         examples: list[dict[str, Any]] = []
         for dataset in datasets:
@@ -199,6 +196,20 @@ def evaluate_stage(run, model, tokenizer, datasets=None, engine=None) -> dict[st
         update_results(run.run_dir, run.name, metrics)
     run.fabric.barrier()
     return metrics
+
+
+def _evaluable(run, model):
+    """A module rank 0 can generate with alone: the model itself, or, when it is sharded over several ranks
+    (its forward would wait for the others), the full model the stage has just exported to <stage>/model."""
+    from backends.models import load_policy
+    from backends.trainer.fabric import is_sharded, unwrap
+
+    if is_sharded(run.fabric) and run.world_size > 1:
+        exported = run.exp_dir / "model"
+        if not (exported / "config.json").exists():
+            raise RuntimeError(f"{exported}: a sharded model is evaluated from its export; save the model first")
+        return load_policy({"source": "local", "path": str(exported)}, run.device, run.precision)[0].eval()
+    return unwrap(model)
 
 
 def markdown_table(by_set: Mapping[str, Mapping[str, float]]) -> str:

@@ -1,7 +1,8 @@
 """`grpo`: Group Relative Policy Optimization (DeepSeekMath eq. 3), as DeepSeek-R1-Zero trains.
 
     run = StageRun(cfg)                          # Fabric (DDP on gloo under torchrun), folders, logger
-    policy, reference = the stage's init model, and a frozen copy of it
+    policy, reference = the stage's init model (in its training dtype, sharded under FSDP), and a frozen copy
+                        of it under the same precision and wrapping
     for step:                                    # resumes from the latest checkpoint
         rows    = this step's prompts, sharded over ranks (whole groups per rank)
         metrics = grpo_step(...)                 # rollout -> rewards -> advantages -> update
@@ -21,10 +22,11 @@ import torch
 import backends.rewards  # noqa: F401  (registers the built-in reward rules)
 from backends.data.loading import DataError, load_rows
 from backends.grpo.step import grpo_step, unwrap
-from backends.models import load_policy
+from backends.models import disable_dropout, load_policy, prepare_for_training
 from backends.stages.eval import evaluate_stage
 from backends.stages.lm import batch_indices
 from backends.trainer import StageRun, build_optimizer, build_scheduler
+from backends.trainer.fabric import setup_frozen, setup_trainable
 from backends.vllm_engine import record_engine, stage_engine
 
 SUMMED_METRICS = ("tokens_per_s",)  # summed over ranks; every other metric is averaged
@@ -40,11 +42,13 @@ def run(cfg) -> dict[str, float]:
     steps, prompts_per_step = int(grpo.steps), int(grpo.num_prompts_per_step)
     seed = int(grpo.get("seed", run.seed))
 
-    model, tokenizer = load_policy(cfg.model.init, run.device)
-    reference = copy.deepcopy(model).eval().requires_grad_(False) if float(grpo.kl_penalty) > 0 else None
-    optimizer = build_optimizer(model.parameters(), optim)
-    scheduler = build_scheduler(optimizer, optim, steps)
-    model, optimizer = run.fabric.setup(model, optimizer)
+    model, tokenizer = load_policy(cfg.model.init, run.device, run.precision)
+    disable_dropout(model)  # train mode throughout (gradient checkpointing stays on); the same function as sampling
+    prepare_for_training(model, cfg.get("resources"))
+    # the reference: a copy of the starting policy under the same precision and wrapping (sharded too under FSDP)
+    reference = setup_frozen(run.fabric, copy.deepcopy(model)) if float(grpo.kl_penalty) > 0 else None
+    model, optimizer, raw_optimizer = setup_trainable(run.fabric, model, lambda params: build_optimizer(params, optim))
+    scheduler = build_scheduler(raw_optimizer, optim, steps)
     state = {"model": model, "optimizer": optimizer, "scheduler": scheduler}
     if reference is not None:
         state["reference"] = reference  # refreshed during training, so it is part of the resumable state

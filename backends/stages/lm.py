@@ -14,7 +14,9 @@ import time
 import torch
 import torch.nn.functional as F
 
+from backends.models import prepare_for_training
 from backends.trainer import StageRun, build_optimizer, build_scheduler
+from backends.trainer.fabric import setup_trainable
 
 Example = tuple[list[int], list[int]]  # (input_ids, labels)
 
@@ -60,9 +62,9 @@ def train_causal_lm(run: StageRun, model, tokenizer, examples: list[Example]):
     per_rank = max(1, cfg.train.batch_size // run.world_size)
     micro = min(cfg.train.micro_batch_size, per_rank)
 
-    optimizer = build_optimizer(model.parameters(), cfg.optim)
-    model, optimizer = run.fabric.setup(model, optimizer)
-    scheduler = build_scheduler(optimizer, cfg.optim, steps)
+    prepare_for_training(model, run.cfg.get("resources"))
+    model, optimizer, raw_optimizer = setup_trainable(run.fabric, model, lambda params: build_optimizer(params, cfg.optim))
+    scheduler = build_scheduler(raw_optimizer, cfg.optim, steps)
     state = {"model": model, "optimizer": optimizer, "scheduler": scheduler}
     start = run.resume(state)
     max_grad_norm = cfg.optim.max_grad_norm

@@ -40,7 +40,7 @@ def run(cfg) -> dict[str, float]:
     texts = [row["text"] for row in rows if "text" in row]
     if not texts:
         raise DataError(f"{cfg.name}: pretrain needs rows with a `text` field")
-    model, tokenizer = load_policy(cfg.model.init, "cpu")
+    model, tokenizer = load_policy(cfg.model.init, "cpu", run.precision)
     examples = build_examples(texts, tokenizer, int(cfg.model.train.max_seq_len))
     n_params = sum(p.numel() for p in model.parameters())
     run.print(f"[{cfg.name}] {n_params / 1e6:.2f}M parameters, {len(texts)} documents packed into {len(examples)} sequences")

@@ -17,6 +17,7 @@ from backends.data.loading import DataError, load_rows
 from backends.rewards.model_based import preference_text
 from backends.stages.lm import batch_indices, total_steps
 from backends.trainer import StageRun, build_optimizer, build_scheduler
+from backends.trainer.fabric import setup_trainable
 
 
 def load_classifier(init_cfg, work_dir):
@@ -73,9 +74,8 @@ def run(cfg) -> dict[str, float]:
     max_tokens = train.max_seq_len
     per_rank = max(1, train.batch_size // run.world_size)
 
-    optimizer = build_optimizer(model.parameters(), cfg.model.optim)
-    model, optimizer = run.fabric.setup(model, optimizer)
-    scheduler = build_scheduler(optimizer, cfg.model.optim, steps)
+    model, optimizer, raw_optimizer = setup_trainable(run.fabric, model, lambda params: build_optimizer(params, cfg.model.optim))
+    scheduler = build_scheduler(raw_optimizer, cfg.model.optim, steps)
     state = {"model": model, "optimizer": optimizer, "scheduler": scheduler}
     start = run.resume(state)
     metrics: dict[str, float] = {}

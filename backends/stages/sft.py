@@ -40,7 +40,7 @@ def run(cfg) -> dict[str, float]:
     rows = [row for row in rows if "prompt" in row and "response" in row]
     if not rows:
         raise DataError(f"{cfg.name}: sft needs rows with `prompt` and `response` fields")
-    model, tokenizer = load_policy(cfg.model.init, "cpu")
+    model, tokenizer = load_policy(cfg.model.init, "cpu", run.precision)
     examples = build_examples(rows, tokenizer, cfg.model.get("template"), int(cfg.model.train.max_seq_len))
     run.print(f"[{cfg.name}] {len(examples)} examples")
 

@@ -2,6 +2,10 @@
 
 A killed run leaves either a complete checkpoint folder or a `.tmp` folder that the next run deletes;
 `latest()` only ever sees complete ones. The last `keep_last` checkpoints are kept.
+
+Under FSDP (sharded strategy) `state.pt` is a folder of per-rank shards (torch.distributed.checkpoint) and
+a second sharded module of the state (the GRPO reference) gets its own `<key>.pt` next to it: Fabric
+saves one sharded model per checkpoint.
 """
 
 from __future__ import annotations
@@ -48,7 +52,10 @@ class Checkpointer:
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir(parents=True)
         self.fabric.barrier()
-        self.fabric.save(tmp / "state.pt", {**state, "step": step})
+        main, extra = self._split(state)
+        self.fabric.save(tmp / "state.pt", {**main, "step": step})
+        for key, module in extra.items():
+            self.fabric.save(tmp / f"{key}.pt", {key: module})
         self.fabric.barrier()
         if self.fabric.global_rank == 0:
             (tmp / "meta.json").write_text(json.dumps({"step": step}) + "\n")
@@ -61,6 +68,37 @@ class Checkpointer:
 
     def load(self, path: Path, state: dict[str, Any]) -> int:
         """Restore `state` in place from `path`; returns the step it was saved at."""
-        remainder = self.fabric.load(path / "state.pt", state)
+        main, extra = self._split(state)
+        stateful = {k: v for k, v in main.items() if _is_plain_stateful(v)}
+        remainder = self.fabric.load(path / "state.pt", main)
+        for key, module in extra.items():
+            self.fabric.load(path / f"{key}.pt", {key: module})
+        for key, obj in stateful.items():  # a sharded load hands back a scheduler's state dict, not the scheduler
+            if main.get(key) is not obj:
+                obj.load_state_dict(main[key])
+                main[key] = obj
+        state.update({k: v for k, v in main.items() if k not in extra})
         state.update(remainder)  # values `state` did not name come back in the remainder
         return int(state.get("step", 0))
+
+    def _split(self, state: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(the state with its first module, the other modules) when sharded; (state, {}) otherwise."""
+        from torch.nn import Module
+
+        from backends.trainer.fabric import is_sharded
+
+        if not is_sharded(self.fabric):
+            return dict(state), {}
+        modules = [k for k, v in state.items() if isinstance(v, Module)]
+        extra = {k: state[k] for k in modules[1:]}
+        return {k: v for k, v in state.items() if k not in extra}, extra
+
+
+def _is_plain_stateful(obj: Any) -> bool:
+    """An object with state_dict/load_state_dict that Fabric does not restore itself under a sharded load."""
+    from torch.nn import Module
+    from torch.optim import Optimizer
+
+    if isinstance(obj, (Module, Optimizer)) or hasattr(obj, "optimizer") and hasattr(obj, "_strategy"):
+        return False
+    return callable(getattr(obj, "state_dict", None)) and callable(getattr(obj, "load_state_dict", None))

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from backends.trainer.checkpoint import Checkpointer
-from backends.trainer.fabric import seed_everything, setup_fabric
+from backends.trainer.fabric import full_state_dict, is_sharded, seed_everything, setup_fabric, unwrap
 from backends.trainer.metrics import MetricsLogger
 from backends.trainer.progress import ProgressBar
 from backends.trainer.results import update_results, write_done
@@ -56,6 +56,11 @@ class StageRun:
     def device(self):
         return self.fabric.device
 
+    @property
+    def precision(self) -> str:
+        """The Fabric precision of the stage (`trainer.precision`): what weights load in and compute in."""
+        return self.cfg.trainer.precision
+
     def print(self, *args: Any) -> None:
         self.fabric.print(*args)
 
@@ -90,8 +95,10 @@ class StageRun:
         from backends.models import save_policy
 
         path = self.exp_dir / "model"
+        plain = unwrap(model)
+        state_dict = full_state_dict(plain) if is_sharded(self.fabric) else None  # a collective: every rank
         if self.is_main:
-            save_policy(_unwrap(model), tokenizer, path)
+            save_policy(plain, tokenizer, path, state_dict=state_dict)
         self.fabric.barrier()
         return path
 
@@ -108,10 +115,3 @@ class StageRun:
 def _config_dict(cfg) -> dict[str, Any]:
     """The stage config as plain data (what W&B records as the run's config)."""
     return cfg.to_dict()
-
-
-def _unwrap(model):
-    """The plain module behind Fabric's and DDP's wrappers."""
-    while hasattr(model, "module") and not hasattr(model, "save_pretrained"):
-        model = model.module
-    return model

@@ -193,7 +193,7 @@ def reward(cx: Context, decl: ast.BlockDecl) -> None:
                        help=did_you_mean(key, rule.params) or
                        ("its parameters: " + ", ".join(rule.params) if rule.params else "it takes no parameters"))
             continue
-        v = reward_param(cx, entry.value, spec, f"{where}.{key}")
+        v = reward_param(cx, entry.value, spec, f"{where}.{key}", takes_model=key in MODEL_PARAMS)
         if v is not BAD:
             params[key] = v
         else:
@@ -204,7 +204,10 @@ def reward(cx: Context, decl: ast.BlockDecl) -> None:
     cx.failed.discard(decl.name)
 
 
-def reward_param(cx: Context, value: ast.Value, spec, what: str) -> Any:
+MODEL_PARAMS = ("model",)  # reward-rule parameters that name a model (a declared one, an earlier stage, or a path)
+
+
+def reward_param(cx: Context, value: ast.Value, spec, what: str, takes_model: bool = False) -> Any:
     resolved = resolve(cx, value)
     if isinstance(resolved, ast.Ref) and resolved.name in cx.models:  # a judge or reward model by name
         cx.used.add(resolved.name)
@@ -212,6 +215,20 @@ def reward_param(cx: Context, value: ast.Value, spec, what: str) -> Any:
     if isinstance(resolved, ast.Ref) and cx.kind_of(resolved.name, ("model", "stage")) == "stage":
         cx.used.add(resolved.name)  # a judge or reward model trained by an earlier stage
         return ir.StageModel(resolved.name)
+    if takes_model and isinstance(resolved, ast.Ref) and resolved.name not in cx.names:  # a model's name, mistyped
+        models = cx.named(("model", "stage"))
+        hint = did_you_mean(resolved.name, models + list(cx.consts))
+        cx.d.error("E002", f"unknown name `{resolved.name}` for `{what}`", resolved.span,
+                   help=hint or (f"name a declared model ({', '.join(f'`{m}`' for m in models[:4])}) or write text in quotes"
+                                 if models else 'declare the model: model NAME { hf = "org/name" }, or write text in quotes'))
+        return BAD
+    if takes_model and isinstance(resolved, ast.Ref) and cx.kind_of(resolved.name) in ("dataset", "template", "reward"):
+        kind = cx.kind_of(resolved.name)
+        models = cx.named(("model",))
+        cx.d.error("E004", f"`{resolved.name}` is a {kind}; `{what}` expects a model (or text)", resolved.span,
+                   help=(f"name a model: {', '.join(f'`{m}`' for m in models[:4])}" if models else
+                         'declare the model: model NAME { hf = "org/name" }, then name it here'))
+        return BAD
     accept = spec.type if isinstance(spec.type, tuple) else (spec.type,)
     typ = accept[0] if len(accept) == 1 else typing.Union[accept]  # type: ignore[valid-type]
     if float in accept and int not in accept:

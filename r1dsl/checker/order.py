@@ -27,6 +27,7 @@ def order(cx: Context) -> list[str]:
             if state.get(dep) == 1:
                 cycle = path[path.index(dep):] + [dep] if dep in path else [name, dep]
                 key = frozenset(cycle)
+                cx.failed.update(cycle)  # what a stage of the cycle reads or provides is unknown: no follow-up errors
                 if key not in reported:
                     reported.add(key)
                     chain = " -> ".join(reversed(cycle))

@@ -49,13 +49,18 @@ def start_point(cx: Context, value: ast.Value, key: str) -> tuple[str | None, bo
             cx.d.error("E004", f"`{name}` is a distill stage with {len(jobs)} students; name one of its jobs", value.span,
                        help="e.g. " + ", ".join(jobs[:3]) if jobs else None)
             return None, False
+        if row is None:  # an unknown kind, reported at the stage: what it produces is unknown, not "nothing"
+            return None, False
         cx.d.error("E004", f"`{name}` is a {stage_kind} stage and produces no model", value.span,
                    help=f"start from a model or {article(POLICY_KINDS[0])} {listed(POLICY_KINDS)} stage")
         return None, False
     if name in cx.job_names:
         return name, True
     if kind is not None:
-        cx.d.error("E004", f"`{key}` names a model or an earlier stage, but `{name}` is a {kind}", value.span)
+        models = cx.named(("model",))
+        cx.d.error("E004", f"`{name}` is a {kind}; `{key}` expects a model or an earlier stage", value.span,
+                   help=(f"name a model ({', '.join(f'`{m}`' for m in models[:4])}) or a stage that trains one"
+                         if models else 'declare the model: model NAME { hf = "org/name" }, then name it here'))
         return None, False
     candidates = cx.named(("model", "stage")) + list(cx.job_names)
     unknown(cx, name, value.span, "model or stage", candidates,
@@ -82,13 +87,15 @@ def data_refs(cx: Context, entry: ast.Assign, key: str) -> list[str]:
                 names.append(name)
         elif kind == "stage":
             stage_kind = cx.stages[name].decl.kind
-            if KINDS.get(stage_kind) is None or KINDS[stage_kind].produces != "data":
+            if KINDS.get(stage_kind) is None:  # an unknown kind, reported at the stage
+                continue
+            if KINDS[stage_kind].produces != "data":
                 cx.d.error("E004", f"`{name}` is a {stage_kind} stage; only rejection_sample stages produce data",
                            item.span, help="read its model with `from`, or its samples through a rejection_sample stage")
                 continue
             if name not in cx.datasets:
-                provides = sampled_fields(cx, name)
-                cx.datasets[name] = ir.Dataset(name, "stage", None, name, provides=provides,
+                provides = None if name in cx.failed else sampled_fields(cx, name)  # in a cycle: unknown
+                cx.datasets[name] = ir.Dataset(name, "stage", None, name, provides=provides or (),
                                                span=cx.stages[name].decl.span)
                 cx.provides[name] = provides
             names.append(name)
@@ -157,6 +164,17 @@ def reward_refs(cx: Context, entry: ast.Assign | None) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def _written(info: StageInfo, keys: tuple[str, ...], name: str) -> bool:
+    """Whether the stage's own `data`/`eval`/`rewards` setting names `name` (resolved or not)."""
+    for key in keys:
+        entry = info.refs.get(key)
+        value = entry.value if entry is not None else None
+        items = value.items if isinstance(value, ast.List) else [value]
+        if any(isinstance(v, ast.Ref) and v.name == name for v in items):
+            return True
+    return False
+
+
 def route(cx: Context, info: StageInfo, rewards: list[str], data: list[str], eval_data: list[str]) -> tuple[ir.Reward, ...]:
     """Each reward with the datasets it scores: a routed dataset gets exactly its list, others get all."""
     sets = list(dict.fromkeys((data if _scores_data(info.decl.kind) else []) + eval_data))
@@ -165,6 +183,8 @@ def route(cx: Context, info: StageInfo, rewards: list[str], data: list[str], eva
     if section is not None:
         settings, _ = flat(cx, section.body, f"stage {info.decl.name}.route")
         for ds, entry in settings.items():
+            if ds not in sets and cx.kind_of(ds) is None and _written(info, ("data", "eval"), ds):
+                continue  # an unknown name, already reported where the stage lists it
             if ds not in sets:
                 cx.d.error("E002", f"`{ds}` is not a dataset of stage {info.decl.name}", entry.key_span,
                            help=did_you_mean(ds, sets) or f"its datasets: {', '.join(sets) or 'none'}")
@@ -177,8 +197,8 @@ def route(cx: Context, info: StageInfo, rewards: list[str], data: list[str], eva
                 if not isinstance(item, ast.Ref):
                     cx.d.error("E004", f"`route.{ds}` lists reward names, got {describe(item, cx)}", item.span)
                 elif item.name not in rewards:
-                    if item.name in cx.failed:
-                        continue
+                    if item.name in cx.failed or (item.name not in cx.rewards and _written(info, ("rewards",), item.name)):
+                        continue  # its declaration failed, or the rewards list already reported the name
                     if item.name in cx.rewards:
                         cx.d.error("E002", f"reward `{item.name}` is not in this stage's rewards", item.span,
                                    help=f"add it to rewards = [...] of stage {info.decl.name}")

@@ -58,6 +58,10 @@ def convert(cx: Context, value: ast.Value, typ: Any, what: str) -> Any:
     if isinstance(value, ast.Ref):
         if value.name in cx.names:
             return type_error(cx, value, what, typ)
+        literal = {"true": "true", "false": "false", "null": "null", "none": "null"}.get(value.name.lower())
+        if literal is not None:  # True, FALSE, None: another language's spelling
+            cx.d.error("E002", f"unknown name `{value.name}`", value.span, help=f"write `{literal}` (lowercase)")
+            return BAD
         unknown(cx, value.name, value.span, "name", cx.consts, help_extra=_literal_hint(typ))
         return BAD
     if isinstance(value, ast.List):
@@ -69,8 +73,36 @@ def convert(cx: Context, value: ast.Value, typ: Any, what: str) -> Any:
 
 def type_error(cx: Context, value, what: str, typ: Any) -> object:
     got = describe(value, cx)
-    cx.d.error("E004", f"`{what}` expects {_type_name(typ)}, got {got}", value.span, help=_literal_hint(typ))
+    cx.d.error("E004", f"`{what}` expects {_type_name(typ)}, got {got}", value.span, help=_fix_hint(value, typ))
     return BAD
+
+
+def _fix_hint(value: Any, typ: Any) -> str | None:
+    """How to write this value as `typ`: the help line of a wrong-type error."""
+    accept = typ if isinstance(typ, tuple) else (typ,)
+    numeric = int in accept or float in accept
+    if isinstance(value, ast.Str) and numeric:
+        text = value.value.strip().replace(",", "")
+        try:
+            number = float(text.replace("_", ""))
+        except ValueError:
+            return f"write {_type_name(typ)}, without quotes"
+        if int in accept and float not in accept and number != int(number):
+            return f"write a whole number, without quotes: `{int(number)}`"
+        return f"write the number without quotes: `{text}`"
+    if isinstance(value, ast.Num) and int in accept and float not in accept:
+        low = math.floor(value.value)
+        return f"write a whole number: `{low}` or `{low + 1}`" if math.isfinite(value.value) else None
+    if isinstance(value, ast.Str) and bool in accept:
+        return f"write {value.value.strip().lower() if value.value.strip().lower() in ('true', 'false') else 'true or false'} without quotes"
+    if isinstance(value, ast.List) and list not in accept and tuple not in accept:
+        return "write one value, not a list"
+    if isinstance(value, ast.Null):
+        return "null is not allowed here: leave the setting out to get its default"
+    if list in accept or tuple in accept:
+        return "a list is written in brackets: [a, b]"
+    return _literal_hint(typ)
+
 
 
 def unknown(cx: Context, name: str, span: Span, what: str, candidates, help_extra: str | None = None, code: str = "E002") -> None:

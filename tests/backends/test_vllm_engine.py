@@ -94,6 +94,18 @@ def test_the_same_seed_gives_the_same_group_and_another_seed_another(tiny):
     assert len({tuple(x.tolist()) for x in a.completion_ids[:4]}) > 1  # a group's samples differ from each other
 
 
+def test_a_group_batch_larger_than_one_engine_step_samples_with_seeds(tiny):
+    """16 templated prompts x G=8 (~13k prompt tokens, more than vLLM's default 4,096 per step), as a grpo step."""
+    from backends.data.synthetic import R1_ZERO_TEMPLATE, arithmetic
+
+    _, _, tokenizer, engine = tiny
+    prompts = [R1_ZERO_TEMPLATE.replace("{prompt}", row["prompt"]) for row in arithmetic(16, seed=0)]
+    r = engine.sample_groups(tokenizer, prompts, 8, max_prompt_tokens=128, max_completion_tokens=4, temperature=1.0, seed=9)
+    assert r.completion_ids.shape[0] == 128 and int(r.prompt_mask.sum()) > 4096
+    again = engine.sample_groups(tokenizer, prompts, 8, max_prompt_tokens=128, max_completion_tokens=4, temperature=1.0, seed=9)
+    assert torch.equal(r.completion_ids, again.completion_ids)
+
+
 def test_the_next_rollout_uses_the_weights_loaded_after_a_step(tiny):
     """Perturb the policy until its greedy output changes: the engine must follow it after load_weights, and
     only then (every parameter, the tied embedding / lm_head included)."""

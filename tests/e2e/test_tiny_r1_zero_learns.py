@@ -35,3 +35,26 @@ def test_grpo_lifts_accuracy_and_format_of_the_tiny_base(tmp_path):
     assert zero["format_rate"] > 0.90
     curve = (tmp_path / "zero" / "metrics.csv").read_text().splitlines()
     assert len(curve) == 1 + 80  # a header and one row per GRPO step
+
+
+@pytest.mark.slow
+def test_grpo_on_the_vllm_engine_learns_like_the_default_and_records_the_engine(tmp_path):
+    """The same run with `--set zero.rollout.engine=vllm`: the same thresholds, and the run folder says vLLM ran."""
+    from backends.vllm_engine import vllm_available
+
+    if vllm_available():
+        pytest.skip(f"optional dependency vllm missing: {vllm_available()}")
+    proc = subprocess.run(
+        [sys.executable, "-m", "r1dsl", "compile", str(ROOT / "recipes" / "tiny_r1_zero.r1"), "-o", str(tmp_path),
+         "--set", "zero.rollout.engine=vllm", "--run", "--progress", "plain"],
+        capture_output=True, text=True, timeout=2400, cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    results = json.loads((tmp_path / "results.json").read_text())
+    base, zero = results["base"], results["zero"]
+    assert zero["accuracy"] >= base["accuracy"] + 0.20 and zero["format_rate"] > 0.90
+    record = json.loads((tmp_path / "zero" / "rollout.json").read_text())
+    assert record["engine"] == "vllm" and record["weight_syncs"] == 1 + 80
+    header, *rows = [line.split(",") for line in (tmp_path / "zero" / "metrics.csv").read_text().splitlines()]
+    errors = [float(dict(zip(header, row))["token_mult_prob_error"]) for row in rows]
+    assert len(errors) == 80 and max(errors) < 1.001  # vLLM sampled from the trainer's weights at every step

@@ -100,6 +100,14 @@ def test_tests_may_use_what_the_solution_imported_and_humaneval_check():
 
 
 @needs_bwrap
+def test_big_arguments_reach_the_solution_and_big_answers_are_bounded():
+    code = "def total(xs):\n    return sum(xs)\ndef echo(xs):\n    return xs\n"
+    tests = ["xs = list(range(300000))\nassert total(xs) == sum(range(300000))",  # a ~2 MB call line
+             "assert len(echo(list(range(300000)))) == 300000"]  # a ~2 MB answer: over max_output_kb=1024
+    assert run_tests(code, tests, Limits(timeout_s=20.0, per_test_s=10.0)) == [True, False]
+
+
+@needs_bwrap
 def test_solution_state_persists_across_calls_and_a_timeout_fails_only_its_test():
     code = ("import time\nN = [0]\ndef inc():\n    N[0] += 1\n    return N[0]\n"
             "def slow():\n    time.sleep(30)\n")

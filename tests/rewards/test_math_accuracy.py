@@ -78,9 +78,9 @@ def test_unicode_digits_fold_to_ascii():
 
 def _tree(text):
     from backends.rewards.equivalence import tree_to_json
-    from backends.rewards.mathparse import normalize, parse_expr
+    from backends.rewards.mathparse import normalize, parse_scalar
 
-    return tree_to_json(parse_expr(normalize(text)))
+    return tree_to_json(parse_scalar(normalize(text)))
 
 
 def test_sympy_timeout_kills_the_worker_and_the_next_call_works():

@@ -645,3 +645,48 @@ def test_a_root_only_file_inside_a_mounted_directory_stays_unreadable():
         for path in (secret, public):
             if os.path.exists(path):
                 os.unlink(path)
+
+
+NON_ROOT_PROBE = r'''
+import importlib.util, os, sys, time, types
+root = sys.argv[1]
+for name in ("backends", "backends.rewards"):  # only the sandbox package: the system Python lacks our deps
+    sys.modules[name] = types.ModuleType(name)
+    sys.modules[name].__path__ = []
+pkg = types.ModuleType("backends.rewards.sandbox")
+pkg.__path__ = [root]
+sys.modules[pkg.__name__] = pkg
+for mod in ("isolation", "judge"):
+    spec = importlib.util.spec_from_file_location(f"backends.rewards.sandbox.{mod}", f"{root}/{mod}.py")
+    m = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = m
+    spec.loader.exec_module(m)
+I, J = sys.modules["backends.rewards.sandbox.isolation"], sys.modules["backends.rewards.sandbox.judge"]
+L = I.Limits(timeout_s=10, per_test_s=5, memory_mb=256, file_size_mb=4, max_processes=8)
+print("privileged", I.describe()["privileged"])
+print("snippets", J.run_tests("def f(x):\n    return x * x\n", ["assert f(2) == 4", "assert f(3) == 10"], L))
+print("stdio", J.run_tests("print(int(input()) + 1)", [{"input": "1", "output": "2"}], L))
+me = os.getpid()
+with I.Sandbox("program", L, code=f"import os\nprint(sum(p.isdigit() for p in os.listdir('/proc')) <= 2, os.path.exists('/proc/{me}'))") as b:
+    print("proc", b.communicate(b"", time.monotonic() + 10).stdout.decode().strip())
+'''
+
+
+def test_a_non_root_trainer_gets_the_sandbox_too():
+    """The same package run by an unprivileged user (the system Python, stdlib only): no per-sandbox uid and no
+    cgroups there, but the namespaces, the read-only root and the judging outside all hold."""
+    import shutil
+    import subprocess
+    import sys
+
+    system_python = shutil.which("python3", path="/usr/bin:/bin")
+    if os.geteuid() != 0 or system_python is None or shutil.which("setpriv") is None:
+        pytest.skip("needs a root trainer (to become an unprivileged user with setpriv) and /usr/bin/python3")
+    package = os.path.dirname(sys.modules["backends.rewards.sandbox.isolation"].__file__)
+    r = subprocess.run(["setpriv", "--reuid=4321", "--regid=4321", "--clear-groups", system_python, "-c", NON_ROOT_PROBE,
+                        package],
+                       capture_output=True, text=True, timeout=180, env={"PATH": "/usr/bin:/bin", "TMPDIR": "/tmp"})
+    shutil.rmtree("/tmp/r1dsl-sandbox-4321", ignore_errors=True)  # that user's (now empty) state directory
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.split("\n")[:4] == ["privileged False", "snippets [True, False]", "stdio [True]",
+                                        "proc True False"], r.stdout

@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 
 from backends.rewards.sandbox.isolation import Limits, Sandbox
 
 _GONE = b'{"err":"gone"}'
+_JUDGE_LINE = 64 << 20  # bytes of one call request from the judge (the solution's replies: max_output_kb)
 
 
 def run_tests(code: str, tests: list, limits: Limits = Limits(), entry_point: str | None = None) -> list[bool]:
@@ -32,14 +34,18 @@ def run_tests(code: str, tests: list, limits: Limits = Limits(), entry_point: st
     passed = [False] * len(tests)
     io_idx = [i for i, t in enumerate(tests) if isinstance(t, dict)]
     snippet_idx = [i for i, t in enumerate(tests) if not isinstance(t, dict)]
-    if io_idx:
-        got = _programs_pass(code, [tests[i] for i in io_idx], limits, deadline)
-        for i, ok in zip(io_idx, got):
-            passed[i] = ok
-    if snippet_idx:
-        got = _snippets_pass(code, [str(tests[i]) for i in snippet_idx], limits, deadline, entry_point)
-        for i, ok in zip(snippet_idx, got):
-            passed[i] = ok
+    try:
+        if io_idx:
+            got = _programs_pass(code, [tests[i] for i in io_idx], limits, deadline)
+            for i, ok in zip(io_idx, got):
+                passed[i] = ok
+        if snippet_idx:
+            got = _snippets_pass(code, [str(tests[i]) for i in snippet_idx], limits, deadline, entry_point)
+            for i, ok in zip(snippet_idx, got):
+                passed[i] = ok
+    except OSError as e:  # the host could not start a sandbox now (no pids, no memory): this row fails, loudly
+        warnings.warn(f"code sandbox could not start, the row's tests count as failed: {e}", RuntimeWarning,
+                      stacklevel=2)
     return passed
 
 
@@ -90,7 +96,7 @@ def _snippets_pass(code: str, tests: list[str], limits: Limits, deadline: float,
             if not judge.send(json.dumps(request).encode() + b"\n", deadline):
                 return verdicts
             while True:
-                line = judge.readline(deadline)
+                line = judge.readline(deadline, _JUDGE_LINE)  # trusted, but a test may pass big arguments
                 if line is None:
                     break
                 try:
