@@ -29,9 +29,9 @@ PROJECT_DIR = Path(__file__).resolve().parents[2]
 SUBMIT_SCRIPT = "submit.sh"
 STAGE_SCRIPT = "job.sbatch"
 JOB_ID_FILE = "slurm_job_id"
-# SLURM checks time limits every 30 s: the time-limit signal comes at the first check at least its lead
-# time before the limit, and the job is ended at the first check at or after the limit. So the lead must
-# be at least 30 s, and the stage has at least max(30, lead - 30) s from the signal to the end.
+# SLURM checks time limits every 30 s: the time-limit signal comes at the check that precedes the lead time
+# (up to 30 s early), and the job is ended at the first check at or after the limit. So the lead must be at
+# least 30 s, and the stage has at least the lead from the signal to the end (the wait below keeps a margin).
 SLURM_CHECK_INTERVAL_S = 30
 REQUEUE_MARGIN_S = 10  # kept between the end of the wait for the checkpoint and the earliest end of the job
 
@@ -180,6 +180,7 @@ def stage_script_values(job: StageJob, pipeline: Pipeline) -> dict[str, Any]:
         "srun_args": srun_args,
         "wrapper": wrapper,
         "nproc_per_node": res.processes_per_node,
+        "torchrun": res.world_size > 1,
         "checkpoint_wait_s": checkpoint_wait_s(job),
         "lead_s": lead,
     }

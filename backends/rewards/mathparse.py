@@ -510,7 +510,7 @@ def is_letter_product(toks: list[Tok]) -> bool:
 _FUNC_NAMES = ("arcsin", "arccos", "arctan", "sqrt", "sin", "cos", "tan", "cot", "sec", "csc", "ln", "log", "exp")
 _FUNCS = set(_FUNC_NAMES) | {"sinh", "cosh", "tanh"}
 _INVERSE = {"sin": "arcsin", "cos": "arccos", "tan": "arctan"}
-_WORD_NAMES = _FUNC_NAMES + ("infinity", "infty", "pi")  # recognised inside a plain letter run: `2pi`, `sqrt2`, `sinx`
+_WORD_NAMES = _FUNC_NAMES + ("infinity", "infty", "inf", "pi")  # recognised inside a plain letter run: `2pi`, `sqrt2`, `sinx`
 _STOP = {")", "]", "}", "}}", ",", "=", "&", "\\\\", "|", "cup", ":", ";"}
 
 
@@ -522,9 +522,10 @@ def _split_words(toks: list[Tok]) -> list[Tok]:
             out.append(t)
             continue
         w, i, sp = t.text, 0, t.sp
+        low = w.lower()
         while i < len(w):
             for name in _WORD_NAMES:
-                if w.startswith(name, i):
+                if (low if len(name) > 2 else w).startswith(name, i):  # `Infinity`, `Pi` too
                     out.append(Tok("cmd", name, sp))
                     i += len(name)
                     break
@@ -726,7 +727,7 @@ class _Parser:
     def command(self, name: str):
         if name == "pi":
             return self.node("const", "pi")
-        if name in ("infty", "infinity"):
+        if name in ("infty", "infinity", "inf"):
             return self.node("const", "inf")
         if name == "frac":
             return self.node("div", self.group(), self.group())
@@ -939,7 +940,7 @@ def parse_answer(toks: list[Tok], keep_eq: bool = False, words: bool = True, _b:
     text = as_text(toks)
     if text is not None and (any(t.kind == "text" for t in toks) or words and not is_letter_product(toks) and (
         len(toks) > 1 or len(toks[0].text) > 1
-    ) and not any(t.kind == "word" and t.text.startswith(_WORD_NAMES) for t in toks)):
+    ) and not any(t.kind == "word" and t.text.lower().startswith(_WORD_NAMES) for t in toks)):
         return ("text", text)
     rels = [t for t in toks if t.kind == "rel"]
     if rels:

@@ -68,7 +68,7 @@ def test_emit_writes_a_script_per_stage_and_a_submit_script(tmp_path):
     script = (tmp_path / "zero" / "job.sbatch").read_text()
     assert "#SBATCH --requeue" in script and "#SBATCH --cpus-per-task=1" in script and "--gres" not in script
     assert "scontrol show hostnames \"$SLURM_JOB_NODELIST\" |" not in script  # under pipefail, a SIGPIPE'd scontrol would fail the job
-    assert "-m torch.distributed.run" in script and "-m backends.run_stage" in script
+    assert "-m torch.distributed.run" not in script and "-m backends.run_stage" in script  # one process: no torchrun
     assert "--exclusive" not in script and "--mem" not in script  # CPU stages ask for their CPUs instead
     assert "#SBATCH --signal=B:USR1@150\n" in script  # 5-minute limit: at most half of it
     assert sys.executable not in script and 'python="${R1DSL_PYTHON:-python}"' in script
@@ -261,7 +261,7 @@ def stage_env(stub_bin: Path, python: str, **extra: str) -> dict[str, str]:
 
 def test_a_long_node_list_does_not_kill_the_job_with_sigpipe(tmp_path, stub_bin):
     """`scontrol show hostnames | head -n1` under pipefail failed once the list outgrew the pipe buffer."""
-    pipeline = make_pipeline(make_recipe([grpo_stage("solo", gpus_per_node=0)]), tmp_path / "run")
+    pipeline = make_pipeline(make_recipe([grpo_stage("solo", gpus_per_node=0, cpu_processes=2)]), tmp_path / "run")
     slurm.emit(pipeline)
     env = stage_env(stub_bin, "python-fake", STUB_NODES="20000")  # about 150 KB of host names
     subprocess.run(["bash", str(tmp_path / "run" / "solo" / "job.sbatch")], env=env, check=True, timeout=60)
@@ -436,26 +436,46 @@ def seconds_per_step(run_dir: Path) -> float:
     return times[len(times) // 2]
 
 
+def start_up_and_step_s(config: Path, env: dict[str, str]) -> tuple[float, float]:
+    """(seconds from launch to the first step, seconds per step) of a one-process stage, launched as job.sbatch does."""
+    started = time.monotonic()
+    proc = subprocess.Popen([sys.executable, "-m", "backends.run_stage", str(config)], cwd=slurm.PROJECT_DIR, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    metrics = config.parent / "metrics.csv"
+    try:
+        while not (metrics.exists() and len(metrics.read_text().splitlines()) > 1):
+            assert proc.poll() is None and time.monotonic() - started < 600, "the calibration stage did not train"
+            time.sleep(0.1)
+        first_step = time.monotonic() - started
+        assert proc.wait(timeout=600) == 0
+    finally:
+        proc.kill()
+    step = seconds_per_step(config.parent)
+    return max(0.0, first_step - step), step
+
+
 @pytest.mark.slurm
 @pytest.mark.slow
 def test_a_stage_that_hits_its_time_limit_checkpoints_requeues_and_finishes(slurm_cluster, tmp_path):
-    """A 1-minute job with more than a minute of training: SLURM's USR1 makes it checkpoint and requeue
-    (not TIMEOUT), the requeued job resumes and finishes, and the stage waiting on it (afterok) then runs."""
+    """A 1-minute job that needs more than a minute: SLURM's USR1 makes it checkpoint and requeue (not TIMEOUT),
+    the requeued job resumes and finishes, and the stage waiting on it (afterok) then runs."""
+    small = ["corpus.size=500"]  # less start-up per job
     calibration = tmp_path / "calibration"
-    compile_tiny(calibration, "base.train.steps=8")
+    compile_tiny(calibration, *small, "base.train.steps=6")
     env = {**slurm_cluster.env, "OMP_NUM_THREADS": "1"}
-    subprocess.run([sys.executable, "-m", "backends.run_stage", str(calibration / "base" / "config.yaml")],
-                   cwd=slurm.PROJECT_DIR, env=env, check=True, capture_output=True, timeout=600)
-    # about 80 s of training: more than the 25-55 s a 1-minute job trains before its USR1, less than three jobs
-    steps = max(20, math.ceil(80 / seconds_per_step(calibration / "base")))
+    start_up_s, step_s = start_up_and_step_s(calibration / "base" / "config.yaml", env)
+    # SLURM checks time limits every 30 s, so a 1-minute job's USR1 (30 s lead) comes 0-30 s after it starts:
+    # start-up plus training of 40 s or more meets it. Each job trains at least the step it is in (when it
+    # starts up within the trap's wait); on a loaded machine that may be all, so the step count stays small.
+    steps = max(2, math.ceil((40 - start_up_s) / step_s))
     run_dir = tmp_path / "run"
-    compile_tiny(run_dir, f"base.train.steps={steps}", "base.train.checkpoint_every=100000",
+    compile_tiny(run_dir, *small, f"base.train.steps={steps}", "base.train.checkpoint_every=100000",
                  "base.resources.time_limit_min=1")
     assert "#SBATCH --signal=B:USR1@30\n" in (run_dir / "base" / "job.sbatch").read_text()
     out = subprocess.run(["bash", str(run_dir / "submit.sh")], env=env, capture_output=True, text=True, check=True,
                          timeout=60).stdout
     ids = dict(re.findall(r"r1dsl: submitted stage (.+?) as job (\d+)", out))
-    states = slurm_cluster.wait(list(ids.values()), timeout_s=1200)
+    states = slurm_cluster.wait(list(ids.values()), timeout_s=1500)
     logs = {name: "\n".join(p.read_text() for p in (run_dir / name).glob("slurm-*.out")) for name in ids}
     assert states == {ids["base"]: "COMPLETED", ids["zero"]: "COMPLETED"}, f"{states}\n{logs['base'][-4000:]}"
     restarts = re.search(r"Restarts=(\d+)", slurm_cluster.run("scontrol", "show", "job", ids["base"]).stdout)
@@ -481,3 +501,13 @@ def test_container_settings_come_from_the_recipe_or_set(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "r1dsl.cli", "check", str(slurm.PROJECT_DIR / "recipes" / "tiny_r1_zero.r1"),
                           "--set", "zero.resources.container_runtime=docker"], capture_output=True, text=True)
     assert bad.returncode == 1 and "apptainer" in bad.stdout + bad.stderr
+
+
+def test_one_process_on_one_node_runs_without_torchrun(tmp_path, stub_bin):
+    pipeline = make_pipeline(make_recipe([grpo_stage("solo", gpus_per_node=0)]), tmp_path / "run")
+    written = slurm.emit(pipeline)
+    shellcheck(written)
+    subprocess.run(["bash", str(tmp_path / "run" / "solo" / "job.sbatch")], env=stage_env(stub_bin, "python-fake"),
+                   check=True, timeout=60)
+    argv = (tmp_path / "run" / "solo" / "argv").read_text().split("\0")[:-1]
+    assert argv == ["-m", "backends.run_stage", str(tmp_path / "run" / "solo" / "config.yaml")]
