@@ -464,13 +464,15 @@ def test_a_stage_that_hits_its_time_limit_checkpoints_requeues_and_finishes(slur
     compile_tiny(calibration, *small, "base.train.steps=6")
     env = {**slurm_cluster.env, "OMP_NUM_THREADS": "1"}
     start_up_s, step_s = start_up_and_step_s(calibration / "base" / "config.yaml", env)
-    # SLURM checks time limits every 30 s, so a 1-minute job's USR1 (30 s lead) comes 0-30 s after it starts:
-    # start-up plus training of 40 s or more meets it. Each job trains at least the step it is in (when it
-    # starts up within the trap's wait); on a loaded machine that may be all, so the step count stays small.
-    steps = max(2, math.ceil((40 - start_up_s) / step_s))
+    # SLURM checks time limits every 30 s, and a 1-minute job's USR1 (30 s lead) comes at the first check after
+    # it starts, 0-30 s in: a job of 35 s or more meets it. It then stops after the step it is in, which may be
+    # its first, so the stage has few steps (at most that many jobs), each made long enough by its batch size.
+    steps = 5
+    step_target_s = max(step_s, (35 - start_up_s) / 4)
+    batch = 16 * min(32, math.ceil(step_target_s / step_s))  # 16 sequences per step in the calibration
     run_dir = tmp_path / "run"
-    compile_tiny(run_dir, *small, f"base.train.steps={steps}", "base.train.checkpoint_every=100000",
-                 "base.resources.time_limit_min=1")
+    compile_tiny(run_dir, *small, f"base.train.steps={steps}", f"base.train.batch_size={batch}",
+                 "base.train.checkpoint_every=100000", "base.resources.time_limit_min=1")
     assert "#SBATCH --signal=B:USR1@30\n" in (run_dir / "base" / "job.sbatch").read_text()
     out = subprocess.run(["bash", str(run_dir / "submit.sh")], env=env, capture_output=True, text=True, check=True,
                          timeout=60).stdout
