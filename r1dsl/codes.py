@@ -17,7 +17,11 @@ CODES: dict[str, Code] = {
     "E001": Code(
         "syntax error",
         "The file does not follow the recipe grammar (r1dsl/grammar.lark): a missing `}` or `=`, an unterminated "
-        "string, a misspelt declaration keyword, a value that is neither a number, a string, a name nor a list.",
+        "string, a misspelt declaration keyword, a value that is neither a number, a string, a name nor a list, a name "
+        "longer than 64 characters. Every syntax error of a file is reported in one run: the parser skips to the next "
+        "setting or declaration (or reads a slip such as `key: value` as meant) and the rest is still checked. A `{` left "
+        "open is shown where it opened; an unterminated string at its opening quote. Messages come from a table of "
+        "labelled bad snippets (r1dsl/syntax_errors.py, EXAMPLES).",
         'stage zero: grpo {\n  from: base\n}',
         "Settings are `key = value`; bodies are `{ ... }`; strings use double quotes; text spanning lines uses \"\"\" quotes.",
     ),
@@ -77,7 +81,8 @@ CODES: dict[str, Code] = {
         "batch arithmetic",
         "The sequences of one step do not split evenly: for GRPO num_prompts_per_step x num_generations_per_prompt, "
         "for pretrain/sft/distill train.batch_size, must be a multiple of micro_batch_size x data-parallel size "
-        "(training GPUs / (tensor_parallel x pipeline_parallel); CPU processes on CPU).",
+        "(training GPUs / (tensor_parallel x pipeline_parallel); CPU processes on CPU). GRPO ranks roll out whole "
+        "groups, so num_prompts_per_step itself must be a multiple of the data-parallel size.",
         "grpo { num_prompts_per_step = 4  num_generations_per_prompt = 6  micro_batch_size = 16 }",
         "Pick a micro_batch_size that divides the per-rank batch (help lists some), or leave it unset to get one.",
     ),

@@ -138,6 +138,14 @@ def batch_arithmetic(cx: Context, stage: ir.Stage, explicit: dict[str, set[str]]
         section, mbs, is_explicit = "train", stage.train.micro_batch_size, "micro_batch_size" in explicit["train"]
     else:
         return stage
+    if section == "grpo" and stage.grpo.num_prompts_per_step % dp:
+        # each rank rolls out whole groups (its advantages need the group), so prompts, not sequences, are split
+        p = stage.grpo.num_prompts_per_step
+        cx.d.error("E009", f"num_prompts_per_step = {p} prompts per step do not split over {dp} data-parallel ranks: each "
+                   f"rank rolls out whole groups, {p} / {dp} = {p / dp:g} prompts per rank", knob_span(cx, info, section, "num_prompts_per_step"),
+                   help=f"make num_prompts_per_step a multiple of {dp} (e.g. {dp * max(1, -(-p // dp))}), or use fewer ranks "
+                        "(data-parallel size = training GPUs / (tensor_parallel x pipeline_parallel); CPU processes on CPU)")
+        return stage
     if total % dp:
         cx.d.error("E009", f"{what} sequences per step do not split over {dp} data-parallel ranks", knob_span(cx, info, section, "batch_size" if section == "train" else "num_prompts_per_step"),
                    help=f"make it a multiple of {dp} (data-parallel size = training GPUs / (tensor_parallel x pipeline_parallel))")

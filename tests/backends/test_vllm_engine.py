@@ -169,3 +169,33 @@ def test_grpo_stage_on_vllm_records_the_engine_and_its_agreement(tmp_path):
         assert 1.0 <= float(row["token_mult_prob_error"]) < 1.0 + LOGPROB_TOLERANCE  # engine == trainer, each step
         assert float(row["weight_sync_s"]) > 0
     assert (stage / "eval.json").exists() and (stage / "DONE").exists()
+
+
+def test_rejection_sample_and_eval_stages_generate_with_vllm(tmp_path):
+    """rejection_sample and eval with rollout.engine = vllm: the tiny model is saved once for the engine, the
+    rows come out with provenance, and each stage records the engine (subprocesses: one engine per process)."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    rollout = {"engine": "vllm", "gpu_memory_utilization": 0.5, "cpu_kv_cache_gb": 1, "max_model_len": 256,
+               "enforce_eager": True}
+    sampling = {"samples_per_prompt": 3, "temperature": 1.0, "top_p": 1.0, "max_completion_tokens": 12,
+                "max_prompts": None, "seed": 0}
+    rs = stage_config(tmp_path, "rs", "rejection_sample", train=[generated("arith", "arithmetic", size=6, seed=3)],
+                      sampling=sampling)
+    rs["model"]["init"]["tiny"] = MICRO
+    rs["model"]["filters"] = {"correct": False, "format": False, "language": None, "judge": None,
+                              "max_completion_tokens": None, "dedup": True, "keep_per_prompt": 2}
+    ev = stage_config(tmp_path, "ev", "eval", eval=[generated("arith_test", "arithmetic", 4, seed=99)], sampling=sampling)
+    ev["model"]["init"]["tiny"] = MICRO
+    for cfg in (rs, ev):
+        cfg["model"]["rewards"] = [{"name": "accuracy", "rule": "math_accuracy", "weight": 1.0, "params": {}}]
+        cfg["model"]["rollout"] = rollout
+        done = subprocess.run([sys.executable, "-m", "backends.run_stage", str(write_config(cfg))], cwd=REPO, env=env,
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+        stage = tmp_path / cfg["name"]
+        assert json.loads((stage / "rollout.json").read_text())["engine"] == "vllm"
+        assert (stage / "rollout_init" / "config.json").exists()  # the in-memory tiny model, saved for vLLM
+    rows = [json.loads(line) for line in (tmp_path / "rs" / "data.jsonl").read_text().splitlines()]
+    assert json.loads((tmp_path / "rs" / "data_summary.json").read_text())["seen"] == 6 * 3
+    assert rows and all(row["source_stage"] == "rs" for row in rows)
+    assert "arith_test" in json.loads((tmp_path / "ev" / "eval.json").read_text())
