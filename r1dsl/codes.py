@@ -17,7 +17,11 @@ CODES: dict[str, Code] = {
     "E001": Code(
         "syntax error",
         "The file does not follow the recipe grammar (r1dsl/grammar.lark): a missing `}` or `=`, an unterminated "
-        "string, a misspelt declaration keyword, a value that is neither a number, a string, a name nor a list.",
+        "string, a misspelt declaration keyword, a value that is neither a number, a string, a name nor a list, a name "
+        "longer than 64 characters. Every syntax error of a file is reported in one run: the parser skips to the next "
+        "setting or declaration (or reads a slip such as `key: value` as meant) and the rest is still checked. A `{` left "
+        "open is shown where it opened; an unterminated string at its opening quote. Messages come from a table of "
+        "labelled bad snippets (r1dsl/syntax_errors.py, EXAMPLES).",
         'stage zero: grpo {\n  from: base\n}',
         "Settings are `key = value`; bodies are `{ ... }`; strings use double quotes; text spanning lines uses \"\"\" quotes.",
     ),
