@@ -16,6 +16,15 @@ import torch
 DEFAULT_STOP = ("</answer>",)
 
 
+def render_prompt(template: str | None, prompt: str, tokenizer=None) -> str:
+    """The text the model sees: the template with {prompt} filled, else the chat template, else the prompt."""
+    if template:
+        return template.replace("{prompt}", prompt)
+    if tokenizer is not None and getattr(tokenizer, "chat_template", None):
+        return tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True)
+    return prompt
+
+
 @dataclass
 class Samples:
     prompt_ids: torch.Tensor  # (B, P) left-padded prompt tokens, B = len(prompts) * num_samples

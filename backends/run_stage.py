@@ -22,16 +22,19 @@ def main(argv: list[str] | None = None) -> int:
 
     stop.install()  # before the slow imports: a time-limit warning during start-up is kept, not fatal
 
-    from omegaconf import OmegaConf
-
     from backends.stages import STAGES
+    from r1dsl.config import ConfigError, StageConfig
     from backends.trainer.results import is_done
 
     path = Path(args.config)
     if not path.exists():
         print(f"error: {path}: no such stage config", file=sys.stderr)
         return 2
-    cfg = OmegaConf.load(path)
+    try:
+        cfg = StageConfig.load(path)  # typed: every default lives in the IR dataclasses, read nowhere else
+    except ConfigError as e:
+        print(f"error: {e} (recompile the recipe: r1dsl compile)", file=sys.stderr)
+        return 2
     if cfg.kind not in STAGES:
         print(f"error: {path}: unknown stage kind {cfg.kind!r} (known: {', '.join(sorted(STAGES))})", file=sys.stderr)
         return 2

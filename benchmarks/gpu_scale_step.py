@@ -47,6 +47,9 @@ def main() -> None:
 
     from omegaconf import OmegaConf
 
+    from r1dsl.config import TrainerConfig
+    from r1dsl.ir import Optim
+
     from backends.grpo.rollout import sample_groups
     from backends.grpo.step import Scored, eval_mode, update
     from backends.models import disable_dropout, weights_dtype
@@ -54,15 +57,15 @@ def main() -> None:
     from backends.trainer.fabric import setup_fabric, setup_frozen, setup_trainable, unwrap
 
     world = int(os.environ.get("WORLD_SIZE", 1))
-    fabric = setup_fabric({"accelerator": "gpu", "devices": world, "num_nodes": 1, "strategy": "fsdp",
-                           "precision": args.precision})
+    fabric = setup_fabric(TrainerConfig(accelerator="gpu", devices=world, num_nodes=1, strategy="fsdp",
+                           precision=args.precision))
     model, tokenizer = build(args.layers)
     model = model.to(weights_dtype(args.precision))
     disable_dropout(model)
     if args.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     reference = setup_frozen(fabric, copy.deepcopy(model))
-    policy, optimizer, _ = setup_trainable(fabric, model, lambda p: build_optimizer(p, OmegaConf.create({"lr": 1e-6})))
+    policy, optimizer, _ = setup_trainable(fabric, model, lambda p: build_optimizer(p, Optim(lr=1e-6)))
     grpo = OmegaConf.create({
         "num_generations_per_prompt": args.group, "micro_batch_size": args.micro_batch, "kl_penalty": 0.001,
         "kl_type": "k3", "ratio_clip_min": 0.2, "ratio_clip_max": 0.2, "loss_aggregation": "sequence",

@@ -161,6 +161,9 @@ def main() -> None:
 
     from omegaconf import OmegaConf
 
+    from r1dsl.config import TrainerConfig
+    from r1dsl.ir import Optim
+
     from backends.grpo.rollout import sample_groups
     from backends.grpo.step import Scored, eval_mode, update
     from backends.models import disable_dropout
@@ -175,7 +178,7 @@ def main() -> None:
     print(f"model: Qwen2.5-0.5B shape, {args.layers} layers, {n_params / 1e6:.1f}M parameters, fp32; "
           f"G={args.group}, prompt {args.prompt} + completion {args.completion} tokens; {args.threads} threads")
 
-    fabric = setup_fabric({"accelerator": "cpu", "devices": 1, "strategy": "auto", "precision": "32-true"})
+    fabric = setup_fabric(TrainerConfig(accelerator="cpu", devices=1, strategy="auto", precision="32-true"))
     torch.set_num_threads(args.threads)
     prompt = " ".join(f"t{1 + (7 * i) % (TOKENIZER_IDS - 1)}" for i in range(args.prompt))
     t = time.perf_counter()
@@ -215,7 +218,7 @@ def main() -> None:
         })
         model.zero_grad(set_to_none=True)
         reference = setup_frozen(fabric, copy.deepcopy(model))
-        policy, optimizer, _ = setup_trainable(fabric, model, lambda p: build_optimizer(p, OmegaConf.create({"lr": 1e-6})))
+        policy, optimizer, _ = setup_trainable(fabric, model, lambda p: build_optimizer(p, Optim(lr=1e-6)))
         scored = Scored(r, args.group, torch.rand(len(r.texts), generator=torch.Generator().manual_seed(0)), {})
         t = time.perf_counter()
         with PeakRSS() as mem:

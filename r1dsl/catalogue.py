@@ -1,47 +1,34 @@
-"""What the front end needs to know from the backends, handed to it in one object.
+"""What the front end needs from the backends, handed to it in one object assembled at the edge.
 
-The checker reads reward rules (their parameters and the fields they need) and dataset generators
-(the fields their rows provide) from a `Catalogue`; it never imports backends itself.
+The checker reads reward rules (their parameters and the fields they need) and dataset generators (the
+fields their rows provide); the CLI reads launch targets and the stage runner. r1dsl never imports
+backends itself: the CLI (the edge) installs `backends.catalogue.build()`, tests install it in their
+conftest, and a front end without backends gets the empty catalogue (every rule and generator unknown).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 
 @dataclass(frozen=True)
 class Catalogue:
-    rules: Mapping[str, Any] = field(default_factory=dict)  # reward rule name -> registration (params, needs)
+    rules: Mapping[str, Any] = field(default_factory=dict)  # reward rule name -> registration (params, needs, checks)
     generators: Mapping[str, Any] = field(default_factory=dict)  # generator name -> registration (provides, fn)
+    targets: Mapping[str, Callable[[], Any]] = field(default_factory=dict)  # target -> loader of its emit/run module
+    run_stage: Callable[[list[str]], int] | None = None  # `python -m backends.run_stage ARGS`, as a function
 
 
-@lru_cache(maxsize=1)
-def installed() -> Catalogue:
-    """The catalogue of the installed backends (empty parts where a backend is absent or broken)."""
-    rules: dict = {}
-    gens: dict = {}
-    try:
-        import backends.rewards  # noqa: F401  (registers the built-in rules)
-        from backends.rewards.registry import REWARDS
+_installed: Catalogue | None = None
 
-        rules = dict(REWARDS)
-    except Exception:  # a broken or absent backend must not break `r1dsl check`: rules become unknown
-        try:
-            from backends.rewards.registry import REWARDS
 
-            rules = dict(REWARDS)
-        except Exception:
-            pass
-    try:
-        import backends.data.synthetic  # noqa: F401
-    except Exception:
-        pass
-    try:
-        from backends.data.generators import GENERATORS
+def install(catalogue: Catalogue) -> None:
+    """Make `catalogue` what the front end checks and launches against (called once, at the edge)."""
+    global _installed
+    _installed = catalogue
 
-        gens = dict(GENERATORS)
-    except Exception:
-        pass
-    return Catalogue(rules, gens)
+
+def current() -> Catalogue:
+    """The installed catalogue, or the empty one."""
+    return _installed if _installed is not None else Catalogue()

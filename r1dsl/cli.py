@@ -12,6 +12,13 @@ import argparse
 import sys
 from pathlib import Path
 
+from r1dsl import catalogue
+
+try:  # the edge: the one place where the front end meets the backends (r1dsl/catalogue.py)
+    from backends import catalogue as _backends
+except ImportError:  # the front end alone: rules and generators are unknown, only the local target
+    _backends = None
+
 OK, RECIPE_ERROR, USAGE_ERROR, INTERNAL_ERROR, PREFLIGHT_FAILED = 0, 1, 2, 3, 4
 
 EXIT_STATUS = """exit status: 0 ok; 1 recipe errors or a failed stage; 2 usage error; 3 internal error (a bug in r1dsl);
@@ -98,6 +105,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def _main(argv: list[str] | None) -> int:
     args = _parser().parse_args(argv)
+    if _backends is not None:
+        catalogue.install(_backends.build())
     return {
         "check": cmd_check,
         "compile": cmd_compile,
@@ -255,26 +264,20 @@ def cmd_compile(args) -> int:
 
 
 def _target(name: str):
-    """The launch target: r1dsl.local, or backends.launchers.<name> (emit/run); an error message if unavailable."""
-    import importlib
-
+    """The launch target: r1dsl.local, or one the backends' catalogue offers (emit/run); an error message if unavailable."""
     if name == "local":
         from r1dsl import local
 
         return local
-    module_name = name.replace("-", "_")
+    load = catalogue.current().targets.get(name)
+    if load is None:
+        return f"target `{name}` is not available: the backends that provide it are not installed"
     try:
-        launchers = importlib.import_module("backends.launchers")
-        registry = getattr(launchers, "TARGETS", {}) or {}
-        if name in registry:
-            return registry[name]
-        module = importlib.import_module(f"backends.launchers.{module_name}")
-    except ModuleNotFoundError as e:
-        return f"target `{name}` is not available: backends/launchers/{module_name}.py is missing ({e})"
+        module = load()
     except Exception as e:
         return f"target `{name}` failed to load: {type(e).__name__}: {e}"
     if not (hasattr(module, "emit") and hasattr(module, "run")):
-        return f"target `{name}` is incomplete: backends/launchers/{module_name}.py must define emit(pipeline) and run(pipeline, dry_run)"
+        return f"target `{name}` is incomplete: it must define emit(pipeline) and run(pipeline, dry_run)"
     return module
 
 
@@ -353,14 +356,10 @@ def cmd_report(args) -> int:
 
 
 def cmd_run_stage(args) -> int:
-    import importlib
-
-    try:
-        run_stage = importlib.import_module("backends.run_stage")
-    except ModuleNotFoundError as e:
-        return _usage(f"the training backend is not available: {e}")
-    code = run_stage.main([args.config])
-    return int(code or 0)
+    run_stage = catalogue.current().run_stage
+    if run_stage is None:
+        return _usage("the training backend is not available (backends/ is not installed)")
+    return int(run_stage([args.config]) or 0)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,18 @@ from pathlib import Path
 from typing import Any
 
 from r1dsl import ir
+from r1dsl.config import (
+    CheckpointConfig,
+    DataConfig,
+    DatasetConfig,
+    ExpManagerConfig,
+    InitConfig,
+    ModelConfig,
+    RewardConfig,
+    StageConfig,
+    TrainerConfig,
+    plain,
+)
 from r1dsl.kinds import KINDS
 
 ROOT = Path(__file__).resolve().parent.parent  # the project: r1dsl/, backends/, templates/
@@ -77,9 +89,14 @@ def target_errors(recipe: ir.Recipe, target: str):
 
 
 def stage_config(recipe: ir.Recipe, stage: ir.Stage, run: Path) -> dict[str, Any]:
+    """The stage's config.yaml as plain data (`typed_config` written out)."""
+    return typed_config(recipe, stage, run).to_dict()
+
+
+def typed_config(recipe: ir.Recipe, stage: ir.Stage, run: Path) -> StageConfig:
+    """The typed stage config (r1dsl/config.py): the IR sections as they are, plus what is resolved here."""
     res = stage.resources
     gpu = res.gpus_per_node > 0
-    devices = res.gpus_per_node if gpu else res.cpu_processes
     exp_dir = run / stage.name
     row = KINDS[stage.kind]
     if row.steps_section is not None:
@@ -88,53 +105,46 @@ def stage_config(recipe: ir.Recipe, stage: ir.Stage, run: Path) -> dict[str, Any
     else:
         max_steps, seed, every = None, (stage.sampling.seed if stage.sampling else 0), stage.train.checkpoint_every
     train_sets = [] if row.data_is_eval else list(stage.data)
-    scored_train = row.scores_data
-    return {
-        "name": stage.name,
-        "kind": stage.kind,
-        "recipe": recipe.name,
-        "student_of": stage.student_of,
-        "trainer": {
-            "accelerator": "gpu" if gpu else "cpu",
-            "devices": devices,
-            "num_nodes": res.nodes,
-            "strategy": "fsdp" if res.sharding == "fsdp" else ("ddp" if devices * res.nodes > 1 else "auto"),
-            "precision": training_precision(res),
-            "max_steps": max_steps,
-            "seed": seed,
-        },
-        "model": {
-            "init": _init(recipe, stage, run),
-            "template": recipe.templates[stage.template].text if stage.template else None,
-            "data": {
-                "train": [_dataset(recipe, name, run, stage, scored_train) for name in train_sets],
-                "eval": [_dataset(recipe, name, run, stage, True) for name in stage.eval_data],
-            },
-            "rewards": [
-                {"name": r.name, "rule": r.rule, "weight": r.weight, "params": _reward_params(recipe, r, run)} for r in stage.rewards
-            ],
-            "optim": _plain(stage.optim),
-            "train": _plain(stage.train),
-            "grpo": _plain(stage.grpo) if "grpo" in row.sections else None,
-            "sampling": _plain(stage.sampling) if stage.sampling is not None else None,
-            "filters": _plain(stage.filters) if stage.filters is not None else None,
-            "rollout": _plain(stage.rollout),
-        },
-        "resources": _plain(res),
-        "exp_manager": {
-            "run_dir": str(run),
-            "exp_dir": str(exp_dir),
-            "name": stage.name,
-            "resume_if_exists": True,
-            "create_tensorboard_logger": True,
-            "create_csv_logger": True,
-            "checkpoint_callback_params": {
-                "dirpath": str(exp_dir / "checkpoints"),
-                "every_n_train_steps": every,
-                "save_last": True,
-            },
-        },
-    }
+    return StageConfig(
+        name=stage.name,
+        kind=stage.kind,
+        recipe=recipe.name,
+        student_of=stage.student_of,
+        trainer=TrainerConfig(
+            accelerator="gpu" if gpu else "cpu",
+            devices=res.processes_per_node,
+            num_nodes=res.nodes,
+            strategy="fsdp" if res.sharding == "fsdp" else ("ddp" if res.world_size > 1 else "auto"),
+            precision=training_precision(res),
+            max_steps=max_steps,
+            seed=seed,
+        ),
+        model=ModelConfig(
+            init=_init(recipe, stage, run),
+            template=recipe.templates[stage.template].text if stage.template else None,
+            data=DataConfig(
+                train=tuple(_dataset(recipe, name, run, stage, row.scores_data) for name in train_sets),
+                eval=tuple(_dataset(recipe, name, run, stage, True) for name in stage.eval_data),
+            ),
+            rewards=tuple(RewardConfig(r.name, r.rule, r.weight, _reward_params(recipe, r, run)) for r in stage.rewards),
+            optim=stage.optim,
+            train=stage.train,
+            grpo=stage.grpo if "grpo" in row.sections else None,
+            sampling=stage.sampling,
+            filters=stage.filters,
+            rollout=stage.rollout,
+        ),
+        resources=res,
+        exp_manager=ExpManagerConfig(
+            run_dir=str(run),
+            exp_dir=str(exp_dir),
+            name=stage.name,
+            resume_if_exists=True,
+            create_tensorboard_logger=True,
+            create_csv_logger=True,
+            checkpoint_callback_params=CheckpointConfig(str(exp_dir / "checkpoints"), every, True),
+        ),
+    )
 
 
 def training_precision(res: ir.Resources) -> str:
@@ -144,35 +154,19 @@ def training_precision(res: ir.Resources) -> str:
     return "bf16-mixed" if res.gpus_per_node > 0 else "32-true"
 
 
-def _init(recipe: ir.Recipe, stage: ir.Stage, run: Path) -> dict[str, Any]:
+def _init(recipe: ir.Recipe, stage: ir.Stage, run: Path) -> InitConfig:
     if stage.init_is_stage:
-        return {"source": "stage", "path": str(run / stage.init / "model"), "tiny": None, "name": stage.init}
+        return InitConfig("stage", str(run / stage.init / "model"), None, stage.init)
     model = recipe.models[stage.init]
-    return {
-        "source": model.source,
-        "path": model.path,
-        "tiny": _plain(model.tiny) if model.tiny is not None else None,
-        "name": model.name,
-    }
+    return InitConfig(model.source, model.path, model.tiny, model.name)
 
 
-def _dataset(recipe: ir.Recipe, name: str, run: Path, stage: ir.Stage, scored: bool) -> dict[str, Any]:
+def _dataset(recipe: ir.Recipe, name: str, run: Path, stage: ir.Stage, scored: bool) -> DatasetConfig:
     ds = recipe.datasets[name]
     path = str(run / ds.path / "data.jsonl") if ds.source == "stage" else ds.path
     rewards = [r.name for r in stage.rewards if not r.datasets or name in r.datasets] if scored else []
-    return {
-        "name": ds.name,
-        "source": ds.source,
-        "generator": ds.generator,
-        "path": path,
-        "split": ds.split,
-        "size": ds.size,
-        "seed": ds.seed,
-        "fields": dict(ds.fields),
-        "params": _plain(ds.params),
-        "provides": list(ds.provides),
-        "rewards": rewards,
-    }
+    return DatasetConfig(ds.name, ds.source, ds.generator, path, ds.split, ds.size, ds.seed, dict(ds.fields),
+                         _plain(ds.params), tuple(ds.provides), tuple(rewards))
 
 
 def _reward_params(recipe: ir.Recipe, reward: ir.Reward, run: Path) -> dict[str, Any]:
@@ -191,22 +185,14 @@ def _reward_params(recipe: ir.Recipe, reward: ir.Reward, run: Path) -> dict[str,
     return {k: where(v) for k, v in reward.params.items()}
 
 
-def _plain(value: Any) -> Any:
-    """Dataclasses, mappings and tuples as plain dicts and lists (what OmegaConf and JSON take)."""
-    if dataclasses.is_dataclass(value):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value) if f.name != "span"}
-    if isinstance(value, dict) or hasattr(value, "items"):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
+_plain = plain  # dataclasses, mappings and tuples as plain dicts and lists (what YAML and JSON take)
 
 
 # ---------------------------------------------------------------- inputs, outputs, hashes
 
 
 def _inputs(recipe: ir.Recipe, stage: ir.Stage, run: Path) -> list[str]:
-    out = [_init(recipe, stage, run)["path"] or f"tiny:{stage.init}"]
+    out = [_init(recipe, stage, run).path or f"tiny:{stage.init}"]
     if not stage.init_is_stage and recipe.models[stage.init].source == "hf":
         out[0] = f"hf:{recipe.models[stage.init].path}"
     for name in list(stage.data) + [d for d in stage.eval_data if d not in stage.data]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from r1dsl.settings import LIMITS, Param, knob  # noqa: F401  (the settings vocabulary; Param for reward rules)
+from r1dsl.settings import LIMITS, Param, Readable, knob  # noqa: F401  (the settings vocabulary; Param for reward rules)
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,7 @@ class Span:
 
 
 @dataclass(frozen=True)
-class TinyModelConfig:
+class TinyModelConfig(Readable):
     """A small transformers architecture built from a config, for the embedded default."""
 
     arch: str = knob("qwen2", "transformers architecture", choices=("qwen2", "llama"))
@@ -103,7 +103,7 @@ class Reward:
 
 
 @dataclass(frozen=True)
-class Resources:
+class Resources(Readable):
     nodes: int = knob(1, "machines", min=1)
     gpus_per_node: int = knob(0, "GPUs per machine (0: CPU)", min=0)
     tensor_parallel: int = knob(1, "tensor-parallel size", min=1)
@@ -129,9 +129,19 @@ class Resources:
     )
     gradient_checkpointing: bool = knob(False, "recompute each decoder layer's activations in backward (less memory)")
 
+    @property
+    def processes_per_node(self) -> int:
+        """Processes a stage runs on each machine: one per GPU, else cpu_processes (computed here only)."""
+        return self.gpus_per_node if self.gpus_per_node > 0 else self.cpu_processes
+
+    @property
+    def world_size(self) -> int:
+        """All the stage's processes (rollout GPUs included)."""
+        return self.processes_per_node * self.nodes
+
 
 @dataclass(frozen=True)
-class Optim:
+class Optim(Readable):
     lr: float = knob(1e-4, "peak learning rate", min_exclusive=0.0)
     min_lr_ratio: float = knob(0.1, "cosine floor as a fraction of lr", min=0.0, max=1.0)
     lr_schedule: str = knob("cosine", "learning-rate schedule", choices=("cosine", "constant", "linear"))
@@ -141,7 +151,7 @@ class Optim:
 
 
 @dataclass(frozen=True)
-class Train:
+class Train(Readable):
     """Settings shared by pretrain, sft and distill."""
 
     steps: int = knob(100, "optimizer steps", min=1)
@@ -154,7 +164,7 @@ class Train:
 
 
 @dataclass(frozen=True)
-class GRPO:
+class GRPO(Readable):
     """GRPO as in DeepSeekMath eq. 3; names follow NeMo-RL where a term exists."""
 
     num_generations_per_prompt: int = knob(8, "group size G", min=2)
@@ -181,7 +191,7 @@ class GRPO:
 
 
 @dataclass(frozen=True)
-class Sampling:
+class Sampling(Readable):
     """Generation for rejection sampling and evaluation."""
 
     samples_per_prompt: int = knob(4, "k completions per prompt", min=1)
@@ -193,7 +203,7 @@ class Sampling:
 
 
 @dataclass(frozen=True)
-class Rollout:
+class Rollout(Readable):
     """Which engine generates completions: GRPO groups, rejection samples and evaluation.
 
     `engine` is NeMo-RL's `policy.generation.backend` (TRL: `use_vllm`); the vLLM settings keep the names
@@ -211,7 +221,7 @@ class Rollout:
 
 
 @dataclass(frozen=True)
-class RejectionFilters:
+class RejectionFilters(Readable):
     finished: bool = knob(True, "drop completions cut at the length limit before they stopped")
     correct: bool = knob(True, "keep only completions the rule rewards call correct")
     format: bool = knob(True, "keep only well-formatted completions")

@@ -22,7 +22,7 @@ def command(job: ir.StageJob) -> list[str]:
     """The command that runs one stage: python -m backends.run_stage, under torchrun when it has several processes."""
     config = str(Path(job.dir) / "config.yaml")
     res = job.stage.resources
-    procs = res.gpus_per_node if res.gpus_per_node > 0 else res.cpu_processes
+    procs = res.processes_per_node
     if procs > 1:
         return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(procs),
                 "-m", "backends.run_stage", config]

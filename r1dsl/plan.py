@@ -183,7 +183,7 @@ def _layout(stage: Stage, p: StagePlan) -> tuple[int, int, int]:
     train_gpus = p.gpus - res.rollout_gpus if res.rollout_gpus else p.gpus
     if p.gpus and train_gpus % mp:
         p.errors.append(f"{train_gpus} training GPUs do not divide into tensor_parallel x pipeline_parallel = {mp}")
-    dp = max(1, train_gpus // mp) if p.gpus else res.cpu_processes * res.nodes
+    dp = max(1, train_gpus // mp) if p.gpus else res.world_size
     return dp, res.tensor_parallel if p.gpus else 1, res.pipeline_parallel if p.gpus else 1
 
 

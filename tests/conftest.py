@@ -14,6 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from backends.catalogue import build
+from r1dsl.catalogue import install
+
+install(build())  # the tests' edge: the front end checks against these backends' rules and generators
+
 SLURM_REFERENCE_CONF = Path("/work/shared/reference/slurm-single-node.conf")
 _FALLBACK_CONF = """\
 ClusterName=local

@@ -1,7 +1,7 @@
 """One GRPO step: roll out G completions per prompt, score them, and update the policy.
 
     rollout    = sample_groups(policy, prompts)                     # B = P * G completions
-    r, per_rule = score(rewards, completions, rows)                 # (B,)
+    r, per_rule = score(rewards, completions, rows, lengths)        # (B,)
     A          = group_advantages(r)                                # (B,)
     old, ref   = log-probs of the rollout policy and the reference  # (B, T), no grad
     for each inner epoch: for each micro-batch: loss.backward(); then one optimizer step
@@ -28,10 +28,9 @@ import torch
 from torch import Tensor
 
 from backends.grpo.loss import group_advantages, grpo_loss
-from backends.generation import DEFAULT_STOP
+from backends.generation import DEFAULT_STOP, render_prompt
 from backends.grpo.rollout import Rollout, recomputes_activations, sample_groups, token_logprobs
-from backends.rewards.registry import REWARDS, score
-from backends.stages.eval import GROUND_TRUTH_FIELDS, render_prompt
+from backends.rewards.registry import GROUND_TRUTH_FIELDS, REWARDS, score
 from backends.trainer.fabric import unwrap  # noqa: F401  (the plain module behind Fabric's and DDP's wrappers)
 
 TRUNCATION_PENALTY = 1.0  # subtracted from the reward of a truncated completion when truncated == "penalize"
@@ -75,7 +74,7 @@ def rollout_and_score(policy, tokenizer, rows: Sequence[Mapping[str, Any]], grpo
         rollout = sample_groups(policy, tokenizer, prompts, G, generator=generator, **lengths)
     generated = time.perf_counter()
     group_rows = [row for row in rows for _ in range(G)]  # (B,), aligned with the rollout
-    totals, per_rule = score(rewards_cfg, rollout.texts, group_rows)
+    totals, per_rule = score(rewards_cfg, rollout.texts, group_rows, rollout.lengths.tolist())
     rewards = torch.tensor(totals, dtype=torch.float32)
     if grpo.truncated == "penalize":
         rewards = rewards - TRUNCATION_PENALTY * rollout.truncated.float().cpu()

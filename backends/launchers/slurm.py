@@ -171,7 +171,6 @@ def stage_script_values(job: StageJob, pipeline: Pipeline) -> dict[str, Any]:
     res = job.stage.resources
     srun_args, wrapper = launch_words(job, pipeline)
     lead = checkpoint_lead_s(job)
-    nproc = res.gpus_per_node if res.gpus_per_node > 0 else res.cpu_processes
     return {
         "directives": [o for o in stage_options(job, pipeline) if plain(o)],
         "stage_dir": str(stage_dir(job)),
@@ -180,8 +179,8 @@ def stage_script_values(job: StageJob, pipeline: Pipeline) -> dict[str, Any]:
         "project": str(PROJECT_DIR),
         "srun_args": srun_args,
         "wrapper": wrapper,
-        "nproc_per_node": nproc,
-        "torchrun": res.nodes * nproc > 1,
+        "nproc_per_node": res.processes_per_node,
+        "torchrun": res.world_size > 1,
         "checkpoint_wait_s": checkpoint_wait_s(job),
         "lead_s": lead,
     }

@@ -87,17 +87,26 @@ def _agree(name: str, fn: RuleFn, params: Mapping[str, Param]) -> None:
                              f"declared {param.default!r}; drop the function's default (the declaration is the one place)")
 
 
+GROUND_TRUTH_FIELDS = ("answer", "tests")  # a rule that needs one of these fields judges correctness
+COMPLETION_TOKENS = "_completion_tokens"  # the row key through which a rule sees its completion's token count
+
+
 def score(
-    rewards: Sequence[Mapping[str, Any]], completions: Sequence[str], rows: Sequence[Mapping[str, Any]]
+    rewards: Sequence[Mapping[str, Any]], completions: Sequence[str], rows: Sequence[Mapping[str, Any]],
+    completion_tokens: Sequence[int],
 ) -> tuple[list[float], dict[str, list[float]]]:
     """Weighted sum of the rules routed to each row.
 
     `rewards` are compiled reward entries ({name, rule, weight, params}); a row's `_rewards` key, when
-    present, lists the reward names routed to its dataset. Returns the totals and each reward's raw values
-    (NaN where a reward was not routed to a row).
+    present, lists the reward names routed to its dataset. `completion_tokens[i]` is the number of tokens
+    of `completions[i]` (what length rules count); each rule sees it as `row["_completion_tokens"]`.
+    Returns the totals and each reward's raw values (NaN where a reward was not routed to a row).
     """
     _load_builtin_rules()
     n = len(completions)
+    if len(rows) != n or len(completion_tokens) != n:
+        raise ValueError(f"score: {n} completions, {len(rows)} rows, {len(completion_tokens)} token counts")
+    rows = [{**row, COMPLETION_TOKENS: int(t)} for row, t in zip(rows, completion_tokens)]
     totals = [0.0] * n
     per_rule: dict[str, list[float]] = {}
     for reward in rewards:

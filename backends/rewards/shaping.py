@@ -1,17 +1,18 @@
 """Shaping rewards: length (cosine or linear), DAPO's soft overlong punishment, n-gram repetition penalty.
 
-Lengths are tokens when the trainer puts the count in `row["_completion_tokens"]`, else whitespace words.
+Lengths are tokens: `registry.score` puts each completion's token count in `row["_completion_tokens"]`
+(a direct call without it falls back to whitespace-separated words).
 """
 
 from __future__ import annotations
 
 import math
 
-from backends.rewards.registry import Check, Param, register
+from backends.rewards.registry import COMPLETION_TOKENS, Check, Param, register
 
 
 def completion_length(completion: str, row) -> int:
-    n = row.get("_completion_tokens") if hasattr(row, "get") else None
+    n = row.get(COMPLETION_TOKENS) if hasattr(row, "get") else None
     return int(n) if n is not None else len(completion.split())
 
 

@@ -20,20 +20,10 @@ from typing import Any, Mapping, Sequence
 import torch
 
 import backends.rewards  # noqa: F401  (registers the built-in reward rules)
-from backends.generation import sample
-from backends.rewards.registry import REWARDS, score
+from backends.generation import render_prompt, sample  # noqa: F401  (render_prompt: also imported from here)
+from backends.rewards.registry import GROUND_TRUTH_FIELDS, REWARDS, score  # noqa: F401
 
-GROUND_TRUTH_FIELDS = ("answer", "tests")
 DEFAULT_SAMPLING = {"samples_per_prompt": 4, "temperature": 0.6, "top_p": 0.95, "max_completion_tokens": 64, "max_prompts": None, "seed": 0}
-
-
-def render_prompt(template: str | None, prompt: str, tokenizer=None) -> str:
-    """The text the model sees: the template with {prompt} filled, else the chat template, else the prompt."""
-    if template:
-        return template.replace("{prompt}", prompt)
-    if tokenizer is not None and getattr(tokenizer, "chat_template", None):
-        return tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True)
-    return prompt
 
 
 def default_rewards(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -109,7 +99,7 @@ def run_eval(model, tokenizer, rows, template, rewards, sampling, engine=None) -
 
     # greedy: one completion per prompt
     texts, lengths, truncated = _generate(model, tokenizer, prompts, 1, 0.0, 1.0, max_tokens, int(sampling["seed"]), engine=engine)
-    totals, per_rule = score(rewards, texts, rows)
+    totals, per_rule = score(rewards, texts, rows, lengths)
     correct = _row_means(per_rule, correct_names, n)
     fmt = _row_means(per_rule, format_names, n)
     if correct is not None:
@@ -133,7 +123,7 @@ def run_eval(model, tokenizer, rows, template, rewards, sampling, engine=None) -
             engine=engine,
         )
         rows_k = [row for row in rows for _ in range(k)]
-        _, per_rule_k = score(rewards, texts_k, rows_k)
+        _, per_rule_k = score(rewards, texts_k, rows_k, lengths_k)
         correct_k = _row_means(per_rule_k, correct_names, n * k)
         fmt_k = _row_means(per_rule_k, format_names, n * k)
         if correct_k is not None:

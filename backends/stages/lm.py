@@ -22,9 +22,9 @@ Example = tuple[list[int], list[int]]  # (input_ids, labels)
 
 
 def total_steps(train_cfg, num_examples: int) -> int:
-    if train_cfg.get("epochs"):
-        return max(1, math.ceil(int(train_cfg.epochs) * num_examples / int(train_cfg.batch_size)))
-    return int(train_cfg.steps)
+    if train_cfg.epochs:
+        return max(1, math.ceil(train_cfg.epochs * num_examples / train_cfg.batch_size))
+    return train_cfg.steps
 
 
 def batch_indices(step: int, batch_size: int, num_examples: int, seed: int) -> list[int]:
@@ -58,16 +58,16 @@ def train_causal_lm(run: StageRun, model, tokenizer, examples: list[Example]):
     """
     cfg = run.cfg.model
     steps = total_steps(cfg.train, len(examples))
-    seed = int(cfg.train.get("seed", run.seed))
-    per_rank = max(1, int(cfg.train.batch_size) // run.world_size)
-    micro = min(int(cfg.train.get("micro_batch_size") or per_rank), per_rank)
+    seed = cfg.train.seed
+    per_rank = max(1, cfg.train.batch_size // run.world_size)
+    micro = min(cfg.train.micro_batch_size, per_rank)
 
     prepare_for_training(model, run.cfg.get("resources"))
     model, optimizer, raw_optimizer = setup_trainable(run.fabric, model, lambda params: build_optimizer(params, cfg.optim))
     scheduler = build_scheduler(raw_optimizer, cfg.optim, steps)
     state = {"model": model, "optimizer": optimizer, "scheduler": scheduler}
     start = run.resume(state)
-    max_grad_norm = float(cfg.optim.get("max_grad_norm", 1.0))
+    max_grad_norm = cfg.optim.max_grad_norm
 
     model.train()
     metrics: dict[str, float] = {}

@@ -23,9 +23,11 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import backends.rewards  # noqa: F401  (registers the built-in reward rules)
-from backends.rewards.registry import REWARDS, score
-from backends.stages.eval import GROUND_TRUTH_FIELDS, render_prompt
+from backends.generation import render_prompt
+from backends.rewards.registry import GROUND_TRUTH_FIELDS, REWARDS, score
 from backends.trainer.results import atomic_write_json
+from r1dsl.config import InitConfig, plain
+from r1dsl.ir import RejectionFilters
 
 FILTERS = ("finished", "correct", "format", "language", "judge", "length", "dedup", "keep_per_prompt")
 PROMPTS_PER_CHUNK = 64
@@ -43,8 +45,7 @@ def run(cfg) -> dict[str, float]:
     model, tokenizer = load_policy(cfg.model.init, run.device)
     model.eval()
     engine = stage_engine(run, cfg, model, tokenizer)  # None: sample from the model itself (rollout.engine = hf)
-    sampling = dict(cfg.model.sampling)
-    filters = dict(cfg.model.filters)
+    sampling, filters = cfg.model.sampling, cfg.model.filters  # ir.Sampling, ir.RejectionFilters
     checkpoint = checkpoint_hash(cfg.model.init)
 
     partial = run.exp_dir / "data.partial.jsonl"
@@ -55,13 +56,13 @@ def run(cfg) -> dict[str, float]:
     chunks = []
     for dataset in cfg.model.data.train:
         rows = load_rows(dataset)
-        if sampling.get("max_prompts"):
-            rows = rows[: int(sampling["max_prompts"])]
+        if sampling.max_prompts:
+            rows = rows[: sampling.max_prompts]
         rewards = _rewards_for(cfg.model, dataset)
         for start in range(0, len(rows), PROMPTS_PER_CHUNK):
             chunks.append((f"{dataset.name}:{start}", dataset, rows[start : start + PROMPTS_PER_CHUNK], start, rewards))
 
-    k = int(sampling["samples_per_prompt"])
+    k = sampling.samples_per_prompt
     finished = (run.exp_dir / "data.jsonl").exists()  # renamed into place only after its summary was written
     if run.is_main and not finished:
         _truncate(partial, int(progress.get("partial_bytes", 0)))  # drop rows of a chunk cut off mid-write
@@ -69,15 +70,15 @@ def run(cfg) -> dict[str, float]:
             for chunk_id, dataset, rows, first_id, rewards in chunks:
                 if chunk_id in progress["done_chunks"]:
                     continue
-                prompts = [render_prompt(cfg.model.get("template"), str(r["prompt"]), tokenizer) for r in rows]
+                prompts = [render_prompt(cfg.model.template, str(r["prompt"]), tokenizer) for r in rows]
                 samples = (engine.sample if engine is not None else functools.partial(sample, model))(
                     tokenizer,
                     prompts,
                     num_samples=k,
-                    max_new_tokens=int(sampling["max_completion_tokens"]),
-                    temperature=float(sampling["temperature"]),
-                    top_p=float(sampling["top_p"]),
-                    generator_seed=int(sampling.get("seed") or 0) + first_id,
+                    max_new_tokens=sampling.max_completion_tokens,
+                    temperature=sampling.temperature,
+                    top_p=sampling.top_p,
+                    generator_seed=sampling.seed + first_id,
                 )
                 candidates = [
                     Candidate(row, first_id + i // k, i % k, text, length, trunc)
@@ -85,7 +86,8 @@ def run(cfg) -> dict[str, float]:
                         zip([r for r in rows for _ in range(k)], samples.texts, samples.completion_lengths, samples.truncated)
                     )
                 ]
-                _, per_rule = score(rewards, [c.text for c in candidates], [c.row for c in candidates])
+                _, per_rule = score(rewards, [c.text for c in candidates], [c.row for c in candidates],
+                                    [c.tokens for c in candidates])
                 for i, c in enumerate(candidates):
                     c.rewards = {name: values[i] for name, values in per_rule.items()}
                 kept = apply_filters(candidates, filters, rewards, counts)
@@ -129,7 +131,7 @@ class Candidate:
 
 
 def apply_filters(
-    candidates: Sequence[Candidate], filters: Mapping[str, Any], rewards: Sequence[Mapping[str, Any]], counts: dict[str, dict[str, int]]
+    candidates: Sequence[Candidate], filters: RejectionFilters, rewards: Sequence[Mapping[str, Any]], counts: dict[str, dict[str, int]]
 ) -> list[Candidate]:
     """The candidates every enabled filter keeps; `counts[filter]` accumulates seen/kept."""
     correct_names = [r["name"] for r in rewards if _rule(r) is not None and any(f in _rule(r).needs for f in GROUND_TRUTH_FIELDS)]
@@ -141,14 +143,12 @@ def apply_filters(
         return all(math.isnan(v) or v >= threshold for v in values)  # NaN: not routed to this row's dataset
 
     tests = {
-        "finished": (lambda c: not c.truncated) if filters.get("finished", True) else None,
-        "correct": (lambda c: all_at_least(c, correct_names, 1.0)) if filters.get("correct") else None,
-        "format": (lambda c: all_at_least(c, format_names, 1.0)) if filters.get("format") else None,
-        "language": (lambda c: all_at_least(c, language_names, float(filters["language"])))
-        if filters.get("language") is not None
-        else None,
-        "judge": (lambda c: all_at_least(c, [filters["judge"]], 0.5)) if filters.get("judge") else None,
-        "length": (lambda c: c.tokens <= int(filters["max_completion_tokens"])) if filters.get("max_completion_tokens") else None,
+        "finished": (lambda c: not c.truncated) if filters.finished else None,
+        "correct": (lambda c: all_at_least(c, correct_names, 1.0)) if filters.correct else None,
+        "format": (lambda c: all_at_least(c, format_names, 1.0)) if filters.format else None,
+        "language": (lambda c: all_at_least(c, language_names, filters.language)) if filters.language is not None else None,
+        "judge": (lambda c: all_at_least(c, [filters.judge], 0.5)) if filters.judge else None,
+        "length": (lambda c: c.tokens <= filters.max_completion_tokens) if filters.max_completion_tokens else None,
     }
     survivors = list(candidates)
     for name in FILTERS[:6]:
@@ -158,7 +158,7 @@ def apply_filters(
         counts[name]["kept"] += len(survivors)
 
     counts["dedup"]["seen"] += len(survivors)
-    if filters.get("dedup", True):
+    if filters.dedup:
         seen_texts: set[tuple[int, str]] = set()
         unique = []
         for c in survivors:
@@ -170,12 +170,12 @@ def apply_filters(
     counts["dedup"]["kept"] += len(survivors)
 
     counts["keep_per_prompt"]["seen"] += len(survivors)
-    limit = filters.get("keep_per_prompt")
+    limit = filters.keep_per_prompt
     if limit:
         per_prompt: dict[int, int] = {}
         capped = []
         for c in survivors:
-            if per_prompt.get(c.prompt_id, 0) < int(limit):
+            if per_prompt.get(c.prompt_id, 0) < limit:
                 per_prompt[c.prompt_id] = per_prompt.get(c.prompt_id, 0) + 1
                 capped.append(c)
         survivors = capped
@@ -201,17 +201,17 @@ def provenance_row(c: Candidate, stage: str, checkpoint: str, dataset: str) -> d
     return row
 
 
-def checkpoint_hash(init: Mapping[str, Any]) -> str:
+def checkpoint_hash(init: InitConfig) -> str:
     """sha256 of the weights a stage samples from (a hub id or tiny config hashes by its description)."""
-    path = Path(str(init.get("path") or ""))
-    if init.get("source") in ("stage", "local") and path.is_dir():
+    path = Path(init.path or "")
+    if init.source in ("stage", "local") and path.is_dir():
         h = hashlib.sha256()
         for f in sorted(path.glob("*.safetensors")) or sorted(path.glob("*.bin")):
             with open(f, "rb") as fh:
                 for block in iter(lambda: fh.read(1 << 20), b""):
                     h.update(block)
         return h.hexdigest()[:16]
-    return hashlib.sha256(json.dumps(dict(init), sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return hashlib.sha256(json.dumps(plain(init), sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def _rule(reward: Mapping[str, Any]):

@@ -26,8 +26,8 @@ def load_classifier(init_cfg, work_dir):
 
     from backends.models import load_policy, save_policy
 
-    path = init_cfg.get("path")
-    if init_cfg.get("source") == "tiny" or not path:
+    path = init_cfg.path
+    if init_cfg.source == "tiny" or not path:
         lm, tokenizer = load_policy(init_cfg, "cpu")  # a fresh tiny LM: save it so from_pretrained can read it
         path = str(work_dir / "init")
         save_policy(lm, tokenizer, path)
@@ -71,8 +71,8 @@ def run(cfg) -> dict[str, float]:
         raise DataError(f"{cfg.name}: reward_model needs rows with `prompt`, `chosen` and `rejected` fields")
     model, tokenizer = load_classifier(cfg.model.init, run.exp_dir)
     steps = total_steps(train, len(rows))
-    max_tokens = int(train.max_seq_len)
-    per_rank = max(1, int(train.batch_size) // run.world_size)
+    max_tokens = train.max_seq_len
+    per_rank = max(1, train.batch_size // run.world_size)
 
     model, optimizer, raw_optimizer = setup_trainable(run.fabric, model, lambda params: build_optimizer(params, cfg.model.optim))
     scheduler = build_scheduler(raw_optimizer, cfg.model.optim, steps)
@@ -82,14 +82,14 @@ def run(cfg) -> dict[str, float]:
     with run.progress(steps, start, f"{run.name} (reward_model)") as bar:
         for step in range(start, steps):
             t0 = time.time()
-            idx = batch_indices(step, per_rank * run.world_size, len(rows), int(train.get("seed", run.seed)))[run.rank :: run.world_size]
+            idx = batch_indices(step, per_rank * run.world_size, len(rows), train.seed)[run.rank :: run.world_size]
             batch = [rows[i] for i in idx]
             prompts = [r["prompt"] for r in batch]
             chosen = rewards_of(model, tokenizer, prompts, [r["chosen"] for r in batch], max_tokens, run.device)
             rejected = rewards_of(model, tokenizer, prompts, [r["rejected"] for r in batch], max_tokens, run.device)
             loss = -F.logsigmoid(chosen - rejected).mean()  # Bradley-Terry
             run.fabric.backward(loss)
-            run.fabric.clip_gradients(model, optimizer, max_norm=float(cfg.model.optim.get("max_grad_norm", 1.0)))
+            run.fabric.clip_gradients(model, optimizer, max_norm=cfg.model.optim.max_grad_norm)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             scheduler.step()
@@ -107,7 +107,7 @@ def run(cfg) -> dict[str, float]:
     run.save_model(model, tokenizer)
     result = {"train_loss": metrics["loss"]} if metrics else {}
     if run.is_main:
-        for dataset in cfg.model.data.get("eval") or []:
+        for dataset in cfg.model.data.eval:
             held_out = load_rows(dataset)
             key = "pair_accuracy" if len(cfg.model.data.eval) == 1 else f"{dataset.name}/pair_accuracy"
             result[key] = pair_accuracy(model, tokenizer, held_out, max_tokens, run.device)

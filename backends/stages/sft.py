@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from backends.data.loading import DataError, load_rows
 from backends.models import load_policy
-from backends.stages.eval import render_prompt
+from backends.generation import render_prompt
 from backends.stages.lm import Example, train_save_evaluate
 from backends.trainer import StageRun
 

@@ -19,12 +19,10 @@ def setup_fabric(trainer: Mapping[str, Any]):
     from lightning.fabric import Fabric
     from lightning.fabric.strategies import DDPStrategy
 
-    accelerator = str(trainer.get("accelerator", "cpu"))
-    devices = int(trainer.get("devices", 1))
-    num_nodes = int(trainer.get("num_nodes", 1))
-    strategy: Any = trainer.get("strategy", "auto")
+    accelerator, devices, num_nodes = trainer.accelerator, trainer.devices, trainer.num_nodes
+    strategy: Any = trainer.strategy
     backend = "gloo" if accelerator == "cpu" else "nccl"
-    precision = str(trainer.get("precision", "32-true"))
+    precision = trainer.precision
     if strategy == "fsdp":
         from functools import partial
 

@@ -34,24 +34,19 @@ class StageRun:
         self.fabric = fabric if fabric is not None else setup_fabric(cfg.trainer)
         self.rank, self.world_size = self.fabric.global_rank, self.fabric.world_size
         self.is_main = self.rank == 0
-        self.seed = int(cfg.trainer.get("seed", 0))
+        self.seed = cfg.trainer.seed
         seed_everything(self.seed)
         exp = cfg.exp_manager
         self.run_dir = Path(exp.run_dir)
         self.exp_dir = Path(exp.exp_dir)
         if self.is_main:
             self.exp_dir.mkdir(parents=True, exist_ok=True)
-        ckpt = exp.get("checkpoint_callback_params") or {}
-        self.checkpoints = Checkpointer(
-            self.fabric,
-            ckpt.get("dirpath") or self.exp_dir / "checkpoints",
-            int(ckpt.get("every_n_train_steps") or 50),
-            int(ckpt.get("keep_last") or 2),
-        )
+        ckpt = exp.checkpoint_callback_params
+        self.checkpoints = Checkpointer(self.fabric, ckpt.dirpath, ckpt.every_n_train_steps)
         self.logger = MetricsLogger(
             self.exp_dir,
-            csv_enabled=bool(exp.get("create_csv_logger", True)),
-            tensorboard=bool(exp.get("create_tensorboard_logger", True)),
+            csv_enabled=exp.create_csv_logger,
+            tensorboard=exp.create_tensorboard_logger,
             enabled=self.is_main,
             wandb_config=_config_dict(cfg),
         )
@@ -64,14 +59,14 @@ class StageRun:
     @property
     def precision(self) -> str:
         """The Fabric precision of the stage (`trainer.precision`): what weights load in and compute in."""
-        return str(self.cfg.trainer.get("precision", "32-true"))
+        return self.cfg.trainer.precision
 
     def print(self, *args: Any) -> None:
         self.fabric.print(*args)
 
     def resume(self, state: dict[str, Any]) -> int:
         """Restore `state` from the latest checkpoint when `resume_if_exists`; the step to continue from."""
-        latest = self.checkpoints.latest() if self.cfg.exp_manager.get("resume_if_exists", True) else None
+        latest = self.checkpoints.latest() if self.cfg.exp_manager.resume_if_exists else None
         if latest is None:
             return 0
         step = self.checkpoints.load(latest, state)
@@ -119,6 +114,4 @@ class StageRun:
 
 def _config_dict(cfg) -> dict[str, Any]:
     """The stage config as plain data (what W&B records as the run's config)."""
-    from omegaconf import DictConfig, OmegaConf
-
-    return OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
+    return cfg.to_dict()

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
 
 import torch
+
+from r1dsl.ir import Optim
 
 
 def lr_factor(step: int, total_steps: int, warmup_steps: int = 0, schedule: str = "cosine", min_lr_ratio: float = 0.1) -> float:
@@ -24,20 +25,13 @@ def lr_factor(step: int, total_steps: int, warmup_steps: int = 0, schedule: str 
     return min_lr_ratio + (1.0 - min_lr_ratio) * decay
 
 
-def build_optimizer(params, optim: Mapping[str, Any]) -> torch.optim.Optimizer:
+def build_optimizer(params, optim: Optim) -> torch.optim.Optimizer:
     """AdamW with the stage's lr and weight decay (betas as in most LLM recipes)."""
-    return torch.optim.AdamW(params, lr=float(optim["lr"]), weight_decay=float(optim.get("weight_decay", 0.0)), betas=(0.9, 0.95))
+    return torch.optim.AdamW(params, lr=optim.lr, weight_decay=optim.weight_decay, betas=(0.9, 0.95))
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, optim: Mapping[str, Any], total_steps: int):
+def build_scheduler(optimizer: torch.optim.Optimizer, optim: Optim, total_steps: int):
     """A LambdaLR stepping once per optimizer step; its state resumes with the checkpoint."""
     return torch.optim.lr_scheduler.LambdaLR(
-        optimizer,
-        lambda step: lr_factor(
-            step,
-            total_steps,
-            int(optim.get("warmup_steps", 0)),
-            str(optim.get("lr_schedule", "cosine")),
-            float(optim.get("min_lr_ratio", 0.1)),
-        ),
+        optimizer, lambda step: lr_factor(step, total_steps, optim.warmup_steps, optim.lr_schedule, optim.min_lr_ratio)
     )

@@ -9,7 +9,7 @@ an error so that one run reports as much as it can.
 from __future__ import annotations
 
 from r1dsl import ast, ir
-from r1dsl.catalogue import Catalogue
+from r1dsl.catalogue import Catalogue, current
 from r1dsl.checker import constants, declarations, order, outline, rules, scope, stages
 from r1dsl.diagnostics import Diagnostics
 
@@ -19,14 +19,12 @@ __all__ = ["check"]
 def check(modules: list[ast.Module], diags: Diagnostics, catalogue: Catalogue | None = None) -> ir.Recipe | None:
     """The IR of the recipe whose main file is `modules[-1]`, or None when `diags` holds an error.
 
-    `catalogue`: the reward rules and generators to check against (default: the installed backends').
+    `catalogue`: the reward rules and generators to check against (default: the one installed at the edge).
     """
     if not modules:
         return None
     if catalogue is None:
-        from r1dsl.catalogue import installed
-
-        catalogue = installed()
+        catalogue = current()
     cx = scope.Context(modules, diags, catalogue)
     name = scope.collect(cx)
     constants.fold(cx)

@@ -113,7 +113,7 @@ def dataset(cx: Context, decl: ast.BlockDecl, module: ast.Module) -> None:
             cx.d.warn("W102", f"unknown generator `{location}`; the fields its rows provide are not checked",
                       settings["generator"].value.span,
                       help=hint or ("registered generators: " + ", ".join(sorted(registry)) if registry else
-                                    "no generators are registered (backends.data.synthetic is missing)"))
+                                    "no generators in the catalogue (from Python: r1dsl.catalogue.install(backends.catalogue.build()))"))
             provides = None
         else:
             provides = tuple(gen.provides)
@@ -175,7 +175,7 @@ def reward(cx: Context, decl: ast.BlockDecl) -> None:
         hint = did_you_mean(rule_name, rules)
         cx.d.error("E002", f"unknown reward rule `{rule_name}`", settings["rule"].value.span,
                    help=hint or ("registered rules: " + ", ".join(sorted(rules)) if rules else
-                                 "no reward rules are registered (is backends.rewards importable?)"))
+                                 "no reward rules in the catalogue (from Python: r1dsl.catalogue.install(backends.catalogue.build()))"))
         return
     weight = 1.0
     if "weight" in settings:

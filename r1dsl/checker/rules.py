@@ -108,7 +108,7 @@ def check_rollout(cx: Context, rollout: ir.Rollout, res: ir.Resources, info: Sta
     """E010: the colocated vLLM engine shares one process with the trainer, so the stage runs one process."""
     if rollout.engine != "vllm":
         return
-    processes = res.nodes * (res.gpus_per_node if res.gpus_per_node else res.cpu_processes)
+    processes = res.world_size
     if processes > 1:
         cx.d.error("E010", f"`rollout.engine` = \"vllm\" runs one engine colocated with one trainer process, but "
                    f"the stage runs {processes} processes", knob_span(cx, info, "rollout", "engine"),
@@ -122,7 +122,7 @@ def batch_arithmetic(cx: Context, stage: ir.Stage, explicit: dict[str, set[str]]
     """
     res = stage.resources
     layout = res.tensor_parallel * res.pipeline_parallel
-    world = (res.gpus_per_node * res.nodes - res.rollout_gpus) if res.gpus_per_node else res.cpu_processes * res.nodes
+    world = res.world_size - res.rollout_gpus  # the training processes
     if world <= 0 or world % layout:
         return stage  # E010 already said why
     dp = world // layout

@@ -67,6 +67,7 @@ def stage_config(
         "name": name,
         "kind": kind,
         "recipe": "test",
+        "student_of": None,
         "trainer": {
             "accelerator": "cpu",
             "devices": devices,
@@ -122,10 +123,10 @@ def write_config(config: dict[str, Any]) -> Path:
 
 
 def load(config: dict[str, Any]):
-    """The config as the stage runner sees it (an OmegaConf DictConfig)."""
-    from omegaconf import OmegaConf
+    """The config as the stage runner sees it: the typed StageConfig (a key out of layout is an error here)."""
+    from r1dsl.config import StageConfig
 
-    return OmegaConf.create(config)
+    return StageConfig.from_dict(config)
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ from backends.grpo.step import Scored, update
 from backends.models import build_tiny_model, build_tiny_tokenizer, disable_dropout
 from backends.trainer import build_optimizer
 from backends.trainer.fabric import full_state_dict, is_sharded, setup_fabric, setup_frozen, setup_trainable, unwrap
+from r1dsl.config import TrainerConfig
 
 GRPO = OmegaConf.create({
     "num_generations_per_prompt": 4, "num_prompts_per_step": 4, "micro_batch_size": 4, "kl_penalty": 0.05,
@@ -62,7 +63,7 @@ def rank_share(scored: Scored, rank: int, world: int) -> Scored:
 
 
 def main(out: str, strategy: str, devices: int) -> None:
-    fabric = setup_fabric({"accelerator": "cpu", "devices": devices, "strategy": strategy, "precision": "32-true"})
+    fabric = setup_fabric(TrainerConfig(accelerator="cpu", devices=devices, strategy=strategy, precision="32-true"))
     torch.manual_seed(0)
     tokenizer = build_tiny_tokenizer(MICRO_TINY["vocab_size"])
     model = build_tiny_model(MICRO_TINY, tokenizer)

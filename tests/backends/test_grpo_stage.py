@@ -135,3 +135,22 @@ def test_grpo_under_torchrun_two_cpu_processes(tmp_path):
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert (tmp_path / "zero" / "DONE").exists() and (tmp_path / "zero" / "model" / "model.safetensors").exists()
     assert len((tmp_path / "zero" / "metrics.csv").read_text().splitlines()) == 1 + 2
+
+
+def test_rollout_rewards_count_generated_tokens():
+    """The grpo rollout scores `overlong` on the rollout's token counts (not the completion's word count)."""
+    from backends.grpo.step import rollout_and_score
+    from backends.models import load_policy
+    from r1dsl.ir import GRPO
+
+    torch.manual_seed(0)
+    model, tok = load_policy({"source": "tiny", "path": None, "tiny": dict(MICRO_TINY)})
+    model.eval()
+    grpo = GRPO(num_generations_per_prompt=3, num_prompts_per_step=2, max_completion_tokens=8, max_prompt_tokens=32)
+    rewards = [{"name": "long", "rule": "overlong", "weight": 1.0, "params": {"max_tokens": 8, "buffer": 8}}]
+    scored = rollout_and_score(model, tok, [{"prompt": "1 + 1"}, {"prompt": "2 + 2"}], grpo, rewards, None,
+                               generator=torch.Generator().manual_seed(0))
+    tokens = scored.rollout.lengths.tolist()
+    assert scored.per_rule["long"] == [(0 - n) / 8 for n in tokens]
+    words = [len(t.split()) for t in scored.rollout.texts]
+    assert words != tokens  # random tiny-model text: the word count would have given other values

@@ -47,8 +47,9 @@ def test_a_reward_model_stage_learns_to_prefer_the_chosen_response(tmp_path):
     # The trained head, used as a GRPO reward: chosen responses score higher than rejected ones on average.
     held_out = preference_pairs(40, seed=9)
     reward = [{"name": "helpful", "rule": "preference_model", "weight": 1.0, "params": {"model": str(tmp_path / "rm" / "model")}}]
-    good, _ = score(reward, [r["chosen"] for r in held_out], held_out)
-    bad, _ = score(reward, [r["rejected"] for r in held_out], held_out)
+    tokens = [0] * len(held_out)  # no length rule here: the counts are not read
+    good, _ = score(reward, [r["chosen"] for r in held_out], held_out, tokens)
+    bad, _ = score(reward, [r["rejected"] for r in held_out], held_out, tokens)
     assert all(0.0 < v < 1.0 for v in good + bad)
     assert sum(good) / len(good) > sum(bad) / len(bad)
 
@@ -60,5 +61,5 @@ def test_the_judge_runs_a_local_model_in_batches_and_returns_verdicts(tmp_path):
     save_policy(model, tokenizer, tmp_path / "judge")
     rows = [{"prompt": f"{i}+1", "answer": str(i + 1)} for i in range(5)]
     reward = [{"name": "judge", "rule": "judge", "weight": 1.0, "params": {"model": str(tmp_path / "judge"), "batch_size": 2}}]
-    totals, per_rule = score(reward, ["<answer> 3 </answer>"] * 5, rows)
+    totals, per_rule = score(reward, ["<answer> 3 </answer>"] * 5, rows, [4] * 5)
     assert len(totals) == 5 and set(per_rule["judge"]) <= {0.0, 1.0}

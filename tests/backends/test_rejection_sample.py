@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 from backends.stages.rejection_sample import FILTERS, Candidate, apply_filters
+from r1dsl.ir import RejectionFilters
 
 from tests.backends.conftest import generated, stage_config, write_config
 
@@ -40,7 +41,7 @@ def test_each_filter_drops_what_it_names_and_counts_it():
         candidate(1, "g", 1.0, 1.0),
         candidate(1, "h", 1.0, 1.0),
     ]
-    filters = {"correct": True, "format": True, "language": 0.9, "judge": None, "max_completion_tokens": 50, "dedup": True, "keep_per_prompt": 1}
+    filters = RejectionFilters(correct=True, format=True, language=0.9, max_completion_tokens=50, dedup=True, keep_per_prompt=1)
     counts = fresh_counts()
     kept = apply_filters(cands, filters, REWARDS, counts)
     assert [c.text for c in kept] == ["a", "g"]
@@ -57,10 +58,10 @@ def test_each_filter_drops_what_it_names_and_counts_it():
 def test_disabled_filters_keep_everything_and_unrouted_rewards_do_not_count():
     cands = [candidate(0, "x", math.nan, 0.0), candidate(0, "y", 0.0, 0.0)]
     counts = fresh_counts()
-    kept = apply_filters(cands, {"correct": False, "format": False, "dedup": False}, REWARDS, counts)
+    kept = apply_filters(cands, RejectionFilters(correct=False, format=False, dedup=False), REWARDS, counts)
     assert [c.text for c in kept] == ["x", "y"]
     counts = fresh_counts()
-    kept = apply_filters(cands, {"correct": True, "format": False}, REWARDS, counts)
+    kept = apply_filters(cands, RejectionFilters(correct=True, format=False), REWARDS, counts)
     assert [c.text for c in kept] == ["x"]  # NaN: accuracy is not routed to that row, so it cannot fail it
 
 

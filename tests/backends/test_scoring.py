@@ -18,6 +18,7 @@ from backends.grpo.step import update
 from backends.models import build_tiny_model, build_tiny_tokenizer, disable_dropout, load_policy
 from backends.trainer import build_optimizer
 from backends.trainer.fabric import setup_fabric, setup_frozen, setup_trainable, unwrap
+from r1dsl.config import TrainerConfig
 
 PROMPTS = ["What is 3 + 4? Answer:", "Hi.", "Compute 12 * 7 - 5, think first."]  # ragged: left padding
 
@@ -129,7 +130,7 @@ def test_padded_vocabulary_ids_are_never_sampled_nor_scored():
 
 @pytest.mark.parametrize("precision", ["32-true", "bf16-mixed", "bf16-true"])
 def test_the_reference_scores_like_the_policy_so_kl_is_zero_at_step_zero(precision):
-    fabric = setup_fabric({"accelerator": "cpu", "devices": 1, "strategy": "auto", "precision": precision})
+    fabric = setup_fabric(TrainerConfig(accelerator="cpu", devices=1, strategy="auto", precision=precision))
     model, tokenizer = load_policy({"source": "tiny", "path": None, "tiny": dict(MICRO_TINY)}, "cpu", precision)
     assert next(model.parameters()).dtype == (torch.bfloat16 if precision == "bf16-true" else torch.float32)
     disable_dropout(model)
@@ -144,7 +145,7 @@ def test_unwrap_returns_the_hugging_face_module_not_fabrics_wrapper(tiny):
     from lightning.fabric.wrappers import _FabricModule
 
     model, _ = tiny
-    fabric = setup_fabric({"accelerator": "cpu", "devices": 1, "strategy": "auto", "precision": "32-true"})
+    fabric = setup_fabric(TrainerConfig(accelerator="cpu", devices=1, strategy="auto", precision="32-true"))
     wrapped = fabric.setup_module(copy.deepcopy(model))
     assert isinstance(wrapped, _FabricModule) and hasattr(wrapped, "generate")  # the wrapper forwards `generate`
     plain = unwrap(wrapped)

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from backends.trainer import Checkpointer, MetricsLogger, build_scheduler, is_done, lr_factor, update_results, write_done
+from r1dsl.ir import Optim
 
 
 def test_warmup_then_cosine_to_the_floor():
@@ -28,7 +29,7 @@ def test_linear_and_constant_schedules():
 def test_scheduler_follows_lr_factor():
     p = torch.nn.Parameter(torch.zeros(1))
     opt = torch.optim.AdamW([p], lr=1.0)
-    sched = build_scheduler(opt, {"lr": 1.0, "warmup_steps": 2, "lr_schedule": "cosine", "min_lr_ratio": 0.0}, 10)
+    sched = build_scheduler(opt, Optim(lr=1.0, warmup_steps=2, lr_schedule="cosine", min_lr_ratio=0.0), 10)
     seen = []
     for _ in range(10):
         seen.append(opt.param_groups[0]["lr"])

@@ -6,6 +6,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Iterable
 
+from r1dsl import compiler
 from r1dsl.ir import (
     GRPO,
     Dataset,
@@ -23,6 +24,7 @@ from r1dsl.ir import (
     TinyModelConfig,
     Train,
 )
+from r1dsl.kinds import KINDS
 
 R1_ZERO_TEMPLATE = (
     "A conversation between User and Assistant. The user asks a question, and the Assistant solves it. "
@@ -35,30 +37,9 @@ FORMAT = Reward("format", "format", 1.0)
 
 
 def stage_config(stage: Stage, recipe: Recipe, run_dir: Path) -> dict:
-    """A compiled stage config in the design.md layout (enough for the launchers and a smoke run)."""
-    res = stage.resources
-    devices = res.gpus_per_node if res.gpus_per_node else res.cpu_processes
-    return {
-        "name": stage.name,
-        "kind": "sft" if stage.kind == "distill" else stage.kind,
-        "recipe": recipe.name,
-        "trainer": {
-            "accelerator": "gpu" if res.gpus_per_node else "cpu",
-            "devices": devices,
-            "num_nodes": res.nodes,
-            "strategy": "ddp" if devices * res.nodes > 1 else "auto",
-            "precision": "bf16-mixed" if res.gpus_per_node else "32-true",
-            "max_steps": stage.grpo.steps if stage.grpo else stage.train.steps,
-            "seed": 0,
-        },
-        "resources": {"nodes": res.nodes, "gpus_per_node": res.gpus_per_node, "cpu_processes": res.cpu_processes},
-        "exp_manager": {
-            "run_dir": str(run_dir),
-            "exp_dir": str(run_dir / stage.name),
-            "name": stage.name,
-            "resume_if_exists": True,
-        },
-    }
+    """The stage's config as the compiler writes it (a distill stage as the sft job the checker lowers it to)."""
+    lowered = replace(stage, kind=KINDS[stage.kind].lowered_to or stage.kind)
+    return compiler.stage_config(recipe, lowered, Path(run_dir))
 
 
 def make_recipe(stages: Iterable[Stage], name: str = "tiny_r1_zero", extra_models: Iterable[Model] = ()) -> Recipe:

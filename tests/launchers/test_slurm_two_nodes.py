@@ -191,9 +191,9 @@ def weights(stage: Path) -> dict[str, torch.Tensor]:
 
 
 def metrics(stage: Path) -> list[dict[str, str]]:
-    """metrics.csv rows without the timing columns (which differ from run to run)."""
+    """metrics.csv rows without the timing columns (`*_s`, `tokens_per_s`: they differ from run to run)."""
     header, *rows = [line.split(",") for line in (stage / "metrics.csv").read_text().splitlines()]
-    keep = [i for i, name in enumerate(header) if name not in ("step_time_s", "tokens_per_s")]
+    keep = [i for i, name in enumerate(header) if not (name.endswith("_s") or name == "tokens_per_s")]
     return [{header[i]: row[i] for i in keep} for row in rows]
 
 

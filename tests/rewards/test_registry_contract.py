@@ -50,7 +50,18 @@ def test_score_applies_weights_routing_and_logs_each_rule():
         {"name": "acc", "rule": "math_accuracy", "weight": 1.0, "params": {}},
         {"name": "fmt", "rule": "format", "weight": 0.5, "params": {"mode": "strict"}},
     ]
-    total, per = score(rewards, completions, rows)
+    total, per = score(rewards, completions, rows, [12, 12, 1])
     assert per["acc"][:2] == [1.0, 0.0] and math.isnan(per["acc"][2])  # not routed to row 2
     assert per["fmt"] == [1.0, 1.0, 0.0]
     assert total == [1.5, 0.5, 0.0]
+
+
+def test_length_rules_count_the_tokens_score_is_given_not_words():
+    """`length` and `overlong` see each completion's token count (from the trainer), not its word count."""
+    rewards = [{"name": "long", "rule": "overlong", "weight": 1.0, "params": {"max_tokens": 10, "buffer": 5}},
+               {"name": "len", "rule": "length", "weight": 0.0, "params": {"mode": "linear", "max_tokens": 10}}]
+    one_word = ["abracadabra"]  # one word, but ten tokens by the tokenizer's count
+    _, per = score(rewards, one_word, [{}], [10])
+    assert per["long"] == [-1.0] and per["len"] == [0.0]
+    _, per = score(rewards, one_word, [{}], [5])
+    assert per["long"] == [0.0] and per["len"] == [0.5]
