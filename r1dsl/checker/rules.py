@@ -104,10 +104,37 @@ def check_resources(cx: Context, res: ir.Resources, info: StageInfo) -> bool:
     return True
 
 
-def check_rollout(cx: Context, rollout: ir.Rollout, res: ir.Resources, info: StageInfo) -> None:
-    """E010: the colocated vLLM engine shares one process with the trainer, so the stage runs one process."""
+# vLLM's CPU attention kernels take head sizes from this value up (a smaller tiny model crashes at run time)
+VLLM_MIN_HEAD_SIZE = 32
+
+
+def root_model(cx: Context, init: str | None, init_is_stage: bool) -> ir.Model | None:
+    """The declared model a stage's chain of `from`s starts at (None while unknown)."""
+    seen: set[str] = set()
+    while init_is_stage and init and init not in seen:
+        seen.add(init)
+        jobs = cx.jobs.get(init)
+        if not jobs:
+            return None
+        init, init_is_stage = jobs[0].init, jobs[0].init_is_stage
+    return cx.models.get(init) if init and not init_is_stage else None
+
+
+def check_rollout(cx: Context, rollout: ir.Rollout, res: ir.Resources, info: StageInfo,
+                  init: str | None = None, init_is_stage: bool = False) -> None:
+    """E010: the colocated vLLM engine shares one process with the trainer, so the stage runs one process,
+    and its kernels need heads of at least VLLM_MIN_HEAD_SIZE."""
     if rollout.engine != "vllm":
         return
+    model = root_model(cx, init, init_is_stage)
+    if model is not None and model.tiny is not None:
+        head = model.tiny.hidden_size // model.tiny.num_heads
+        if head < VLLM_MIN_HEAD_SIZE:
+            cx.d.error("E010", f"`rollout.engine` = \"vllm\" needs attention heads of at least {VLLM_MIN_HEAD_SIZE} "
+                       f"dimensions, but model `{model.name}` has hidden_size {model.tiny.hidden_size} / num_heads "
+                       f"{model.tiny.num_heads} = {head}", knob_span(cx, info, "rollout", "engine"),
+                       help=f"use engine = \"hf\", or fewer heads (num_heads <= "
+                            f"{max(1, model.tiny.hidden_size // VLLM_MIN_HEAD_SIZE)}) in model `{model.name}`")
     processes = res.world_size
     if processes > 1:
         cx.d.error("E010", f"`rollout.engine` = \"vllm\" runs one engine colocated with one trainer process, but "

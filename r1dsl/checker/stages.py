@@ -68,7 +68,7 @@ def stage(cx: Context, info: StageInfo) -> None:
         settings = {k: e for (s, k), e in info.knobs.items() if s == section}
         built[section], explicit[section] = build(cx, cls, settings, section)
     if check_resources(cx, built["resources"], info):
-        check_rollout(cx, built["rollout"], built["resources"], info)
+        check_rollout(cx, built["rollout"], built["resources"], info, init, init_is_stage)
     field_needs(cx, info, kind, data, eval_data, routed)
     common = dict(
         data=tuple(data),

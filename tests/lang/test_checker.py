@@ -113,3 +113,17 @@ def test_rollout_engine_section_is_typed_defaulted_and_refused_with_several_proc
     found = [(d.code, d.span.line) for d in check_file(str(bad)).diagnostics]
     assert ("E010", 5) in found  # one colocated engine, one trainer process
     assert ("E005", 5) in found and ("E005", 6) in found  # gpu_memory_utilization > 0; engine is hf or vllm
+
+
+def test_vllm_engine_refuses_tiny_models_whose_heads_its_kernels_cannot_run(write):
+    # vLLM's CPU attention takes head sizes from 32 up: 64 / 4 = 16 would pass check and crash at run time
+    head = ('model m { tiny { hidden_size = 64  num_heads = 4 } }\ndataset d { generator = "arithmetic" }\n'
+            'reward r { rule = "math_accuracy" }\n')
+    bad = write("heads.r1", head + 'stage z: grpo { from = m  data = d  rewards = [r] }\n'
+                'stage e: eval { from = z  data = d  rewards = [r]  rollout { engine = "vllm" } }\n')
+    found = [(d.code, d.span.line, d.help) for d in check_file(str(bad)).diagnostics]
+    assert [(c, line) for c, line, _ in found] == [("E010", 5)]  # found through the chain e -> z -> m
+    assert "num_heads <= 2" in found[0][2]
+    ok = write("heads_ok.r1", head.replace("num_heads = 4", "num_heads = 2") +
+               'stage z: grpo { from = m  data = d  rewards = [r]  rollout { engine = "vllm" } }\n')
+    assert check_file(str(ok)).ok
