@@ -74,7 +74,8 @@ def parse_recovering(text: str, path: str) -> tuple[ast.Module, list[Diagnostic]
     scanned = list(errors)
     suspects: list[tuple[int, object]] = []
     module, skipped, lost = _drive(list(tokens), text, path, "start", errors, suspects)
-    if suspects and any(d.message.startswith(("expected `}`", "unclosed `{`")) for d in errors):
+    if suspects and suspects[0][0] < len(tokens) and any(d.message.startswith(("expected `}`", "unclosed `{`")) for d in errors):
+        # (a suspect at the end of the file has no token to put a `}` before: the first reading stands)
         # A `}` less indented than the line that opened its block: that block's own `}` is probably the one
         # missing. Parse again with it added there; keep that reading if it explains the file better.
         from lark import Token

@@ -87,7 +87,8 @@ def test_sympy_timeout_kills_the_worker_and_the_next_call_works():
     assert sympy_equivalent(_tree("1"), _tree("1"), 60.0) is True  # warm
     heavy = (_tree("(x+y+z+w)^{40}"), _tree("\\sin(x)^{2}+\\cos(x)^{2}+(w+x+y+z)^{40}"))
     t = time.perf_counter()
-    assert sympy_equivalent(*heavy, timeout_s=0.02) is None
+    # the pair differs (by sin^2 + cos^2 = 1): within 0.02 s the worker either refutes it numerically or is killed
+    assert sympy_equivalent(*heavy, timeout_s=0.02) in (None, False)
     assert time.perf_counter() - t < 0.5
     assert sympy_equivalent(_tree("\\sin(x)^2+\\cos(x)^2"), _tree("1"), timeout_s=60.0) is True
 
@@ -102,10 +103,12 @@ def test_the_worker_gets_trees_and_refuses_anything_else():
 def test_bounded_from_a_non_main_thread():
     got = []
     heavy = (_tree("(x+y+z+w)^{40}"), _tree("\\sin(x)^{2}+\\cos(x)^{2}+(w+x+y+z)^{40}"))
+    t = time.perf_counter()
     th = threading.Thread(target=lambda: got.append(sympy_equivalent(*heavy, 0.02)))
     th.start()
     th.join(10)
-    assert got == [None]
+    assert got in ([None], [False])  # undecided in time, or refuted numerically; never a wrong True
+    assert time.perf_counter() - t < 2.0  # the deadline holds outside the main thread (no signal-based timeout)
 
 
 def _in_daemon(q):
