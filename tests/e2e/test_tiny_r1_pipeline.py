@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(2400)  # a whole run: pyproject's 600 s per-test default is for unit tests
 def test_every_phase_runs_and_r1_and_the_students_score_as_the_paper_orders_them(tmp_path):
     start = time.time()
     proc = subprocess.run(

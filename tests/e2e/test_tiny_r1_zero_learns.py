@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1500)  # a whole run: pyproject's 600 s per-test default is for unit tests
 def test_grpo_lifts_accuracy_and_format_of_the_tiny_base(tmp_path):
     start = time.time()
     proc = subprocess.run(
@@ -38,6 +39,7 @@ def test_grpo_lifts_accuracy_and_format_of_the_tiny_base(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(2400)  # a whole run: pyproject's 600 s per-test default is for unit tests
 def test_grpo_on_the_vllm_engine_learns_like_the_default_and_records_the_engine(tmp_path):
     """The same run with `--set zero.rollout.engine=vllm`: the same thresholds, and the run folder says vLLM ran."""
     from backends.vllm_engine import vllm_available
