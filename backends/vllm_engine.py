@@ -34,8 +34,8 @@ from backends.grpo.rollout import Rollout, cut_after, encode_prompts, pad_id
 SEED_STRIDE = 1_000_003  # request seeds: base + prompt index * n (vLLM gives sample j of a request seed + j)
 
 
-def vllm_available() -> str | None:
-    """None when vLLM imports, else why not (for skips and errors)."""
+def vllm_missing() -> str | None:
+    """Why vLLM cannot be used here (for skips and errors), or None when it imports."""
     try:
         import vllm  # noqa: F401
     except Exception as e:  # ImportError, or a broken companion wheel (torchvision's missing operators)
@@ -76,7 +76,7 @@ class VLLMEngine:
         os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"  # in-process: weights by reference, no spawn
         os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")  # the stage's log stays ours
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(int(rollout.get("cpu_kv_cache_gb", 2))))
-        reason = vllm_available()
+        reason = vllm_missing()
         if reason:
             raise RuntimeError(f"rollout.engine = \"vllm\": {reason}")
         from vllm import LLM

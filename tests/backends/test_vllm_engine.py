@@ -19,9 +19,9 @@ import pytest
 import torch
 from conftest import MICRO_TINY, generated, stage_config, write_config
 
-from backends.vllm_engine import vllm_available
+from backends.vllm_engine import vllm_missing
 
-REASON = vllm_available()
+REASON = vllm_missing()
 pytestmark = pytest.mark.skipif(REASON is not None, reason=f"optional dependency vllm missing: {REASON}")
 REPO = Path(__file__).resolve().parents[2]
 LOGPROB_TOLERANCE = 1e-4
