@@ -50,7 +50,7 @@ def _generate(cfg: dict[str, Any]) -> list[dict[str, Any]]:
     if name not in GENERATORS:
         raise DataError(f"{cfg.get('name', '?')}: unknown generator {name!r} (known: {', '.join(sorted(GENERATORS))})")
     params = dict(cfg.get("params") or {})
-    return GENERATORS[name].fn(int(cfg.get("size") or 1000), seed=int(cfg.get("seed") or 0), **params)
+    return GENERATORS[name](cfg.get("size") or None, seed=int(cfg.get("seed") or 0), **params)
 
 
 def read_jsonl(path: str | os.PathLike, limit: int | None = None) -> list[dict[str, Any]]:

@@ -242,7 +242,7 @@ def dataset_block(ds: Dataset, job: StageJob, pipeline: Pipeline, role: str, out
         from backends.data.generators import GENERATORS
         import backends.data  # noqa: F401  (registers the built-in generators)
 
-        rows = GENERATORS[ds.generator].fn(ds.size or 1000, ds.seed, **dict(ds.params))
+        rows = GENERATORS[ds.generator](ds.size, ds.seed, **dict(ds.params))
         file_name = f"{role}_{ds.name}.jsonl"
         tr.files[file_name] = "".join(json.dumps(r) + "\n" for r in rows)
         path = str(Path(job.dir) / file_name)
