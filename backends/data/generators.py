@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 GenerateFn = Callable[..., list[dict[str, Any]]]  # fn(size: int, seed: int, **params) -> rows
+DEFAULT_SIZE = 1000  # rows a generator dataset makes when the recipe sets no size
 
 
 @dataclass(frozen=True)

@@ -239,10 +239,10 @@ def dataset_block(ds: Dataset, job: StageJob, pipeline: Pipeline, role: str, out
         block["data_path"] = literal(str(ds.path))
         block["split"] = literal(ds.split)
     elif ds.source == "generator":
-        from backends.data.generators import GENERATORS
+        from backends.data.generators import DEFAULT_SIZE, GENERATORS
         import backends.data  # noqa: F401  (registers the built-in generators)
 
-        rows = GENERATORS[ds.generator].fn(ds.size or 1000, ds.seed, **dict(ds.params))
+        rows = GENERATORS[ds.generator].fn(ds.size or DEFAULT_SIZE, ds.seed, **dict(ds.params))
         file_name = f"{role}_{ds.name}.jsonl"
         tr.files[file_name] = "".join(json.dumps(r) + "\n" for r in rows)
         path = str(Path(job.dir) / file_name)
