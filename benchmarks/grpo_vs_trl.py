@@ -14,6 +14,12 @@ alternate step by step and share whatever load the machine has at that moment. B
 weights, use the same rewards (the registry's math_accuracy and format, equal weights), lr, beta and
 clipping. Afterwards both policies are evaluated greedily on the same held-out prompts.
 Prints the wall time per step (ours / TRL) and the rewards.
+
+--ablate adds one side per speed-up of our rollout turned off (`backends.grpo.rollout.Speedups`): ours without
+prompt-prefix sharing, ours without the preallocated KV cache. Each trains its own copy from the same weights
+with the same seed, right after ours in every step (the order of our sides rotates step by step); the
+switches are exact, so only the time differs. Their rows report time and training reward, not a held-out
+evaluation.
 """
 
 from __future__ import annotations
@@ -33,6 +39,10 @@ from r1dsl.ir import TinyModelConfig
 
 REWARDS = [RewardConfig(name="accuracy", rule="math_accuracy"), RewardConfig(name="format", rule="format")]
 LOSS_AGGREGATION = {"grpo": "sequence", "dapo": "token", "dr_grpo": "constant"}  # TRL loss_type -> ours
+ABLATIONS = {  # side name -> the speed-up it turns off (--ablate)
+    "no_prefix_sharing": {"share_prompt_prefix": False},
+    "no_prealloc_cache": {"preallocate_cache": False},
+}
 
 
 def load_model(path: str | None):
@@ -57,10 +67,10 @@ def trl_reward_functions(seen: list):
 
     def accuracy(prompts, completions, answer, **_):
         seen[:] = list(zip(prompts, answer))
-        return RULES["math_accuracy"].fn(completions, [{"answer": a} for a in answer])
+        return RULES["math_accuracy"](completions, [{"answer": a} for a in answer])
 
     def format(prompts, completions, **_):  # noqa: A001  (TRL logs the function's name)
-        return RULES["format"].fn(completions, [{} for _ in completions])
+        return RULES["format"](completions, [{} for _ in completions])
 
     return [accuracy, format]
 
@@ -78,6 +88,7 @@ def main() -> None:
     parser.add_argument("--eval-prompts", type=int, default=200)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seeds", type=int, nargs="+", default=[7, 11, 13, 17, 19])
+    parser.add_argument("--ablate", action="store_true", help="also time ours with each rollout speed-up off")
     args = parser.parse_args()
     runs = []
     for seed in args.seeds:
@@ -104,12 +115,27 @@ def summarize(args, runs: list[dict]) -> None:
     ratios = [r["ratio"] for r in runs]
     m, h = confidence_interval(ratios)
     print(f"wall time per step, ours / TRL: {m:.3f} +- {h:.3f} (95% CI; per seed {[round(x, 3) for x in ratios]})")
-    for side in ("ours", "trl"):
-        m, h = confidence_interval([r[side]["eval_reward"] for r in runs])
-        phases = {p: statistics.mean(r[side]["phases"][p] for r in runs) for p in PHASES}
-        tokens = statistics.mean(r[side]["completion_tokens"] for r in runs)
-        print(f"{side:5s} held-out reward {m:.3f} +- {h:.3f} | s/step {statistics.mean(r[side]['s_per_step'] for r in runs):.2f} "
+    print("per seed: seed, s/step ours / TRL, ratio, held-out reward ours / TRL, completion tokens/seq ours / TRL")
+    for seed, r in zip(args.seeds, runs):
+        print(f"  {seed:3d}  {r['ours']['s_per_step']:.2f} / {r['trl']['s_per_step']:.2f}  {r['ratio']:.3f}  "
+              f"{r['ours']['eval_reward']:.3f} / {r['trl']['eval_reward']:.3f}  "
+              f"{r['ours']['completion_tokens']:.1f} / {r['trl']['completion_tokens']:.1f}")
+    for side in ("ours", "trl", *runs[0]["ablations"]):
+        results = [r[side] if side in ("ours", "trl") else r["ablations"][side] for r in runs]
+        phases = {p: statistics.mean(x["phases"][p] for x in results) for p in PHASES}
+        tokens = statistics.mean(x["completion_tokens"] for x in results)
+        if "eval_reward" in results[0]:
+            m, h = confidence_interval([x["eval_reward"] for x in results])
+            quality = f"held-out reward {m:.3f} +- {h:.3f}"
+        else:
+            m, h = confidence_interval([x["train_reward"] for x in results])
+            quality = f"train reward {m:.3f} +- {h:.3f}"
+        print(f"{side:17s} {quality} | s/step {statistics.mean(x['s_per_step'] for x in results):.2f} "
               f"| completion tokens/seq {tokens:.1f} | " + " ".join(f"{p} {v:.2f}s" for p, v in phases.items()))
+    for side in runs[0]["ablations"]:
+        m, h = confidence_interval([r["ablations"][side]["s_per_step"] / r["trl"]["s_per_step"] for r in runs])
+        m2, h2 = confidence_interval([r["ablations"][side]["s_per_step"] / r["ours"]["s_per_step"] for r in runs])
+        print(f"{side}: / TRL {m:.3f} +- {h:.3f}; / ours {m2:.3f} +- {h2:.3f} (95% CI)")
 
 
 def run_seed(args) -> dict:
@@ -121,6 +147,7 @@ def run_seed(args) -> dict:
     from trl import GRPOConfig, GRPOTrainer
 
     from backends.data.synthetic import R1_ZERO_TEMPLATE, arithmetic
+    from backends.grpo.rollout import Speedups
     from backends.grpo.step import grpo_step
     from backends.stages.eval import evaluate
     from r1dsl.ir import GRPO, Sampling
@@ -133,17 +160,21 @@ def run_seed(args) -> dict:
     test_rows = arithmetic(args.eval_prompts, seed=99)
 
     base, tokenizer = load_model(args.model)
-    ours_model, trl_model = copy.deepcopy(base).train(), copy.deepcopy(base).train()
+    trl_model = copy.deepcopy(base).train()
     settings = GRPO(num_generations_per_prompt=G, num_prompts_per_step=P, micro_batch_size=P * G, steps=args.steps,
                     kl_penalty=args.beta, loss_aggregation=LOSS_AGGREGATION[args.loss_type], temperature=1.0,
                     max_completion_tokens=T, max_prompt_tokens=256, seed=args.seed)
 
-    # ours: the same step function the grpo stage runs
+    # ours: the same step function the grpo stage runs; with --ablate, one more side per speed-up turned off
     fabric = Fabric(accelerator="cpu", devices=1)
     reference = copy.deepcopy(base).eval().requires_grad_(False) if args.beta > 0 else None
-    optimizer = torch.optim.AdamW(ours_model.parameters(), lr=args.lr, weight_decay=0.0)
-    policy, optimizer = fabric.setup(ours_model, optimizer)
-    generator = torch.Generator().manual_seed(args.seed)
+    speedups = {"ours": Speedups(), **({k: Speedups(**v) for k, v in ABLATIONS.items()} if args.ablate else {})}
+    ours = {}  # side -> its model, Fabric-wrapped policy and optimizer, sampling generator
+    for name in speedups:
+        model = copy.deepcopy(base).train()
+        policy, optimizer = fabric.setup(model, torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.0))
+        ours[name] = dict(model=model, policy=policy, optimizer=optimizer, generator=torch.Generator().manual_seed(args.seed))
+    ours_model = ours["ours"]["model"]
 
     # TRL: GRPOTrainer with HF generate, no vLLM, one optimizer step per generation batch of P prompts x G
     out_dir = tempfile.mkdtemp(prefix="grpo_vs_trl_")
@@ -181,10 +212,9 @@ def run_seed(args) -> dict:
     timed(trainer.accelerator, "backward", lambda a: "backward")
 
     by_prompt = {R1_ZERO_TEMPLATE.format(prompt=r["prompt"]): r for r in rows}
-    timings = {"ours": [], "trl": []}  # wall seconds per step
-    cpu = {"ours": [], "trl": []}  # process CPU seconds per step (robust to other load on a shared machine)
-    our_rewards: list[float] = []
-    our_metrics: list[dict[str, float]] = []
+    timings = {name: [] for name in ("trl", *ours)}  # wall seconds per step
+    cpu = {name: [] for name in ("trl", *ours)}  # process CPU seconds per step (robust to other load on a shared machine)
+    metrics = {name: [] for name in ours}  # our sides' grpo_step metrics per step
 
     class Alternate(transformers.TrainerCallback):
         def on_step_begin(self, *_, **__):
@@ -202,15 +232,18 @@ def run_seed(args) -> dict:
             cpu["trl"].append(time.process_time() - self.c0)
             step = state.global_step - 1
             step_rows = [by_prompt[prompt] for prompt, _ in seen[::G]]  # the P prompts TRL just trained on
-            t0, c0 = time.perf_counter(), time.process_time()
-            m = grpo_step(fabric, policy, reference, optimizer, tokenizer, step_rows, settings,
-                          REWARDS, R1_ZERO_TEMPLATE, 1.0, generator, stop=())  # EOS only, as TRL's generate
-            our_metrics.append(m)
-            timings["ours"].append(time.perf_counter() - t0)
-            cpu["ours"].append(time.process_time() - c0)
-            our_rewards.append(m["reward"])
-            print(f"step {step + 1:3d}  TRL {timings['trl'][-1]:6.2f}s  ours {timings['ours'][-1]:6.2f}s  "
-                  f"ours reward {m['reward']:.3f}", flush=True)
+            names = list(ours)
+            for name in names[step % len(names):] + names[: step % len(names)]:  # rotate: no side always goes first
+                side = ours[name]
+                t0, c0 = time.perf_counter(), time.process_time()
+                m = grpo_step(fabric, side["policy"], reference, side["optimizer"], tokenizer, step_rows, settings,
+                              REWARDS, R1_ZERO_TEMPLATE, 1.0, side["generator"], stop=(),  # EOS only, as TRL's generate
+                              speedups=speedups[name])
+                timings[name].append(time.perf_counter() - t0)
+                cpu[name].append(time.process_time() - c0)
+                metrics[name].append(m)
+            print(f"step {step + 1:3d}  " + "  ".join(f"{n} {timings[n][-1]:6.2f}s" for n in timings) +
+                  f"  ours reward {metrics['ours'][-1]['reward']:.3f}", flush=True)
 
     trainer.add_callback(Alternate())
     trainer.remove_callback(transformers.PrinterCallback)  # TRL's per-step log dicts
@@ -230,30 +263,33 @@ def run_seed(args) -> dict:
     print(f"tiny model {sum(p.numel() for p in base.parameters()) / 1e6:.2f}M params | {P} prompts x G={G} | "
           f"max {T} completion tokens | {args.steps} steps | loss {args.loss_type} | beta {args.beta} | lr {args.lr} | "
           f"{args.threads} threads | torch {torch.__version__} | trl {__import__('trl').__version__}")
-    print(f"{'':8s}{'s/step':>9s}{'cpu s/step':>11s}{'train reward (last ' + str(k) + ')':>26s}{'eval reward':>13s}{'accuracy':>10s}{'format':>8s}")
-    print(f"{'base':8s}{'':>9s}{'':>11s}{'':>26s}{results['base']['reward']:13.3f}{results['base']['accuracy']:10.3f}{results['base']['format_rate']:8.3f}")
-    for name, rewards in (("ours", our_rewards), ("trl", trl_rewards)):
-        r = results[name]
-        print(f"{name:8s}{per_step(timings[name]):9.2f}{per_step(cpu[name]):11.2f}{statistics.mean(rewards[-k:]):26.3f}{r['reward']:13.3f}"
-              f"{r['accuracy']:10.3f}{r['format_rate']:8.3f}")
+    print(f"{'':18s}{'s/step':>9s}{'cpu s/step':>11s}{'train reward (last ' + str(k) + ')':>26s}{'eval reward':>13s}{'accuracy':>10s}{'format':>8s}")
+    print(f"{'base':18s}{'':>9s}{'':>11s}{'':>26s}{results['base']['reward']:13.3f}{results['base']['accuracy']:10.3f}{results['base']['format_rate']:8.3f}")
+    train_rewards = {"trl": trl_rewards, **{n: [m["reward"] for m in ms] for n, ms in metrics.items()}}
+    for name in ("ours", "trl", *(n for n in ours if n != "ours")):
+        r = results.get(name)
+        held_out = f"{r['reward']:13.3f}{r['accuracy']:10.3f}{r['format_rate']:8.3f}" if r else f"{'-':>13s}{'-':>10s}{'-':>8s}"
+        print(f"{name:18s}{per_step(timings[name]):9.2f}{per_step(cpu[name]):11.2f}"
+              f"{statistics.mean(train_rewards[name][-k:]):26.3f}" + held_out)
     ratio = per_step(timings["ours"]) / per_step(timings["trl"])
     cpu_ratio = per_step(cpu["ours"]) / per_step(cpu["trl"])
     print(f"\nwall time per step, ours / TRL: {ratio:.2f}  (total {sum(timings['ours']):.1f}s vs {sum(timings['trl']):.1f}s); "
           f"CPU time per step: {cpu_ratio:.2f}")
-    ours_phases = {p: per_step([m[f"time_{'rewards' if p == 'rewards' else p}_s"] for m in our_metrics]) for p in PHASES}
-    trl_phase_means = {p: per_step([x[p] for x in trl_phases]) for p in PHASES}
-    trl_tokens = [h["completions/mean_length"] for h in trainer.state.log_history if "completions/mean_length" in h]
-    our_tokens = [m["completion_length"] for m in our_metrics]
-    for name, ph, tok in (("ours", ours_phases, our_tokens), ("trl", trl_phase_means, trl_tokens)):
-        print(f"{name:5s} phases s/step: " + "  ".join(f"{p} {v:.3f}" for p, v in ph.items()) +
-              f"  | completion tokens/seq {statistics.mean(tok):.1f}")
-    return {
-        "ratio": ratio,
-        "ours": {"s_per_step": per_step(timings["ours"]), "phases": ours_phases, "completion_tokens": statistics.mean(our_tokens),
-                 "eval_reward": results["ours"]["reward"]},
-        "trl": {"s_per_step": per_step(timings["trl"]), "phases": trl_phase_means, "completion_tokens": statistics.mean(trl_tokens),
-                "eval_reward": results["trl"]["reward"]},
-    }
+    phases = {n: {p: per_step([m[f"time_{p}_s"] for m in ms]) for p in PHASES} for n, ms in metrics.items()}
+    phases["trl"] = {p: per_step([x[p] for x in trl_phases]) for p in PHASES}
+    tokens = {n: [m["completion_length"] for m in ms] for n, ms in metrics.items()}
+    tokens["trl"] = [h["completions/mean_length"] for h in trainer.state.log_history if "completions/mean_length" in h]
+    for name in timings:
+        print(f"{name:17s} phases s/step: " + "  ".join(f"{p} {v:.3f}" for p, v in phases[name].items()) +
+              f"  | completion tokens/seq {statistics.mean(tokens[name]):.1f}")
+
+    def side(name: str) -> dict:
+        out = {"s_per_step": per_step(timings[name]), "phases": phases[name], "completion_tokens": statistics.mean(tokens[name]),
+               "train_reward": statistics.mean(train_rewards[name][-k:])}
+        return {**out, "eval_reward": results[name]["reward"]} if name in results else out
+
+    return {"ratio": ratio, "ours": side("ours"), "trl": side("trl"),
+            "ablations": {n: side(n) for n in ours if n != "ours"}}
 
 
 if __name__ == "__main__":

@@ -13,6 +13,9 @@ Scoring (`token_logprobs`) returns the log-prob of each sampled token only: the 
 go through the LM head chunk by chunk (logsumexp, gather), each chunk recomputed in backward, so neither the
 fp32 [B, T, V] log-softmax nor the [B, T, V] logits are ever held for backward.
 
+Both speed-ups are exact (the same tokens and log-probs as without them) and can be switched off, for
+ablations, with `Speedups` (benchmarks/grpo_vs_trl.py --ablate).
+
 Shapes: P prompts, G completions each, B = P * G rows (a group's rows are contiguous), Lp prompt
 tokens (left-padded), T completion tokens (right-padded).
 """
@@ -31,6 +34,16 @@ from transformers.cache_utils import DynamicCache, DynamicLayer
 from backends.generation import eos_token_ids
 
 SCORING_CHUNK_BYTES = 64 << 20  # fp32 logits of one scoring chunk: tokens per chunk = this / (4 * vocabulary)
+
+
+@dataclass(frozen=True)
+class Speedups:
+    """The rollout's two speed-ups, on by default; switching one off gives the same tokens and log-probs, slower."""
+
+    share_prompt_prefix: bool = True  # prefill each distinct prompt once and repeat its KV cache G times (sampling
+    #                                   and the log-prob passes); off: every row prefills its own copy of the prompt
+    preallocate_cache: bool = True  # decode into a KV buffer sized for the whole sequence; off: transformers'
+    #                                 DynamicCache, which concatenates (copies) the cache at every token
 
 
 @dataclass
@@ -129,8 +142,13 @@ class PreallocatedLayer(DynamicLayer):
         return self.keys, self.values
 
 
-def expand_cache(cache: DynamicCache, repeats: int, capacity: int) -> DynamicCache:
-    """The prefill cache of P prompts as a preallocated cache of P * repeats rows (each prompt's rows adjacent)."""
+def expand_cache(cache: DynamicCache, repeats: int, capacity: int, preallocate: bool = True) -> DynamicCache:
+    """The prefill cache of P prompts as a preallocated cache of P * repeats rows (each prompt's rows adjacent);
+    with preallocate=False, the same rows in the prefill's own DynamicCache."""
+    if not preallocate:
+        if repeats > 1:
+            cache.batch_repeat_interleave(repeats)
+        return cache
     expanded = DynamicCache()
     expanded.layers = [
         PreallocatedLayer(layer.keys.repeat_interleave(repeats, 0), layer.values.repeat_interleave(repeats, 0), capacity)
@@ -186,6 +204,7 @@ def sample_groups(
     top_p: float = 1.0,
     stop: tuple[str, ...] = ("</answer>",),
     generator: torch.Generator | None = None,
+    speedups: Speedups = Speedups(),
 ) -> Rollout:
     """G completions for each prompt, all prompts in one batch with a KV cache."""
     device = next(model.parameters()).device
@@ -198,9 +217,16 @@ def sample_groups(
 
     G = num_generations_per_prompt
     # prefill each distinct prompt once, then give every completion of the group its own copy of the cache
-    out = model(input_ids=ids, attention_mask=mask, position_ids=positions(mask), use_cache=True, logits_to_keep=1)
-    cache = expand_cache(cache_of(out), G, capacity=ids.shape[1] + max_completion_tokens)
-    logits = out.logits[:, -1].repeat_interleave(G, dim=0)  # (B, V)
+    # (without prefix sharing: prefill all B rows, G copies of each prompt)
+    if speedups.share_prompt_prefix:
+        repeats, prefill_ids, prefill_mask = G, ids, mask  # (P, Lp)
+    else:
+        repeats, prefill_ids, prefill_mask = 1, ids.repeat_interleave(G, 0), mask.repeat_interleave(G, 0)  # (B, Lp)
+    out = model(input_ids=prefill_ids, attention_mask=prefill_mask, position_ids=positions(prefill_mask), use_cache=True,
+                logits_to_keep=1)
+    cache = expand_cache(cache_of(out), repeats, capacity=ids.shape[1] + max_completion_tokens,
+                         preallocate=speedups.preallocate_cache)
+    logits = out.logits[:, -1].repeat_interleave(repeats, dim=0)  # (B, V)
     attention = mask.repeat_interleave(G, dim=0)  # (B, Lp + t)
     next_position = positions(mask)[:, -1:].repeat_interleave(G, dim=0) + 1  # (B, 1)
 

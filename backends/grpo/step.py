@@ -29,7 +29,7 @@ from torch import Tensor
 
 from backends.grpo.loss import group_advantages, grpo_loss
 from backends.generation import DEFAULT_STOP, render_prompt
-from backends.grpo.rollout import Rollout, recomputes_activations, sample_groups, token_logprobs
+from backends.grpo.rollout import Rollout, Speedups, recomputes_activations, sample_groups, token_logprobs
 from backends.rewards.registry import GROUND_TRUTH_FIELDS, REWARDS, score
 from backends.trainer.fabric import unwrap  # noqa: F401  (the plain module behind Fabric's and DDP's wrappers)
 
@@ -58,8 +58,9 @@ def eval_mode(model):
 
 def rollout_and_score(policy, tokenizer, rows: Sequence[Mapping[str, Any]], grpo, rewards_cfg, template,
                       generator: torch.Generator | None = None, engine=None, seed: int = 0,
-                      stop: tuple[str, ...] = DEFAULT_STOP) -> Scored:
-    """G completions for each row's prompt (from the policy, or from a vLLM engine holding its weights), scored."""
+                      stop: tuple[str, ...] = DEFAULT_STOP, speedups: Speedups = Speedups()) -> Scored:
+    """G completions for each row's prompt (from the policy, or from a vLLM engine holding its weights), scored.
+    `speedups`: the HF sampler's speed-ups (all on unless an ablation turns one off)."""
     G = grpo.num_generations_per_prompt
     prompts = [render_prompt(template, str(row["prompt"]), tokenizer) for row in rows]
     lengths = dict(max_prompt_tokens=grpo.max_prompt_tokens, max_completion_tokens=grpo.max_completion_tokens,
@@ -71,7 +72,7 @@ def rollout_and_score(policy, tokenizer, rows: Sequence[Mapping[str, Any]], grpo
         moved = {f.name: getattr(rollout, f.name) for f in fields(Rollout)}
         rollout = Rollout(**{k: v.to(device) if isinstance(v, Tensor) else v for k, v in moved.items()})
     else:
-        rollout = sample_groups(policy, tokenizer, prompts, G, generator=generator, **lengths)
+        rollout = sample_groups(policy, tokenizer, prompts, G, generator=generator, speedups=speedups, **lengths)
     generated = time.perf_counter()
     group_rows = [row for row in rows for _ in range(G)]  # (B,), aligned with the rollout
     totals, per_rule = score(rewards_cfg, rollout.texts, group_rows, rollout.lengths.tolist())
@@ -103,15 +104,17 @@ def batched_logprobs(model, r: Rollout, temperature: float, size: int, num_gener
     return torch.cat(parts)
 
 
-def update(fabric, policy, reference, optimizer, scored: Scored, grpo, max_grad_norm: float) -> dict[str, float]:
+def update(fabric, policy, reference, optimizer, scored: Scored, grpo, max_grad_norm: float,
+           speedups: Speedups = Speedups()) -> dict[str, float]:
     """The GRPO update on one scored rollout: inner_epochs optimizer steps, micro-batched. Returns local stats."""
     r = scored.rollout
     G, B = grpo.num_generations_per_prompt, len(r.texts)
     beta, temperature, mb = grpo.kl_penalty, grpo.temperature, grpo.micro_batch_size
     plain_policy = unwrap(policy)  # no-grad passes skip DDP (FSDP2 shards the module itself: it still gathers)
     # a group's completions share one prompt pass, unless the policy recomputes activations (keeps no KV cache);
-    # every pass below scores the same way, so the reference and the policy agree exactly before the update
-    group = 1 if recomputes_activations(policy) else G
+    # (or an ablation turns prefix sharing off); every pass below scores the same way, so the reference and the
+    # policy agree exactly before the update
+    group = G if speedups.share_prompt_prefix and not recomputes_activations(policy) else 1
     advantages = group_advantages(scored.rewards, G, grpo.advantage_scaling).to(r.completion_ids.device)  # (B,)
     loss_mask = r.completion_mask.clone()  # (B, T)
     if grpo.truncated == "mask":
@@ -195,13 +198,15 @@ def step_metrics(scored: Scored, rewards_cfg, update_stats: Mapping[str, float],
 
 def grpo_step(fabric, policy, reference, optimizer, tokenizer, rows, grpo, rewards_cfg, template,
               max_grad_norm: float, generator: torch.Generator | None = None, engine=None, seed: int = 0,
-              stop: tuple[str, ...] = DEFAULT_STOP) -> dict[str, float]:
-    """Rollout, score, update (then the engine, if any, gets the new weights); returns this rank's metrics."""
+              stop: tuple[str, ...] = DEFAULT_STOP, speedups: Speedups = Speedups()) -> dict[str, float]:
+    """Rollout, score, update (then the engine, if any, gets the new weights); returns this rank's metrics.
+    `speedups`: switch off one of the rollout's speed-ups (ablations); the result is the same, only slower."""
     start = time.perf_counter()
     plain_policy = unwrap(policy)
     with eval_mode(plain_policy), fabric.autocast():
-        scored = rollout_and_score(plain_policy, tokenizer, rows, grpo, rewards_cfg, template, generator, engine, seed, stop)
-    stats = update(fabric, policy, reference, optimizer, scored, grpo, max_grad_norm)
+        scored = rollout_and_score(plain_policy, tokenizer, rows, grpo, rewards_cfg, template, generator, engine, seed, stop,
+                                   speedups)
+    stats = update(fabric, policy, reference, optimizer, scored, grpo, max_grad_norm, speedups)
     if engine is not None:
         stats["weight_sync_s"] = engine.load_weights(policy)  # the next rollout samples from this step's policy
     return step_metrics(scored, rewards_cfg, stats, time.perf_counter() - start)

@@ -1,8 +1,13 @@
-"""Our GRPO loss against TRL's own `GRPOTrainer._compute_loss`, fed the same log-probs, advantages and masks."""
+"""Our GRPO loss against TRL's own `GRPOTrainer._compute_loss`, fed the same log-probs, advantages and masks;
+and benchmarks/grpo_vs_trl.py (with --ablate) runs end to end on a tiny model folder."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections import defaultdict
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -100,3 +105,28 @@ def test_loss_and_gradient_match_trl(loss_type, beta):
 
     assert ours.item() == pytest.approx(theirs.item(), abs=1e-9)
     torch.testing.assert_close(ours_logp.grad, theirs_logp.grad, atol=1e-9, rtol=0)
+
+
+@pytest.mark.slow  # a subprocess that imports TRL and trains four copies: ~30 s quiet, 2 min on a loaded box
+def test_the_parity_benchmark_runs_with_its_ablation_rows(tmp_path):
+    """Both sides train, both get the registry's rewards, and --ablate adds one timed row per speed-up."""
+    from conftest import MICRO_TINY
+
+    from backends.models import build_tiny_model, build_tiny_tokenizer
+
+    torch.manual_seed(0)
+    tokenizer = build_tiny_tokenizer(MICRO_TINY["vocab_size"])
+    build_tiny_model(MICRO_TINY, tokenizer).save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run(
+        [sys.executable, "benchmarks/grpo_vs_trl.py", "--model", str(tmp_path), "--steps", "2", "--seeds", "3",
+         "--prompts-per-step", "2", "--num-generations-per-prompt", "2", "--max-completion-tokens", "4",
+         "--eval-prompts", "2", "--ablate"],
+        cwd=root, capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"},
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "wall time per step, ours / TRL" in out.stdout
+    for side in ("ours", "trl", "no_prefix_sharing", "no_prealloc_cache"):
+        assert f"\n{side} " in out.stdout, side  # its row in the table and its phases
+    assert "no_prefix_sharing: / TRL" in out.stdout and "no_prealloc_cache: / TRL" in out.stdout
