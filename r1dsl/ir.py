@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from r1dsl.settings import LIMITS, Param, knob  # noqa: F401  (the settings vocabulary; Param for reward rules)
+from r1dsl.settings import LIMITS, SEED_MAX, Param, knob  # noqa: F401  (the settings vocabulary; Param for reward rules)
 
 
 @dataclass(frozen=True)
@@ -160,7 +160,7 @@ class Train:
     micro_batch_size: int = knob(16, "sequences per forward pass per process", min=1)
     max_seq_len: int = knob(256, "tokens per sequence", min=8)
     checkpoint_every: int = knob(50, "steps between checkpoints", min=1)
-    seed: int = knob(0, "random seed")
+    seed: int = knob(0, "random seed", min=0, max=SEED_MAX)
 
 
 @dataclass(frozen=True)
@@ -187,7 +187,7 @@ class GRPO:
     reference_refresh_steps: int | None = knob(None, "replace the reference by the policy every N steps", min=1)
     truncated: str = knob("keep", "completions cut at the length limit", choices=("keep", "mask", "penalize"))
     checkpoint_every: int = knob(25, "steps between checkpoints", min=1)
-    seed: int = knob(0, "random seed")
+    seed: int = knob(0, "random seed", min=0, max=SEED_MAX)
 
 
 @dataclass(frozen=True)
@@ -199,7 +199,7 @@ class Sampling:
     top_p: float = knob(0.95, "nucleus", min_exclusive=0.0, max=1.0)
     max_completion_tokens: int = knob(64, "longest completion", min=1)
     max_prompts: int | None = knob(None, "take at most this many prompts", min=1)
-    seed: int = knob(0, "random seed")
+    seed: int = knob(0, "random seed", min=0, max=SEED_MAX)
 
 
 @dataclass(frozen=True)

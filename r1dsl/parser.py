@@ -52,6 +52,7 @@ class ParseError(Exception):
 
 
 MAX_NAME = 64  # a stage name becomes a folder and a job name (a distill job joins two names)
+MAX_NUMBER_DIGITS = 100  # a number literal longer than this is refused (Python's int() stops at 4,300 digits)
 BOM = "\ufeff"  # a UTF-8 byte-order mark some editors write at the start of a file: accepted and ignored
 
 
@@ -449,9 +450,16 @@ def _make_transformer():
 
         def number(self, c):
             raw = str(c[0])
+            span = self.tok(c[0])
+            digits = sum(ch.isdigit() for ch in raw)
+            if digits > MAX_NUMBER_DIGITS:  # int() refuses over 4,300 digits; no setting needs a hundred
+                self.errors.append(Diagnostic("E001", f"a number of {digits} digits is too long", span,
+                                              f"numbers in a recipe have at most {MAX_NUMBER_DIGITS} digits; "
+                                              "write a large one with an exponent, e.g. 1e6"))
+                return ast.Num(0, raw, span)
             is_int = not any(ch in raw for ch in ".eE")
             value = int(raw.replace("_", "")) if is_int else float(raw.replace("_", ""))
-            return ast.Num(value, raw, self.tok(c[0]))
+            return ast.Num(value, raw, span)
 
         def true(self, c):
             return ast.Bool(True, self.tok(c[0]))

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 LIMITS = ("min", "max", "min_exclusive", "choices")  # what a setting may declare besides its default and doc
+SEED_MAX = (1 << 32) - 1  # seeds are 0 .. 2^32 - 1, what NumPy and every RNG we seed accept
 
 
 def knob(default: Any, doc: str, **limits: Any) -> Any:

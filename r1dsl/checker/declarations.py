@@ -85,7 +85,7 @@ def dataset(cx: Context, decl: ast.BlockDecl, module: ast.Module) -> None:
     location = string(cx, settings[source], f"{where}.{source}")
     split = string(cx, settings["split"], f"{where}.split") if "split" in settings else "train"
     size = int_setting(cx, settings.get("size"), f"{where}.size", minimum=1)
-    seed = int_setting(cx, settings.get("seed"), f"{where}.seed")
+    seed = int_setting(cx, settings.get("seed"), f"{where}.seed", minimum=0, maximum=ir.SEED_MAX)
     fields_map: dict[str, str] = {}
     if "fields" in sections:
         raw, _ = flat(cx, sections["fields"].body, f"{where}.fields")

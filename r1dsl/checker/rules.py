@@ -177,11 +177,22 @@ def batch_arithmetic(cx: Context, stage: ir.Stage, explicit: dict[str, set[str]]
             return replace(stage, grpo=replace(stage.grpo, micro_batch_size=mbs))
         return replace(stage, train=replace(stage.train, micro_batch_size=mbs))
     if per_rank % mbs:
-        divisors = [d for d in range(1, per_rank + 1) if per_rank % d == 0 and d <= max(mbs, 1) * 2][-3:]
+        divisors = _divisors_near(per_rank, mbs)
         cx.d.error("E009", f"{what} sequences per step is not a multiple of micro_batch_size {mbs} x data-parallel size {dp}",
                    knob_span(cx, info, section, "micro_batch_size"),
                    help=f"each of the {dp} rank(s) gets {per_rank} sequences; choose a micro_batch_size dividing it, e.g. {', '.join(map(str, divisors))}")
     return stage
+
+
+def _divisors_near(n: int, near: int, count: int = 3, scan: int = 10_000) -> list[int]:
+    """Up to `count` divisors of `n` at or below 2 x `near`, largest last; a bounded scan (n may be huge)."""
+    found = []
+    for d in range(min(n, 2 * max(near, 1)), max(0, min(n, 2 * max(near, 1)) - scan), -1):
+        if n % d == 0:
+            found.append(d)
+            if len(found) == count:
+                break
+    return sorted(set(found) | {math.gcd(n, near)})[-count:]
 
 
 def stage_warnings(cx: Context, stage: ir.Stage, info: StageInfo, explicit: dict[str, set[str]]) -> None:

@@ -42,15 +42,24 @@ def convert(cx: Context, value: ast.Value, typ: Any, what: str) -> Any:
     if isinstance(value, ast.Num):
         v = value.value
         if float in accept and not isinstance(v, bool):
-            if not math.isfinite(float(v)):
-                cx.d.error("E005", f"`{what}` must be finite (got {value.raw})", value.span)
+            if not _finite(v):
+                cx.d.error("E005", f"`{what}` must be a finite number a float can hold (got {value.raw})", value.span)
                 return BAD
             return float(v) if int not in accept or isinstance(v, float) else v
         if int in accept:
-            if isinstance(v, int):
-                return v
-            if math.isfinite(v) and v == int(v) and "." not in value.raw:
-                return int(v)  # 1e4 is an integer written short
+            whole = v if isinstance(v, int) else None
+            if whole is None and _finite(v) and v == int(v) and "." not in value.raw:
+                whole = int(v)  # 1e4 is an integer written short
+            if whole is not None and not INT64_MIN <= whole <= INT64_MAX:
+                cx.d.error("E005", f"`{what}` is out of range (got {value.raw})", value.span,
+                           help=f"a whole number in a recipe lies between {INT64_MIN} and {INT64_MAX} (64 bits: "
+                                "it reaches YAML, torch and C code)")
+                return BAD
+            if whole is not None:
+                return whole
+            if not _finite(v):
+                cx.d.error("E005", f"`{what}` must be a finite whole number (got {value.raw})", value.span)
+                return BAD
             return type_error(cx, value, what, typ)
         return type_error(cx, value, what, typ)
     if isinstance(value, ast.Str):
@@ -71,6 +80,17 @@ def convert(cx: Context, value: ast.Value, typ: Any, what: str) -> Any:
     return type_error(cx, value, what, typ)
 
 
+INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1  # the whole numbers a recipe may hold
+
+
+def _finite(v: int | float) -> bool:
+    """Whether a number literal fits a float: `1e9999` reads as infinity, `10**400` overflows."""
+    try:
+        return math.isfinite(float(v))
+    except OverflowError:
+        return False
+
+
 def type_error(cx: Context, value, what: str, typ: Any) -> object:
     got = describe(value, cx)
     cx.d.error("E004", f"`{what}` expects {_type_name(typ)}, got {got}", value.span, help=_fix_hint(value, typ))
@@ -87,12 +107,16 @@ def _fix_hint(value: Any, typ: Any) -> str | None:
             number = float(text.replace("_", ""))
         except ValueError:
             return f"write {_type_name(typ)}, without quotes"
+        if not math.isfinite(number):
+            return "write a finite number, without quotes"
         if int in accept and float not in accept and number != int(number):
             return f"write a whole number, without quotes: `{int(number)}`"
         return f"write the number without quotes: `{text}`"
     if isinstance(value, ast.Num) and int in accept and float not in accept:
+        if not math.isfinite(value.value):
+            return None
         low = math.floor(value.value)
-        return f"write a whole number: `{low}` or `{low + 1}`" if math.isfinite(value.value) else None
+        return f"write a whole number: `{low}` or `{low + 1}`"
     if isinstance(value, ast.Str) and bool in accept:
         return f"write {value.value.strip().lower() if value.value.strip().lower() in ('true', 'false') else 'true or false'} without quotes"
     if isinstance(value, ast.List) and list not in accept and tuple not in accept:
@@ -200,13 +224,15 @@ def string(cx: Context, entry: ast.Assign, what: str) -> str | None:
     return None if v is BAD else v
 
 
-def int_setting(cx: Context, entry: ast.Assign | None, what: str, minimum: int | None = None) -> int | None:
+def int_setting(cx: Context, entry: ast.Assign | None, what: str, minimum: int | None = None,
+                maximum: int | None = None) -> int | None:
     if entry is None:
         return None
     v = convert(cx, entry.value, int, what)
     if v is BAD:
         return None
-    if minimum is not None and not limits(cx, v, {"min": minimum}, what, entry.value.span):
+    bounds = {k: b for k, b in (("min", minimum), ("max", maximum)) if b is not None}
+    if not limits(cx, v, bounds, what, entry.value.span):
         return None
     return v
 

@@ -1,5 +1,7 @@
 """Random edits of valid recipes give diagnostics or success, never an exception."""
 
+import os
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -30,7 +32,8 @@ def edited(draw):
     return text
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=int(os.environ.get("R1DSL_FUZZ_EXAMPLES", 150)), deadline=None, derandomize="R1DSL_FUZZ_EXAMPLES" not in os.environ,
+          suppress_health_check=[HealthCheck.too_slow])
 @given(edited(), st.lists(st.sampled_from(["zero.group_size=8", "seed=x", "zero.grpo.steps=0", "a.b.c=[", "=", "zero.lr"]), max_size=2))
 def test_random_edits_never_raise(tmp_path_factory, text, overrides):
     folder = tmp_path_factory.mktemp("edit")
