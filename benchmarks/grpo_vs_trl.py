@@ -34,10 +34,10 @@ from pathlib import Path
 
 import torch
 
-REWARDS = [
-    {"name": "accuracy", "rule": "math_accuracy", "weight": 1.0, "params": {}},
-    {"name": "format", "rule": "format", "weight": 1.0, "params": {}},
-]
+from r1dsl.config import InitConfig, RewardConfig
+from r1dsl.ir import TinyModelConfig
+
+REWARDS = [RewardConfig(name="accuracy", rule="math_accuracy"), RewardConfig(name="format", rule="format")]
 LOSS_AGGREGATION = {"grpo": "sequence", "dapo": "token", "dr_grpo": "constant"}  # TRL loss_type -> ours
 ABLATIONS = {  # side name -> the speed-up it turns off (--ablate)
     "no_prefix_sharing": {"share_prompt_prefix": False},
@@ -49,11 +49,11 @@ def load_model(path: str | None):
     from backends.models import load_policy
 
     if path and (Path(path) / "config.json").exists():
-        return load_policy({"source": "local", "path": path})
+        return load_policy(InitConfig(source="local", path=path))
     print(f"note: no model at {path!r}; using a freshly initialised tiny model (rewards will stay near 0)")
-    tiny = dict(arch="qwen2", hidden_size=128, num_layers=4, num_heads=4, intermediate_size=384, vocab_size=512,
-                max_position_embeddings=256)
-    return load_policy({"source": "tiny", "tiny": tiny})
+    tiny = TinyModelConfig(arch="qwen2", hidden_size=128, num_layers=4, num_heads=4, intermediate_size=384, vocab_size=512,
+                           max_position_embeddings=256)
+    return load_policy(InitConfig(source="tiny", tiny=tiny))
 
 
 def trl_reward_functions(seen: list):
@@ -150,7 +150,7 @@ def run_seed(args) -> dict:
     from backends.grpo.rollout import Speedups
     from backends.grpo.step import grpo_step
     from backends.stages.eval import evaluate
-    from r1dsl.ir import GRPO
+    from r1dsl.ir import GRPO, Sampling
 
     transformers.logging.set_verbosity_error()
     torch.set_num_threads(args.threads)
@@ -250,7 +250,7 @@ def run_seed(args) -> dict:
     trainer.train()
     trl_rewards = [h["reward"] for h in trainer.state.log_history if "reward" in h]
 
-    eval_sampling = {"samples_per_prompt": 1, "max_completion_tokens": T}
+    eval_sampling = Sampling(samples_per_prompt=1, max_completion_tokens=T)
     results = {}
     for name, model in (("base", base), ("ours", ours_model), ("trl", trl_model)):
         results[name] = evaluate(model.eval(), tokenizer, test_rows, R1_ZERO_TEMPLATE, REWARDS, eval_sampling)

@@ -73,6 +73,7 @@ def main() -> None:
 
     from backends.grpo.rollout import sample_groups
     from backends.vllm_engine import VLLMEngine
+    from r1dsl.ir import Rollout
 
     model_dir = Path(f"{args.model_dir}-{args.layers}l")
     model, tokenizer = build_model_dir(model_dir, args.layers)
@@ -99,8 +100,8 @@ def main() -> None:
     print(f"hf sampler: {[f'{t:.1f}s/{n} tok' for t, n in hf]}")
 
     start = time.perf_counter()
-    engine = VLLMEngine(str(model_dir), {"cpu_kv_cache_gb": args.kv_cache_gb, "max_model_len": 512,
-                                         "gpu_memory_utilization": 0.5, "enforce_eager": not gpu}, seed=0, gpu=gpu)
+    engine = VLLMEngine(str(model_dir), Rollout(cpu_kv_cache_gb=args.kv_cache_gb, max_model_len=512,
+                                                gpu_memory_utilization=0.5, enforce_eager=not gpu), seed=0, gpu=gpu)
     engine_start_s = time.perf_counter() - start
 
     def run_vllm(seed: int) -> tuple[float, int]:

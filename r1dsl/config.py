@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from r1dsl import ir
-from r1dsl.settings import Readable
 
 
 class ConfigError(ValueError):
@@ -28,7 +27,7 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True)
-class TrainerConfig(Readable):
+class TrainerConfig:
     """What Lightning Fabric gets."""
 
     accelerator: str = "cpu"  # cpu when resources.gpus_per_node == 0, else gpu
@@ -41,7 +40,7 @@ class TrainerConfig(Readable):
 
 
 @dataclass(frozen=True)
-class InitConfig(Readable):
+class InitConfig:
     """Where the stage's model starts: a tiny config, a hub id, a local directory or an earlier stage's model."""
 
     source: str  # tiny | hf | local | stage
@@ -51,7 +50,7 @@ class InitConfig(Readable):
 
 
 @dataclass(frozen=True)
-class DatasetConfig(Readable):
+class DatasetConfig:
     name: str
     source: str  # generator | jsonl | parquet | hf | stage
     generator: str | None = None
@@ -66,7 +65,7 @@ class DatasetConfig(Readable):
 
 
 @dataclass(frozen=True)
-class RewardConfig(Readable):
+class RewardConfig:
     name: str
     rule: str
     weight: float = 1.0
@@ -74,13 +73,13 @@ class RewardConfig(Readable):
 
 
 @dataclass(frozen=True)
-class DataConfig(Readable):
+class DataConfig:
     train: tuple[DatasetConfig, ...] = ()
     eval: tuple[DatasetConfig, ...] = ()
 
 
 @dataclass(frozen=True)
-class ModelConfig(Readable):
+class ModelConfig:
     init: InitConfig
     template: str | None = None
     data: DataConfig = field(default_factory=DataConfig)
@@ -94,14 +93,14 @@ class ModelConfig(Readable):
 
 
 @dataclass(frozen=True)
-class CheckpointConfig(Readable):
+class CheckpointConfig:
     dirpath: str
     every_n_train_steps: int = 50
     save_last: bool = True
 
 
 @dataclass(frozen=True)
-class ExpManagerConfig(Readable):
+class ExpManagerConfig:
     run_dir: str
     exp_dir: str
     name: str
@@ -112,7 +111,7 @@ class ExpManagerConfig(Readable):
 
 
 @dataclass(frozen=True)
-class StageConfig(Readable):
+class StageConfig:
     name: str
     kind: str
     recipe: str
@@ -133,7 +132,7 @@ class StageConfig(Readable):
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str = "config") -> "StageConfig":
-        return _build(cls, data, where)
+        return from_plain(cls, data, where)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data in the YAML layout (what `config.yaml` holds and W&B records)."""
@@ -154,7 +153,7 @@ def plain(value: Any) -> Any:
     return value
 
 
-def _build(typ: Any, data: Any, where: str) -> Any:
+def from_plain(typ: Any, data: Any, where: str = "config") -> Any:
     """`data` (plain YAML values) as an instance of the annotation `typ`, recursively."""
     origin = typing.get_origin(typ)
     if origin in (typing.Union, types.UnionType):
@@ -163,7 +162,7 @@ def _build(typ: Any, data: Any, where: str) -> Any:
             if len(args) < len(typing.get_args(typ)):
                 return None
             raise ConfigError(f"{where}: must not be null")
-        return _build(args[0], data, where) if len(args) == 1 else data
+        return from_plain(args[0], data, where) if len(args) == 1 else data
     if dataclasses.is_dataclass(typ):
         if not isinstance(data, Mapping):
             raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
@@ -172,10 +171,10 @@ def _build(typ: Any, data: Any, where: str) -> Any:
         unknown = set(data) - names
         if unknown:
             raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(map(str, unknown)))}")
-        return typ(**{k: _build(hints[k], v, f"{where}.{k}") for k, v in data.items()})
+        return typ(**{k: from_plain(hints[k], v, f"{where}.{k}") for k, v in data.items()})
     if origin is tuple:
         item = typing.get_args(typ)[0]
-        return tuple(_build(item, v, f"{where}[{i}]") for i, v in enumerate(data or ()))
+        return tuple(from_plain(item, v, f"{where}[{i}]") for i, v in enumerate(data or ()))
     if origin in (Mapping, dict) or typ in (Mapping, dict):
         return dict(data or {})
     if typ is float and isinstance(data, int) and not isinstance(data, bool):

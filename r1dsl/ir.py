@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from r1dsl.settings import LIMITS, SEED_MAX, Param, Readable, knob  # noqa: F401  (the settings vocabulary; Param for reward rules)
+from r1dsl.settings import LIMITS, SEED_MAX, Param, knob  # noqa: F401  (the settings vocabulary; Param for reward rules)
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,7 @@ class Span:
 
 
 @dataclass(frozen=True)
-class TinyModelConfig(Readable):
+class TinyModelConfig:
     """A small transformers architecture built from a config, for the embedded default."""
 
     arch: str = knob("qwen2", "transformers architecture", choices=("qwen2", "llama"))
@@ -103,7 +103,7 @@ class Reward:
 
 
 @dataclass(frozen=True)
-class Resources(Readable):
+class Resources:
     nodes: int = knob(1, "machines (at most 100000)", min=1, max=100_000)
     gpus_per_node: int = knob(0, "GPUs per machine (0: CPU; at most 1024)", min=0, max=1024)
     tensor_parallel: int = knob(1, "tensor-parallel size (at most 1024)", min=1, max=1024)
@@ -141,7 +141,7 @@ class Resources(Readable):
 
 
 @dataclass(frozen=True)
-class Optim(Readable):
+class Optim:
     lr: float = knob(1e-4, "peak learning rate (at most 10)", min_exclusive=0.0, max=10.0)
     min_lr_ratio: float = knob(0.1, "cosine floor as a fraction of lr", min=0.0, max=1.0)
     lr_schedule: str = knob("cosine", "learning-rate schedule", choices=("cosine", "constant", "linear"))
@@ -151,7 +151,7 @@ class Optim(Readable):
 
 
 @dataclass(frozen=True)
-class Train(Readable):
+class Train:
     """Settings shared by pretrain, sft and distill."""
 
     steps: int = knob(100, "optimizer steps (at most 10^9)", min=1, max=10**9)
@@ -164,7 +164,7 @@ class Train(Readable):
 
 
 @dataclass(frozen=True)
-class GRPO(Readable):
+class GRPO:
     """GRPO as in DeepSeekMath eq. 3; names follow NeMo-RL where a term exists."""
 
     num_generations_per_prompt: int = knob(8, "group size G (at most 1024)", min=2, max=1024)
@@ -191,7 +191,7 @@ class GRPO(Readable):
 
 
 @dataclass(frozen=True)
-class Sampling(Readable):
+class Sampling:
     """Generation for rejection sampling and evaluation."""
 
     samples_per_prompt: int = knob(4, "k completions per prompt (at most 1024)", min=1, max=1024)
@@ -203,7 +203,7 @@ class Sampling(Readable):
 
 
 @dataclass(frozen=True)
-class Rollout(Readable):
+class Rollout:
     """Which engine generates completions: GRPO groups, rejection samples and evaluation.
 
     `engine` is NeMo-RL's `policy.generation.backend` (TRL: `use_vllm`); the vLLM settings keep the names
@@ -222,7 +222,7 @@ class Rollout(Readable):
 
 
 @dataclass(frozen=True)
-class RejectionFilters(Readable):
+class RejectionFilters:
     finished: bool = knob(True, "drop completions cut at the length limit before they stopped")
     correct: bool = knob(True, "keep only completions the rule rewards call correct")
     format: bool = knob(True, "keep only well-formatted completions")

@@ -99,29 +99,3 @@ def agree(owner: str, fn: Callable, params: Mapping[str, Param], checks: tuple[C
 
 REWARD_WEIGHT = Param(1.0, (int, float), "factor of the reward in the sum (-1000 to 1000: the group's advantage "
                       "statistics stay finite)", min=-1000, max=1000)
-
-
-class Readable:
-    """Read-only mapping access (`x.get("k", default)`, `x["k"]`, `dict(x)`) on a frozen settings dataclass.
-
-    For code written against the untyped DictConfig stage configs; new code reads attributes
-    (`cfg.model.grpo.kl_penalty`), whose defaults live in the dataclass.
-    """
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return getattr(self, key) if key in self.keys() else default
-
-    def __getitem__(self, key: str) -> Any:
-        try:
-            return getattr(self, key)
-        except AttributeError:
-            raise KeyError(key) from None
-
-    def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and key in self.keys()
-
-    def keys(self) -> list[str]:
-        return [f for f in getattr(self, "__dataclass_fields__", {}) if f != "span"]
-
-    def items(self) -> list[tuple[str, Any]]:
-        return [(k, getattr(self, k)) for k in self.keys()]

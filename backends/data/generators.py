@@ -12,7 +12,7 @@ from typing import Any, Callable, Mapping, Sequence
 from r1dsl.settings import GENERATED_ROWS_MAX, Check, Param, agree
 
 GenerateFn = Callable[..., list[dict[str, Any]]]  # fn(size: int, seed: int, **params) -> rows
-DEFAULT_SIZE = 1000  # rows of a generator dataset that does not say `size`
+DEFAULT_SIZE = 1000  # rows a generator dataset makes when the recipe sets no size
 
 
 @dataclass(frozen=True)

@@ -12,45 +12,44 @@ import os
 from pathlib import Path
 from typing import Any, Mapping
 
+from r1dsl.config import DatasetConfig
+
 
 class DataError(Exception):
     """A dataset that cannot be read; the message starts with the place (`path:line: why`)."""
 
 
-def load_rows(dataset_cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
+def load_rows(dataset: DatasetConfig) -> list[dict[str, Any]]:
     """The rows of a dataset entry: generated, read from jsonl/parquet/hf, or an earlier stage's output."""
-    cfg = dict(dataset_cfg)
-    source = cfg.get("source")
-    size = cfg.get("size")
+    source, size = dataset.source, dataset.size
     if source == "generator":
-        rows = _generate(cfg)
+        rows = _generate(dataset)
     elif source in ("jsonl", "stage"):
-        rows = read_jsonl(cfg["path"], limit=size)
+        rows = read_jsonl(dataset.path, limit=size)
     elif source == "parquet":
-        rows = _read_parquet(cfg["path"], limit=size)
+        rows = _read_parquet(dataset.path, limit=size)
     elif source == "hf":
-        rows = _read_hf(cfg["path"], cfg.get("split") or "train", limit=size)
+        rows = _read_hf(dataset.path, dataset.split, limit=size)
     else:
-        raise DataError(f"{cfg.get('name', '?')}: unknown dataset source {source!r}")
-    rows = [_map_fields(row, cfg.get("fields") or {}) for row in rows]
-    _check_provides(rows, cfg)
+        raise DataError(f"{dataset.name}: unknown dataset source {source!r}")
+    rows = [_map_fields(row, dataset.fields) for row in rows]
+    _check_provides(rows, dataset)
     for row in rows:
-        row["_dataset"] = cfg.get("name")
-        if cfg.get("rewards"):
-            row["_rewards"] = list(cfg["rewards"])
+        row["_dataset"] = dataset.name
+        if dataset.rewards:
+            row["_rewards"] = list(dataset.rewards)
     return rows
 
 
-def _generate(cfg: dict[str, Any]) -> list[dict[str, Any]]:
+def _generate(dataset: DatasetConfig) -> list[dict[str, Any]]:
     from backends.data.generators import GENERATORS
 
     import backends.data  # noqa: F401  (registers the built-in generators)
 
-    name = cfg.get("generator")
+    name = dataset.generator
     if name not in GENERATORS:
-        raise DataError(f"{cfg.get('name', '?')}: unknown generator {name!r} (known: {', '.join(sorted(GENERATORS))})")
-    params = dict(cfg.get("params") or {})
-    return GENERATORS[name](cfg.get("size") or None, seed=int(cfg.get("seed") or 0), **params)
+        raise DataError(f"{dataset.name}: unknown generator {name!r} (known: {', '.join(sorted(GENERATORS))})")
+    return GENERATORS[name](dataset.size, seed=dataset.seed, **dict(dataset.params))
 
 
 def read_jsonl(path: str | os.PathLike, limit: int | None = None) -> list[dict[str, Any]]:
@@ -130,10 +129,9 @@ def _map_fields(row: dict[str, Any], fields: Mapping[str, str]) -> dict[str, Any
     return out
 
 
-def _check_provides(rows: list[dict[str, Any]], cfg: Mapping[str, Any]) -> None:
-    needed = list(cfg.get("provides") or [])
-    where = cfg.get("path") or cfg.get("generator") or cfg.get("name")
+def _check_provides(rows: list[dict[str, Any]], dataset: DatasetConfig) -> None:
+    where = dataset.path or dataset.generator or dataset.name
     for i, row in enumerate(rows):
-        missing = [f for f in needed if f not in row]
+        missing = [f for f in dataset.provides if f not in row]
         if missing:
             raise DataError(f"{where}: row {i + 1} lacks field(s) {', '.join(missing)} (map them with `fields {{ ... }}`)")

@@ -176,12 +176,12 @@ def step_metrics(scored: Scored, rewards_cfg, update_stats: Mapping[str, float],
     r = scored.rollout
     out = {"reward": float(scored.rewards.mean())}
     for reward in rewards_cfg:
-        values = [v for v in scored.per_rule[reward["name"]] if not math.isnan(v)]
+        values = [v for v in scored.per_rule[reward.name] if not math.isnan(v)]
         value = sum(values) / len(values) if values else float("nan")
-        out[f"reward/{reward['name']}"] = value
-        if any(f in REWARDS[reward["rule"]].needs for f in GROUND_TRUTH_FIELDS):  # as eval counts accuracy
+        out[f"reward/{reward.name}"] = value
+        if any(f in REWARDS[reward.rule].needs for f in GROUND_TRUTH_FIELDS):  # as eval counts accuracy
             out["accuracy"] = value
-        if reward["rule"] == "format":
+        if reward.rule == "format":
             out["format"] = value
     generated = float(r.completion_mask.sum())
     out.update(

@@ -49,11 +49,12 @@ def _model_dir(model: str | Mapping[str, Any]) -> str:
     from pathlib import Path
 
     from backends.models import load_policy, save_policy
+    from r1dsl.config import InitConfig, from_plain
 
     spec = json.dumps(dict(model), sort_keys=True, default=str)
     folder = Path(tempfile.gettempdir()) / f"r1dsl-reward-model-{hashlib.sha256(spec.encode()).hexdigest()[:12]}"
     if not (folder / "config.json").exists():
-        lm, tokenizer = load_policy(dict(model), "cpu")
+        lm, tokenizer = load_policy(from_plain(InitConfig, model, "reward model"), "cpu")
         save_policy(lm, tokenizer, folder)
     return str(folder)
 

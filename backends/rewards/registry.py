@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
+from r1dsl.config import RewardConfig  # a compiled reward entry: name, rule, weight, params
 from r1dsl.settings import Check, Param, agree  # the settings vocabulary of the whole project: default, type, doc, limits
 
 RuleFn = Callable[..., list[float]]  # fn(completions: list[str], rows: list[dict], **params) -> list[float]
@@ -60,12 +61,12 @@ COMPLETION_TOKENS = "_completion_tokens"  # the row key through which a rule see
 
 
 def score(
-    rewards: Sequence[Mapping[str, Any]], completions: Sequence[str], rows: Sequence[Mapping[str, Any]],
+    rewards: Sequence[RewardConfig], completions: Sequence[str], rows: Sequence[Mapping[str, Any]],
     completion_tokens: Sequence[int],
 ) -> tuple[list[float], dict[str, list[float]]]:
     """Weighted sum of the rules routed to each row.
 
-    `rewards` are compiled reward entries ({name, rule, weight, params}); a row's `_rewards` key, when
+    `rewards` are compiled reward entries (`model.rewards` of a stage config); a row's `_rewards` key, when
     present, lists the reward names routed to its dataset. `completion_tokens[i]` is the number of tokens
     of `completions[i]` (what length rules count); each rule sees it as `row["_completion_tokens"]`.
     Returns the totals and each reward's raw values (NaN where a reward was not routed to a row).
@@ -78,17 +79,17 @@ def score(
     totals = [0.0] * n
     per_rule: dict[str, list[float]] = {}
     for reward in rewards:
-        routed = [i for i in range(n) if reward["name"] in rows[i].get("_rewards", (reward["name"],))]
+        routed = [i for i in range(n) if reward.name in rows[i].get("_rewards", (reward.name,))]
         values = [math.nan] * n
         if routed:
-            rule = REWARDS[reward["rule"]]
-            params = {**rule.defaults(), **dict(reward.get("params") or {})}
+            rule = REWARDS[reward.rule]
+            params = {**rule.defaults(), **reward.params}
             got = rule.fn([completions[i] for i in routed], [rows[i] for i in routed], **params)
             for i, v in zip(routed, got):
                 v = float(v)
                 values[i] = v if math.isfinite(v) else 0.0
-                totals[i] += float(reward.get("weight", 1.0)) * values[i]
-        per_rule[reward["name"]] = values
+                totals[i] += reward.weight * values[i]
+        per_rule[reward.name] = values
     return totals, per_rule
 
 

@@ -1,6 +1,7 @@
 """Evaluation: greedy accuracy, format rate, completion length, pass@1 and cons@k over k samples.
 
-`evaluate(model, tokenizer, rows, template, rewards, sampling) -> dict` is the reusable core;
+`evaluate(model, tokenizer, rows, template, rewards, sampling) -> dict` is the reusable core (`rewards`: compiled
+`RewardConfig`s, `sampling`: an `ir.Sampling` or None for its defaults);
 `evaluate_stage(run, model, tokenizer)` evaluates a stage's `model.data.eval` sets after training and
 writes `<stage>/eval.json`, `<stage>/eval_examples.jsonl` and the stage's entry of `results.json`;
 `run(cfg)` is the `eval` stage itself (its data are the sets to evaluate).
@@ -22,29 +23,29 @@ import torch
 import backends.rewards  # noqa: F401  (registers the built-in reward rules)
 from backends.generation import render_prompt, sample  # noqa: F401  (render_prompt: also imported from here)
 from backends.rewards.registry import GROUND_TRUTH_FIELDS, REWARDS, score  # noqa: F401
+from r1dsl.config import DatasetConfig, InitConfig, ModelConfig, RewardConfig
+from r1dsl.ir import Sampling
 
-DEFAULT_SAMPLING = {"samples_per_prompt": 4, "temperature": 0.6, "top_p": 0.95, "max_completion_tokens": 64, "max_prompts": None, "seed": 0}
 
-
-def default_rewards(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def default_rewards(rows: Sequence[Mapping[str, Any]]) -> list[RewardConfig]:
     """Rewards for a stage that names none: math accuracy where rows carry an answer, and the format rule."""
     out = []
     if rows and "answer" in rows[0] and "math_accuracy" in REWARDS:
-        out.append({"name": "accuracy", "rule": "math_accuracy", "weight": 1.0, "params": {}})
+        out.append(RewardConfig(name="accuracy", rule="math_accuracy"))
     if "format" in REWARDS:
-        out.append({"name": "format", "rule": "format", "weight": 1.0, "params": {}})
+        out.append(RewardConfig(name="format", rule="format"))
     return out
 
 
-def _split_rewards(rewards: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[str]]:
+def _split_rewards(rewards: Sequence[RewardConfig]) -> tuple[list[str], list[str]]:
     """Names of the correctness rewards and of the format rewards."""
     correct, fmt = [], []
     for r in rewards:
-        rule = REWARDS.get(r["rule"])
+        rule = REWARDS.get(r.rule)
         if rule is not None and any(f in rule.needs for f in GROUND_TRUTH_FIELDS):
-            correct.append(r["name"])
-        elif r["rule"] == "format":
-            fmt.append(r["name"])
+            correct.append(r.name)
+        elif r.rule == "format":
+            fmt.append(r.name)
     return correct, fmt
 
 
@@ -83,22 +84,23 @@ def _generate(model, tokenizer, prompts, k, temperature, top_p, max_tokens, seed
     return texts, lengths, truncated
 
 
-def run_eval(model, tokenizer, rows, template, rewards, sampling, engine=None) -> tuple[dict[str, float], list[dict[str, Any]]]:
+def run_eval(model, tokenizer, rows, template, rewards: Sequence[RewardConfig], sampling: Sampling | None,
+             engine=None) -> tuple[dict[str, float], list[dict[str, Any]]]:
     """Metrics of one set, and one record per prompt (prompt, greedy completion, its rewards); `engine`: a vLLM
     engine holding the model's weights generates instead of the model itself."""
-    sampling = {**DEFAULT_SAMPLING, **dict(sampling or {})}
-    rows = list(rows)[: sampling["max_prompts"]] if sampling.get("max_prompts") else list(rows)
-    rewards = [dict(r) for r in (rewards or default_rewards(rows))]
+    sampling = sampling or Sampling()
+    rows = list(rows)[: sampling.max_prompts] if sampling.max_prompts else list(rows)
+    rewards = list(rewards or default_rewards(rows))
     correct_names, format_names = _split_rewards(rewards)
     prompts = [render_prompt(template, str(r["prompt"]), tokenizer) for r in rows]
-    max_tokens, k = int(sampling["max_completion_tokens"]), int(sampling["samples_per_prompt"])
+    max_tokens, k = sampling.max_completion_tokens, sampling.samples_per_prompt
     n = len(rows)
     metrics: dict[str, float] = {"num_prompts": float(n)}
     if n == 0:
         return metrics, []
 
     # greedy: one completion per prompt
-    texts, lengths, truncated = _generate(model, tokenizer, prompts, 1, 0.0, 1.0, max_tokens, int(sampling["seed"]), engine=engine)
+    texts, lengths, truncated = _generate(model, tokenizer, prompts, 1, 0.0, 1.0, max_tokens, sampling.seed, engine=engine)
     totals, per_rule = score(rewards, texts, rows, lengths)
     correct = _row_means(per_rule, correct_names, n)
     fmt = _row_means(per_rule, format_names, n)
@@ -117,9 +119,9 @@ def run_eval(model, tokenizer, rows, template, rewards, sampling, engine=None) -
     ]
 
     # k samples per prompt at the stage's temperature: pass@1 (mean correctness) and cons@k (majority answer)
-    if k > 1 and float(sampling["temperature"]) > 0:
+    if k > 1 and sampling.temperature > 0:
         texts_k, lengths_k, _ = _generate(
-            model, tokenizer, prompts, k, float(sampling["temperature"]), float(sampling["top_p"]), max_tokens, int(sampling["seed"]) + 1,
+            model, tokenizer, prompts, k, sampling.temperature, sampling.top_p, max_tokens, sampling.seed + 1,
             engine=engine,
         )
         rows_k = [row for row in rows for _ in range(k)]
@@ -135,7 +137,7 @@ def run_eval(model, tokenizer, rows, template, rewards, sampling, engine=None) -
     return metrics, records
 
 
-def evaluate(model, tokenizer, rows, template, rewards, sampling) -> dict[str, float]:
+def evaluate(model, tokenizer, rows, template, rewards: Sequence[RewardConfig], sampling: Sampling | None) -> dict[str, float]:
     """Metrics of `model` on `rows` (see the module doc); `sampling` is a compiled `sampling` block or None."""
     from backends.trainer.fabric import unwrap
 
@@ -169,7 +171,7 @@ def evaluate_stage(run, model, tokenizer, datasets=None, engine=None) -> dict[st
     from backends.trainer.results import atomic_write_json, atomic_write_text, update_results
 
     cfg = run.cfg.model
-    datasets = list(cfg.data.get("eval") or []) if datasets is None else list(datasets)
+    datasets = list(cfg.data.eval) if datasets is None else list(datasets)
     if not datasets:
         return {}
     metrics: dict[str, float] = {}
@@ -179,7 +181,7 @@ def evaluate_stage(run, model, tokenizer, datasets=None, engine=None) -> dict[st
         examples: list[dict[str, Any]] = []
         for dataset in datasets:
             rows = load_rows(dataset)
-            set_metrics, records = run_eval(plain, tokenizer, rows, cfg.get("template"), _rewards_for(cfg, dataset), cfg.get("sampling"),
+            set_metrics, records = run_eval(plain, tokenizer, rows, cfg.template, _rewards_for(cfg, dataset), cfg.sampling,
                                             engine=engine)
             by_set[str(dataset.name)] = set_metrics
             examples += [{"dataset": str(dataset.name), **r} for r in records]
@@ -208,7 +210,7 @@ def _evaluable(run, model):
         exported = run.exp_dir / "model"
         if not (exported / "config.json").exists():
             raise RuntimeError(f"{exported}: a sharded model is evaluated from its export; save the model first")
-        return load_policy({"source": "local", "path": str(exported)}, run.device, run.precision)[0].eval()
+        return load_policy(InitConfig(source="local", path=str(exported)), run.device, run.precision)[0].eval()
     return unwrap(model)
 
 
@@ -222,11 +224,10 @@ def markdown_table(by_set: Mapping[str, Mapping[str, float]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _rewards_for(cfg, dataset) -> list[dict[str, Any]]:
+def _rewards_for(cfg: ModelConfig, dataset: DatasetConfig) -> list[RewardConfig]:
     """The stage's rewards routed to this dataset (all of them unless the dataset names some)."""
-    rewards = [dict(r) for r in (cfg.get("rewards") or [])]
-    routed = list(dataset.get("rewards") or [])
-    return [r for r in rewards if r["name"] in routed] if routed else rewards
+    routed = dataset.rewards
+    return [r for r in cfg.rewards if r.name in routed] if routed else list(cfg.rewards)
 
 
 def run(cfg) -> dict[str, float]:
@@ -239,7 +240,7 @@ def run(cfg) -> dict[str, float]:
     run = StageRun(cfg)
     model, tokenizer = load_policy(cfg.model.init, run.device)
     engine = stage_engine(run, cfg, model, tokenizer)
-    datasets = list(cfg.model.data.get("train") or []) + list(cfg.model.data.get("eval") or [])
+    datasets = [*cfg.model.data.train, *cfg.model.data.eval]
     metrics = evaluate_stage(run, model.eval(), tokenizer, datasets, engine=engine)
     record_engine(run, engine)
     run.finish(metrics)

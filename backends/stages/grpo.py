@@ -38,15 +38,15 @@ def run(cfg) -> dict[str, float]:
     rows = [row for dataset in cfg.model.data.train for row in load_rows(dataset)]
     if not rows or any("prompt" not in row for row in rows[:1]):
         raise DataError(f"{cfg.name}: grpo needs rows with a `prompt` field")
-    rewards = [dict(r) for r in cfg.model.rewards]
-    steps, prompts_per_step = int(grpo.steps), int(grpo.num_prompts_per_step)
-    seed = int(grpo.get("seed", run.seed))
+    rewards = cfg.model.rewards
+    steps, prompts_per_step = grpo.steps, grpo.num_prompts_per_step
+    seed = grpo.seed
 
     model, tokenizer = load_policy(cfg.model.init, run.device, run.precision)
     disable_dropout(model)  # train mode throughout (gradient checkpointing stays on); the same function as sampling
-    prepare_for_training(model, cfg.get("resources"))
+    prepare_for_training(model, cfg.resources)
     # the reference: a copy of the starting policy under the same precision and wrapping (sharded too under FSDP)
-    reference = setup_frozen(run.fabric, copy.deepcopy(model)) if float(grpo.kl_penalty) > 0 else None
+    reference = setup_frozen(run.fabric, copy.deepcopy(model)) if grpo.kl_penalty > 0 else None
     model, optimizer, raw_optimizer = setup_trainable(run.fabric, model, lambda params: build_optimizer(params, optim))
     scheduler = build_scheduler(raw_optimizer, optim, steps)
     state = {"model": model, "optimizer": optimizer, "scheduler": scheduler}
@@ -65,10 +65,10 @@ def run(cfg) -> dict[str, float]:
             chosen = batch_indices(step, prompts_per_step, len(rows), seed)[run.rank :: run.world_size]
             generator = torch.Generator(device=run.device).manual_seed(seed * 1_000_003 + step * 1009 + run.rank)
             local = grpo_step(run.fabric, model, reference, optimizer, tokenizer, [rows[i] for i in chosen], grpo,
-                              rewards, cfg.model.get("template"), float(optim.max_grad_norm), generator,
+                              rewards, cfg.model.template, optim.max_grad_norm, generator,
                               engine, seed * 1_000_003 + step * 1009 + run.rank)
             scheduler.step()
-            if reference is not None and grpo.get("reference_refresh_steps") and (step + 1) % int(grpo.reference_refresh_steps) == 0:
+            if reference is not None and grpo.reference_refresh_steps and (step + 1) % grpo.reference_refresh_steps == 0:
                 reference.load_state_dict(unwrap(model).state_dict())  # R1: the reference becomes the policy
             metrics = reduce_metrics(run.fabric, local)
             metrics["lr"] = scheduler.get_last_lr()[0]

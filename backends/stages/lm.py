@@ -62,7 +62,7 @@ def train_causal_lm(run: StageRun, model, tokenizer, examples: list[Example]):
     per_rank = max(1, cfg.train.batch_size // run.world_size)
     micro = min(cfg.train.micro_batch_size, per_rank)
 
-    prepare_for_training(model, run.cfg.get("resources"))
+    prepare_for_training(model, run.cfg.resources)
     model, optimizer, raw_optimizer = setup_trainable(run.fabric, model, lambda params: build_optimizer(params, cfg.optim))
     scheduler = build_scheduler(raw_optimizer, cfg.optim, steps)
     state = {"model": model, "optimizer": optimizer, "scheduler": scheduler}

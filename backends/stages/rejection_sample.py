@@ -26,7 +26,7 @@ import backends.rewards  # noqa: F401  (registers the built-in reward rules)
 from backends.generation import render_prompt
 from backends.rewards.registry import GROUND_TRUTH_FIELDS, REWARDS, score
 from backends.trainer.results import atomic_write_json
-from r1dsl.config import InitConfig, plain
+from r1dsl.config import InitConfig, RewardConfig, plain
 from r1dsl.ir import RejectionFilters
 
 FILTERS = ("finished", "correct", "format", "language", "judge", "length", "dedup", "keep_per_prompt")
@@ -131,12 +131,12 @@ class Candidate:
 
 
 def apply_filters(
-    candidates: Sequence[Candidate], filters: RejectionFilters, rewards: Sequence[Mapping[str, Any]], counts: dict[str, dict[str, int]]
+    candidates: Sequence[Candidate], filters: RejectionFilters, rewards: Sequence[RewardConfig], counts: dict[str, dict[str, int]]
 ) -> list[Candidate]:
     """The candidates every enabled filter keeps; `counts[filter]` accumulates seen/kept."""
-    correct_names = [r["name"] for r in rewards if _rule(r) is not None and any(f in _rule(r).needs for f in GROUND_TRUTH_FIELDS)]
-    format_names = [r["name"] for r in rewards if r["rule"] == "format"]
-    language_names = [r["name"] for r in rewards if r["rule"] == "language_consistency"]
+    correct_names = [r.name for r in rewards if _rule(r) is not None and any(f in _rule(r).needs for f in GROUND_TRUTH_FIELDS)]
+    format_names = [r.name for r in rewards if r.rule == "format"]
+    language_names = [r.name for r in rewards if r.rule == "language_consistency"]
 
     def all_at_least(c: Candidate, names: Sequence[str], threshold: float) -> bool:
         values = [c.rewards.get(n, math.nan) for n in names]
@@ -214,8 +214,8 @@ def checkpoint_hash(init: InitConfig) -> str:
     return hashlib.sha256(json.dumps(plain(init), sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def _rule(reward: Mapping[str, Any]):
-    return REWARDS.get(reward["rule"])
+def _rule(reward: RewardConfig):
+    return REWARDS.get(reward.rule)
 
 
 def _truncate(path: Path, size: int) -> None:

@@ -41,7 +41,7 @@ def run(cfg) -> dict[str, float]:
     if not rows:
         raise DataError(f"{cfg.name}: sft needs rows with `prompt` and `response` fields")
     model, tokenizer = load_policy(cfg.model.init, "cpu", run.precision)
-    examples = build_examples(rows, tokenizer, cfg.model.get("template"), int(cfg.model.train.max_seq_len))
+    examples = build_examples(rows, tokenizer, cfg.model.template, cfg.model.train.max_seq_len)
     run.print(f"[{cfg.name}] {len(examples)} examples")
 
     return train_save_evaluate(run, model, tokenizer, examples)

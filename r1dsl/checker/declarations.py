@@ -41,6 +41,7 @@ def model(cx: Context, decl: ast.BlockDecl, module: ast.Module) -> None:
             unknown_setting(cx, key, entry.key_span, where, list(MODEL_SOURCES))
     if "tiny" in settings:
         cx.d.error("E004", "`tiny` is a section", settings["tiny"].key_span, help="write `tiny { arch = \"qwen2\" ... }`")
+        return
     if not given:
         cx.d.error("E011", f"model `{decl.name}` says nowhere to find it", decl.name_span,
                    help='give one of: hf = "org/name", path = "/dir/with/config.json", tiny { ... }')

@@ -76,13 +76,7 @@ def stage_outline(cx: Context, decl: ast.StageDecl) -> None:
                 cx.job_names[f"{decl.name}_{name}"] = decl.name
     # dependencies on other stages
     for key in ("from", "data", "eval"):
-        entry = info.refs.get(key)
-        if entry is None:
-            continue
-        value = resolve(cx, entry.value)
-        if value is BAD:
-            continue
-        for item in value.items if isinstance(value, ast.List) else [value]:
+        for item in ref_items(cx, info, key):
             prefer = ("model", "stage") if key == "from" else ("dataset", "stage")
             if isinstance(item, ast.Ref) and cx.kind_of(item.name, prefer) in ("stage", None):
                 info.deps.setdefault(item.name, item.span)  # unknown names: maybe a distill job (see order)
@@ -96,12 +90,19 @@ def stage_outline(cx: Context, decl: ast.StageDecl) -> None:
                 info.deps.setdefault(value.stage, info.refs["rewards"].value.span)
 
 
-def reward_names(cx: Context, info: StageInfo) -> list[str]:
-    entry = info.refs.get("rewards")
-    value = resolve(cx, entry.value) if entry else None
-    if value is None or value is BAD:
+def ref_items(cx: Context, info: StageInfo, key: str) -> list[ast.Value]:
+    """The resolved items of the stage's `key` setting (one value or a list); none when unset or unresolvable."""
+    entry = info.refs.get(key)
+    if entry is None:
         return []
-    return [v.name for v in (value.items if isinstance(value, ast.List) else [value]) if isinstance(v, ast.Ref)]
+    value = resolve(cx, entry.value)
+    if value is BAD:
+        return []
+    return list(value.items) if isinstance(value, ast.List) else [value]
+
+
+def reward_names(cx: Context, info: StageInfo) -> list[str]:
+    return [v.name for v in ref_items(cx, info, "rewards") if isinstance(v, ast.Ref)]
 
 
 def add_knob(cx: Context, info: StageInfo, key: tuple[str, str], entry: ast.Assign) -> None:

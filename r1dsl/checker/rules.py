@@ -10,9 +10,8 @@ import math
 from dataclasses import replace
 
 from r1dsl import ast, ir
-from r1dsl.checker.constants import resolve
-from r1dsl.checker.scope import BAD, Context, StageInfo
-from r1dsl.checker.outline import reward_names
+from r1dsl.checker.scope import Context, StageInfo
+from r1dsl.checker.outline import ref_items, reward_names
 from r1dsl.checker.values import article
 from r1dsl.diagnostics import did_you_mean
 from r1dsl.ir import Span
@@ -59,13 +58,7 @@ def field_needs(cx: Context, info: StageInfo, kind: str, data: list[str], eval_d
 def ref_spans(cx: Context, info: StageInfo) -> dict[str, Span]:
     spans: dict[str, Span] = {}
     for key in ("data", "eval"):
-        entry = info.refs.get(key)
-        if entry is None:
-            continue
-        value = resolve(cx, entry.value)
-        if value is BAD:
-            continue
-        for item in value.items if isinstance(value, ast.List) else [value]:
+        for item in ref_items(cx, info, key):
             if isinstance(item, ast.Ref):
                 spans.setdefault(item.name, item.span)
     return spans

@@ -9,17 +9,13 @@ import pytest
 import yaml
 
 from backends.data.synthetic import R1_ZERO_TEMPLATE
+from r1dsl.config import InitConfig, plain
+from r1dsl.ir import TinyModelConfig
 
 # A model small enough that a test stage trains in seconds on one CPU core.
-MICRO_TINY = {
-    "arch": "qwen2",
-    "hidden_size": 32,
-    "num_layers": 2,
-    "num_heads": 2,
-    "intermediate_size": 64,
-    "vocab_size": 320,
-    "max_position_embeddings": 256,
-}
+MICRO_TINY = TinyModelConfig(arch="qwen2", hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64, vocab_size=320,
+                             max_position_embeddings=256)
+MICRO_INIT = InitConfig(source="tiny", tiny=MICRO_TINY)  # a compiled `model.init` that builds MICRO_TINY
 
 
 def generated(name: str, generator: str, size: int, seed: int = 0, **params: Any) -> dict[str, Any]:
@@ -78,7 +74,7 @@ def stage_config(
             "seed": seed,
         },
         "model": {
-            "init": init or {"source": "tiny", "path": None, "tiny": dict(MICRO_TINY)},
+            "init": init or {"source": "tiny", "path": None, "tiny": plain(MICRO_TINY)},
             "template": template,
             "data": {"train": train or [], "eval": eval or []},
             "rewards": rewards

@@ -65,7 +65,7 @@ def rank_share(scored: Scored, rank: int, world: int) -> Scored:
 def main(out: str, strategy: str, devices: int) -> None:
     fabric = setup_fabric(TrainerConfig(accelerator="cpu", devices=devices, strategy=strategy, precision="32-true"))
     torch.manual_seed(0)
-    tokenizer = build_tiny_tokenizer(MICRO_TINY["vocab_size"])
+    tokenizer = build_tiny_tokenizer(MICRO_TINY.vocab_size)
     model = build_tiny_model(MICRO_TINY, tokenizer)
     disable_dropout(model)
     initial = {k: v.detach().clone() for k, v in model.state_dict().items()}

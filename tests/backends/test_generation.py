@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import MICRO_TINY
+from conftest import MICRO_INIT
 
 from backends.generation import sample
 from backends.models import load_policy
@@ -13,7 +13,7 @@ from backends.models import load_policy
 @pytest.fixture(scope="module")
 def policy():
     torch.manual_seed(0)
-    model, tok = load_policy({"source": "tiny", "path": None, "tiny": MICRO_TINY})
+    model, tok = load_policy(MICRO_INIT)
     return model.eval(), tok
 
 

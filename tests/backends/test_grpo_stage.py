@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import MICRO_TINY, generated, load, stage_config, write_config
+from conftest import MICRO_INIT, generated, load, stage_config, write_config
 
 from backends.run_stage import main as run_stage
 from backends.stages import STAGES
@@ -95,7 +95,7 @@ def test_sampled_tokens_get_the_same_log_probs_in_the_padded_training_pass():
     from backends.models import load_policy
 
     torch.manual_seed(0)
-    model, tok = load_policy({"source": "tiny", "path": None, "tiny": dict(MICRO_TINY)})
+    model, tok = load_policy(MICRO_INIT)
     model.eval()
     prompts = ["What is 3 + 4? Answer:", "Hi."]  # different lengths: the second is left-padded
     r = sample_groups(model, tok, prompts, 3, max_prompt_tokens=64, max_completion_tokens=6,
@@ -141,13 +141,14 @@ def test_rollout_rewards_count_generated_tokens():
     """The grpo rollout scores `overlong` on the rollout's token counts (not the completion's word count)."""
     from backends.grpo.step import rollout_and_score
     from backends.models import load_policy
+    from r1dsl.config import RewardConfig
     from r1dsl.ir import GRPO
 
     torch.manual_seed(0)
-    model, tok = load_policy({"source": "tiny", "path": None, "tiny": dict(MICRO_TINY)})
+    model, tok = load_policy(MICRO_INIT)
     model.eval()
     grpo = GRPO(num_generations_per_prompt=3, num_prompts_per_step=2, max_completion_tokens=8, max_prompt_tokens=32)
-    rewards = [{"name": "long", "rule": "overlong", "weight": 1.0, "params": {"max_tokens": 8, "buffer": 8}}]
+    rewards = [RewardConfig(name="long", rule="overlong", params={"max_tokens": 8, "buffer": 8})]
     scored = rollout_and_score(model, tok, [{"prompt": "1 + 1"}, {"prompt": "2 + 2"}], grpo, rewards, None,
                                generator=torch.Generator().manual_seed(0))
     tokens = scored.rollout.lengths.tolist()

@@ -115,7 +115,7 @@ def test_the_parity_benchmark_runs_with_its_ablation_rows(tmp_path):
     from backends.models import build_tiny_model, build_tiny_tokenizer
 
     torch.manual_seed(0)
-    tokenizer = build_tiny_tokenizer(MICRO_TINY["vocab_size"])
+    tokenizer = build_tiny_tokenizer(MICRO_TINY.vocab_size)
     build_tiny_model(MICRO_TINY, tokenizer).save_pretrained(tmp_path)
     tokenizer.save_pretrained(tmp_path)
     root = Path(__file__).resolve().parents[2]

@@ -8,15 +8,15 @@ import pytest
 from conftest import generated
 
 from backends.data.loading import DataError, load_rows
+from r1dsl.config import DatasetConfig, from_plain
 
 
-def entry(name, source, path, **extra):
-    return {"name": name, "source": source, "generator": None, "path": str(path), "split": "train", "size": None,
-            "seed": 0, "fields": {}, "params": {}, "provides": [], "rewards": [], **extra}
+def entry(name, source, path, **extra) -> DatasetConfig:
+    return DatasetConfig(name=name, source=source, path=str(path), **extra)
 
 
 def test_generator_rows_carry_dataset_name_and_routed_rewards():
-    rows = load_rows({**generated("arith", "arithmetic", 5, seed=1), "rewards": ["accuracy"]})
+    rows = load_rows(from_plain(DatasetConfig, {**generated("arith", "arithmetic", 5, seed=1), "rewards": ["accuracy"]}))
     assert len(rows) == 5
     assert all(r["_dataset"] == "arith" and r["_rewards"] == ["accuracy"] for r in rows)
 
@@ -69,4 +69,4 @@ def test_hf_dataset_not_in_the_cache_is_a_clear_offline_error(monkeypatch, tmp_p
 
 def test_unknown_generator():
     with pytest.raises(DataError, match="unknown generator 'nope'"):
-        load_rows({**generated("a", "arithmetic", 1), "generator": "nope"})
+        load_rows(from_plain(DatasetConfig, {**generated("a", "arithmetic", 1), "generator": "nope"}))

@@ -9,7 +9,8 @@ import sys
 from backends.data.preference import preference_pairs
 from backends.rewards.model_based import fill_rubric, parse_verdict
 from backends.rewards.registry import score
-from tests.backends.conftest import MICRO_TINY, generated, stage_config, write_config
+from r1dsl.config import RewardConfig
+from tests.backends.conftest import MICRO_INIT, generated, stage_config, write_config
 
 
 def test_verdicts_parse_from_the_first_verdict_word():
@@ -46,7 +47,7 @@ def test_a_reward_model_stage_learns_to_prefer_the_chosen_response(tmp_path):
 
     # The trained head, used as a GRPO reward: chosen responses score higher than rejected ones on average.
     held_out = preference_pairs(40, seed=9)
-    reward = [{"name": "helpful", "rule": "preference_model", "weight": 1.0, "params": {"model": str(tmp_path / "rm" / "model")}}]
+    reward = [RewardConfig(name="helpful", rule="preference_model", params={"model": str(tmp_path / "rm" / "model")})]
     tokens = [0] * len(held_out)  # no length rule here: the counts are not read
     good, _ = score(reward, [r["chosen"] for r in held_out], held_out, tokens)
     bad, _ = score(reward, [r["rejected"] for r in held_out], held_out, tokens)
@@ -57,9 +58,9 @@ def test_a_reward_model_stage_learns_to_prefer_the_chosen_response(tmp_path):
 def test_the_judge_runs_a_local_model_in_batches_and_returns_verdicts(tmp_path):
     from backends.models import load_policy, save_policy
 
-    model, tokenizer = load_policy({"source": "tiny", "tiny": dict(MICRO_TINY)})
+    model, tokenizer = load_policy(MICRO_INIT)
     save_policy(model, tokenizer, tmp_path / "judge")
     rows = [{"prompt": f"{i}+1", "answer": str(i + 1)} for i in range(5)]
-    reward = [{"name": "judge", "rule": "judge", "weight": 1.0, "params": {"model": str(tmp_path / "judge"), "batch_size": 2}}]
+    reward = [RewardConfig(name="judge", rule="judge", params={"model": str(tmp_path / "judge"), "batch_size": 2})]
     totals, per_rule = score(reward, ["<answer> 3 </answer>"] * 5, rows, [4] * 5)
     assert len(totals) == 5 and set(per_rule["judge"]) <= {0.0, 1.0}

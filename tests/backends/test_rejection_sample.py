@@ -8,14 +8,15 @@ import subprocess
 import sys
 
 from backends.stages.rejection_sample import FILTERS, Candidate, apply_filters
+from r1dsl.config import RewardConfig
 from r1dsl.ir import RejectionFilters
 
 from tests.backends.conftest import generated, stage_config, write_config
 
 REWARDS = [
-    {"name": "accuracy", "rule": "math_accuracy", "weight": 1.0, "params": {}},
-    {"name": "format", "rule": "format", "weight": 1.0, "params": {}},
-    {"name": "language", "rule": "language_consistency", "weight": 1.0, "params": {}},
+    RewardConfig(name="accuracy", rule="math_accuracy"),
+    RewardConfig(name="format", rule="format"),
+    RewardConfig(name="language", rule="language_consistency"),
 ]
 
 

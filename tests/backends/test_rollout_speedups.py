@@ -15,19 +15,19 @@ from backends.grpo.rollout import DynamicCache, PreallocatedLayer, Speedups, sam
 from backends.grpo import step as step_module
 from backends.grpo.step import eval_mode, rollout_and_score, update
 from backends.models import build_tiny_model, build_tiny_tokenizer, disable_dropout
+from r1dsl.config import RewardConfig
 from r1dsl.ir import GRPO
 
 PROMPTS = ["What is 3 + 4? Answer:", "Hi.", "Compute 12 * 7 - 5, think first."]  # ragged: left padding
 ABLATIONS = [Speedups(share_prompt_prefix=False), Speedups(preallocate_cache=False),
              Speedups(share_prompt_prefix=False, preallocate_cache=False)]
-REWARDS = [{"name": "accuracy", "rule": "math_accuracy", "weight": 1.0, "params": {}},
-           {"name": "format", "rule": "format", "weight": 1.0, "params": {}}]
+REWARDS = [RewardConfig(name="accuracy", rule="math_accuracy"), RewardConfig(name="format", rule="format")]
 
 
 @pytest.fixture(scope="module")
 def tiny():
     torch.manual_seed(0)
-    tokenizer = build_tiny_tokenizer(MICRO_TINY["vocab_size"])
+    tokenizer = build_tiny_tokenizer(MICRO_TINY.vocab_size)
     return build_tiny_model(MICRO_TINY, tokenizer).eval(), tokenizer
 
 

@@ -9,7 +9,7 @@ import copy
 
 import pytest
 import torch
-from conftest import MICRO_TINY
+from conftest import MICRO_INIT, MICRO_TINY
 from fsdp_worker import GRPO, OPTIM, fixed_rollout
 
 from backends.grpo import rollout as rollout_module
@@ -26,7 +26,7 @@ PROMPTS = ["What is 3 + 4? Answer:", "Hi.", "Compute 12 * 7 - 5, think first."] 
 @pytest.fixture(scope="module")
 def tiny():
     torch.manual_seed(0)
-    tokenizer = build_tiny_tokenizer(MICRO_TINY["vocab_size"])
+    tokenizer = build_tiny_tokenizer(MICRO_TINY.vocab_size)
     return build_tiny_model(MICRO_TINY, tokenizer).eval(), tokenizer
 
 
@@ -68,7 +68,7 @@ def test_chunked_selective_log_probs_equal_the_full_log_softmax_in_values_gradie
     expected = [p.grad.clone() for p in model.parameters()]
     model.zero_grad()
 
-    monkeypatch.setattr(rollout_module, "SCORING_CHUNK_BYTES", 4 * MICRO_TINY["vocab_size"] * 3)  # 3 tokens a chunk
+    monkeypatch.setattr(rollout_module, "SCORING_CHUNK_BYTES", 4 * MICRO_TINY.vocab_size * 3)  # 3 tokens a chunk
     logp, entropy = token_logprobs(model, r.prompt_ids, r.prompt_mask, r.completion_ids, r.completion_mask, 1.3,
                                    with_entropy=True, rows_per_prompt=2)
     (logp * m).sum().backward()
@@ -111,9 +111,8 @@ def test_every_eos_id_of_the_generation_config_stops_a_completion(tiny):
 
 def test_padded_vocabulary_ids_are_never_sampled_nor_scored():
     torch.manual_seed(0)
-    tokenizer = build_tiny_tokenizer(MICRO_TINY["vocab_size"])
-    padded = dict(MICRO_TINY)
-    model = build_tiny_model(padded, tokenizer)
+    tokenizer = build_tiny_tokenizer(MICRO_TINY.vocab_size)
+    model = build_tiny_model(MICRO_TINY, tokenizer)
     model.resize_token_embeddings(len(tokenizer) + 64)  # as Qwen2.5 pads 151,665 ids to 151,936
     with torch.no_grad():
         model.get_output_embeddings().weight[len(tokenizer):] = 50.0  # padded ids would win every draw
@@ -131,7 +130,7 @@ def test_padded_vocabulary_ids_are_never_sampled_nor_scored():
 @pytest.mark.parametrize("precision", ["32-true", "bf16-mixed", "bf16-true"])
 def test_the_reference_scores_like_the_policy_so_kl_is_zero_at_step_zero(precision):
     fabric = setup_fabric(TrainerConfig(accelerator="cpu", devices=1, strategy="auto", precision=precision))
-    model, tokenizer = load_policy({"source": "tiny", "path": None, "tiny": dict(MICRO_TINY)}, "cpu", precision)
+    model, tokenizer = load_policy(MICRO_INIT, "cpu", precision)
     assert next(model.parameters()).dtype == (torch.bfloat16 if precision == "bf16-true" else torch.float32)
     disable_dropout(model)
     reference = setup_frozen(fabric, copy.deepcopy(model))
@@ -156,7 +155,7 @@ def test_eval_and_rejection_sampling_stop_at_every_eos_id_and_never_emit_padded_
     from backends.generation import sample
 
     torch.manual_seed(0)
-    tokenizer = build_tiny_tokenizer(MICRO_TINY["vocab_size"])
+    tokenizer = build_tiny_tokenizer(MICRO_TINY.vocab_size)
     model = build_tiny_model(MICRO_TINY, tokenizer).eval()
     model.generation_config.eos_token_id = list(range(len(tokenizer)))  # every id ends a turn
     out = sample(model, tokenizer, PROMPTS, num_samples=2, max_new_tokens=6, generator_seed=0)

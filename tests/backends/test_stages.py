@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import generated, load, stage_config, write_config
+from conftest import MICRO_INIT, generated, load, stage_config, write_config
 
 from backends.run_stage import main as run_stage
 from backends.stages import STAGES
+from r1dsl.ir import Sampling
 
 REPO = Path(__file__).resolve().parents[2]
 EVAL_SAMPLING = {"samples_per_prompt": 2, "temperature": 1.0, "top_p": 1.0, "max_completion_tokens": 8, "max_prompts": None, "seed": 0}
@@ -53,7 +54,7 @@ def test_sft_masks_the_prompt_and_trains_on_the_response(run_dir):
     from backends.models import load_policy
     from backends.stages.sft import build_examples
 
-    _, tok = load_policy({"source": "tiny", "path": None, "tiny": stage_config(run_dir, "x", "sft")["model"]["init"]["tiny"]})
+    _, tok = load_policy(MICRO_INIT)
     rows = [{"prompt": "Say hi.", "response": "<think> easy </think> <answer> hi </answer>"}]
     (ids, labels), = build_examples(rows, tok, "User: {prompt} Assistant:", max_seq_len=64)
     n_prompt = len(tok("User: Say hi. Assistant:").input_ids)
@@ -69,7 +70,7 @@ def test_sft_masks_the_prompt_and_trains_on_the_response(run_dir):
 def test_eval_stage_scores_a_saved_model(run_dir):
     from backends.models import load_policy, save_policy
 
-    model, tok = load_policy({"source": "tiny", "path": None, "tiny": stage_config(run_dir, "x", "eval")["model"]["init"]["tiny"]})
+    model, tok = load_policy(MICRO_INIT)
     save_policy(model, tok, run_dir / "base" / "model")
     cfg = stage_config(
         run_dir, "final_eval", "eval",
@@ -88,9 +89,9 @@ def test_evaluate_counts_correct_tagged_answers():
     from backends.models import load_policy
     from backends.stages.eval import evaluate
 
-    model, tok = load_policy({"source": "tiny", "path": None, "tiny": stage_config(Path("/tmp"), "x", "eval")["model"]["init"]["tiny"]})
+    model, tok = load_policy(MICRO_INIT)
     rows = [{"prompt": "What is 1 + 1?", "answer": "2"}]
-    metrics = evaluate(model.eval(), tok, rows, None, [], {"samples_per_prompt": 1, "max_completion_tokens": 4})
+    metrics = evaluate(model.eval(), tok, rows, None, [], Sampling(samples_per_prompt=1, max_completion_tokens=4))
     assert metrics["accuracy"] == 0.0 and metrics["format_rate"] == 0.0 and metrics["num_prompts"] == 1
     assert "pass@1" not in metrics  # one sample: pass@1 is the greedy accuracy
 

@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -20,12 +21,14 @@ import torch
 from conftest import MICRO_TINY, generated, stage_config, write_config
 
 from backends.vllm_engine import vllm_missing
+from r1dsl.config import plain
+from r1dsl.ir import Rollout
 
 REASON = vllm_missing()
 pytestmark = pytest.mark.skipif(REASON is not None, reason=f"optional dependency vllm missing: {REASON}")
 REPO = Path(__file__).resolve().parents[2]
 LOGPROB_TOLERANCE = 1e-4
-MICRO = {**MICRO_TINY, "hidden_size": 64, "num_heads": 2}  # head_dim 32: the smallest vLLM's CPU attention takes
+MICRO = replace(MICRO_TINY, hidden_size=64, num_heads=2)  # head_dim 32: the smallest vLLM's CPU attention takes
 PROMPTS = ["What is 12 + 7?", "Compute 3 * 9.", "5 - 8 = ?"]
 
 
@@ -36,11 +39,11 @@ def tiny(tmp_path_factory):
     from backends.vllm_engine import VLLMEngine
 
     torch.manual_seed(0)
-    tokenizer = build_tiny_tokenizer(MICRO["vocab_size"])
+    tokenizer = build_tiny_tokenizer(MICRO.vocab_size)
     model = build_tiny_model(MICRO, tokenizer).eval()
     folder = tmp_path_factory.mktemp("micro") / "model"
     save_policy(model, tokenizer, folder)
-    engine = VLLMEngine(str(folder), {"cpu_kv_cache_gb": 1, "max_model_len": 256}, seed=0)
+    engine = VLLMEngine(str(folder), Rollout(cpu_kv_cache_gb=1, max_model_len=256), seed=0)
     yield folder, model, tokenizer, engine
 
 
@@ -150,7 +153,7 @@ def test_grpo_stage_on_vllm_records_the_engine_and_its_agreement(tmp_path):
         "top_p": 1.0, "max_prompt_tokens": 128, "max_completion_tokens": 8, "reference_refresh_steps": None,
         "truncated": "keep", "checkpoint_every": 2, "seed": 3,
     }
-    cfg["model"]["init"]["tiny"] = MICRO
+    cfg["model"]["init"]["tiny"] = plain(MICRO)
     cfg["model"]["rollout"] = {"engine": "vllm", "gpu_memory_utilization": 0.5, "cpu_kv_cache_gb": 1,
                                "max_model_len": 256, "enforce_eager": True}
     config = write_config(cfg)
@@ -181,11 +184,11 @@ def test_rejection_sample_and_eval_stages_generate_with_vllm(tmp_path):
                 "max_prompts": None, "seed": 0}
     rs = stage_config(tmp_path, "rs", "rejection_sample", train=[generated("arith", "arithmetic", size=6, seed=3)],
                       sampling=sampling)
-    rs["model"]["init"]["tiny"] = MICRO
+    rs["model"]["init"]["tiny"] = plain(MICRO)
     rs["model"]["filters"] = {"correct": False, "format": False, "language": None, "judge": None,
                               "max_completion_tokens": None, "dedup": True, "keep_per_prompt": 2}
     ev = stage_config(tmp_path, "ev", "eval", eval=[generated("arith_test", "arithmetic", 4, seed=99)], sampling=sampling)
-    ev["model"]["init"]["tiny"] = MICRO
+    ev["model"]["init"]["tiny"] = plain(MICRO)
     for cfg in (rs, ev):
         cfg["model"]["rewards"] = [{"name": "accuracy", "rule": "math_accuracy", "weight": 1.0, "params": {}}]
         cfg["model"]["rollout"] = rollout

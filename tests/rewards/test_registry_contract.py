@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from backends.rewards import REWARDS, Param, score
+from r1dsl.config import RewardConfig
 
 EXPECTED = {"math_accuracy", "code_accuracy", "format", "language_consistency", "length", "overlong", "repetition"}
 
@@ -47,8 +48,8 @@ def test_score_applies_weights_routing_and_logs_each_rule():
     completions = [" <think> 6*7 </think> <answer> 42 </answer>", " <think> x </think> <answer> 41 </answer>", "42"]
     rows = [{"answer": "42"}, {"answer": "42"}, {"answer": "42", "_rewards": ["fmt"]}]
     rewards = [
-        {"name": "acc", "rule": "math_accuracy", "weight": 1.0, "params": {}},
-        {"name": "fmt", "rule": "format", "weight": 0.5, "params": {"mode": "strict"}},
+        RewardConfig(name="acc", rule="math_accuracy"),
+        RewardConfig(name="fmt", rule="format", weight=0.5, params={"mode": "strict"}),
     ]
     total, per = score(rewards, completions, rows, [12, 12, 1])
     assert per["acc"][:2] == [1.0, 0.0] and math.isnan(per["acc"][2])  # not routed to row 2
@@ -58,8 +59,8 @@ def test_score_applies_weights_routing_and_logs_each_rule():
 
 def test_length_rules_count_the_tokens_score_is_given_not_words():
     """`length` and `overlong` see each completion's token count (from the trainer), not its word count."""
-    rewards = [{"name": "long", "rule": "overlong", "weight": 1.0, "params": {"max_tokens": 10, "buffer": 5}},
-               {"name": "len", "rule": "length", "weight": 0.0, "params": {"mode": "linear", "max_tokens": 10}}]
+    rewards = [RewardConfig(name="long", rule="overlong", params={"max_tokens": 10, "buffer": 5}),
+               RewardConfig(name="len", rule="length", weight=0.0, params={"mode": "linear", "max_tokens": 10})]
     one_word = ["abracadabra"]  # one word, but ten tokens by the tokenizer's count
     _, per = score(rewards, one_word, [{}], [10])
     assert per["long"] == [-1.0] and per["len"] == [0.0]

@@ -1,5 +1,5 @@
-"""Numbers no setting can hold (infinite, over 64 bits, thousands of digits, seeds past 2^32) are E005/E001
-diagnostics in every numeric slot of a recipe, never an exception, and checking them stays fast (bounded scans)."""
+"""Values no setting can hold (infinite, over 64 bits, thousands of digits, seeds past 2^32, a section written as a
+setting) are diagnostics in every slot of a recipe, never an exception, and checking them stays fast (bounded scans)."""
 
 import re
 
@@ -54,3 +54,10 @@ def test_a_huge_batch_is_out_of_range_and_a_large_one_that_does_not_split_gets_i
     result = check_file(str(write("r.r1", text)))
     e009 = [d for d in result.diagnostics if d.code == "E009"]
     assert e009 and "micro_batch_size" in e009[0].help  # suggests divisors found by a bounded scan
+
+
+def test_a_tiny_model_written_as_a_setting_is_one_error(write):
+    text = TINY.replace("model tiny { tiny { hidden_size = 64  num_layers = 2 } }", 'model tiny { tiny = "qwen2" }')
+    assert text != TINY
+    result = check_file(str(write("r.r1", text)))
+    assert [d.code for d in result.diagnostics if d.is_error][:1] == ["E004"]
