@@ -559,6 +559,10 @@ def grpo_config(job: StageJob, pipeline: Pipeline) -> Translation:
     gen["top_p"] = float(g.top_p)
     gen["max_new_tokens"] = int(g.max_completion_tokens)
     gen["vllm_cfg"]["tensor_parallel_size"] = int(stage.resources.tensor_parallel)
+    # NeMo-RL generates with vLLM whatever `rollout.engine` says; the engine's memory share is the recipe's
+    gen["vllm_cfg"]["gpu_memory_utilization"] = float(stage.rollout.gpu_memory_utilization)
+    if stage.rollout.max_model_len is not None:
+        gen["vllm_cfg"]["max_model_len"] = int(stage.rollout.max_model_len)
     optimizer_keys(job, policy, int(g.steps), decay_steps(job, g.steps))
     parallel_keys(job, pipeline, cfg, tr)
     rollout_placement(job, cfg, tr)
