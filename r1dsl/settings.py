@@ -10,12 +10,19 @@ Tiny and dependency-free: the torch-free registries import it.
 from __future__ import annotations
 
 import inspect
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 LIMITS = ("min", "max", "min_exclusive", "choices")  # what a setting may declare besides its default and doc
 SEED_MAX = (1 << 32) - 1  # seeds are 0 .. 2^32 - 1, what NumPy and every RNG we seed accept
+HUB_ID = re.compile(r"(?:[A-Za-z0-9][\w.-]{0,95}/)?[A-Za-z0-9][\w.-]{0,95}")  # a Hugging Face repo id: org/name
 GENERATED_ROWS_MAX = 1_000_000  # rows a generator dataset may make (they are built in memory, some at compile time)
+
+
+def one_line(text: str) -> bool:
+    """No control characters (newline, NUL, escape...): a setting's text that reaches job scripts and command lines."""
+    return not any(ord(c) < 32 or ord(c) == 127 for c in text)
 
 
 def knob(default: Any, doc: str, **limits: Any) -> Any:

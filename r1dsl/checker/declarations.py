@@ -11,11 +11,11 @@ from typing import Any
 from r1dsl import ast, ir
 from r1dsl.checker.constants import resolve
 from r1dsl.checker.scope import BAD, Context
-from r1dsl.checker.values import build, convert, flat, int_setting, limits, local_path, show, string, unknown_setting
+from r1dsl.checker.values import build, control, convert, flat, int_setting, limits, local_path, show, string, unknown_setting
 from r1dsl.diagnostics import did_you_mean
 from r1dsl.ir import Span
 from r1dsl.schema import DATASET_SOURCES, MODEL_SOURCES
-from r1dsl.settings import GENERATED_ROWS_MAX, REWARD_WEIGHT
+from r1dsl.settings import GENERATED_ROWS_MAX, HUB_ID, REWARD_WEIGHT, one_line
 
 
 def declarations(cx: Context) -> None:
@@ -57,7 +57,7 @@ def model(cx: Context, decl: ast.BlockDecl, module: ast.Module) -> None:
         cx.models[decl.name] = ir.Model(decl.name, "tiny", None, cfg, decl.span)
         return
     value = string(cx, settings[source], f"{where}.{source}")
-    if value is None:
+    if value is None or not well_formed(cx, value, source, f"{where}.{source}", settings[source].value.span):
         return
     if source == "hf":
         cx.models[decl.name] = ir.Model(decl.name, "hf", value, None, decl.span)
@@ -84,7 +84,11 @@ def dataset(cx: Context, decl: ast.BlockDecl, module: ast.Module) -> None:
         return
     source = given[0]
     location = string(cx, settings[source], f"{where}.{source}")
+    if location is not None and not well_formed(cx, location, source, f"{where}.{source}", settings[source].value.span):
+        location = None
     split = string(cx, settings["split"], f"{where}.split") if "split" in settings else "train"
+    if "split" in settings and split is not None and not well_formed(cx, split, "split", f"{where}.split", settings["split"].value.span):
+        split = None
     size = int_setting(cx, settings.get("size"), f"{where}.size", minimum=1)
     seed = int_setting(cx, settings.get("seed"), f"{where}.seed", minimum=0, maximum=ir.SEED_MAX)
     fields_map: dict[str, str] = {}
@@ -139,6 +143,18 @@ def dataset(cx: Context, decl: ast.BlockDecl, module: ast.Module) -> None:
     cx.datasets[decl.name] = ir.Dataset(
         decl.name, kind, generator, path, split or "train", size, seed or 0, fields_map, params, provides or (), decl.span
     )
+
+
+def well_formed(cx: Context, text: str, source: str, what: str, span: Span) -> bool:
+    """A hub id has Hugging Face's form (org/name); any other name or path is one line of text."""
+    if not one_line(text):
+        control(cx, text, what, span)
+        return False
+    if source == "hf" and not HUB_ID.fullmatch(text):
+        cx.d.error("E005", f"`{what}` is not a Hugging Face repo id (got {show(text[:60])})", span,
+                   help='write "org/name": letters, digits, - _ . (a local folder: path = "...", a file: jsonl = "...")')
+        return False
+    return True
 
 
 def generator_params(cx: Context, gen, raw: dict[str, ast.Assign], where: str, span: Span) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from r1dsl.diagnostics import did_you_mean
 from r1dsl.ir import Span
 from r1dsl.kinds import KINDS
 from r1dsl.schema import knobs, section_of
+from r1dsl.settings import one_line
 
 
 def convert(cx: Context, value: ast.Value, typ: Any, what: str) -> Any:
@@ -185,9 +186,19 @@ def build(cx: Context, cls: type, settings: dict[str, ast.Assign], where: str) -
             continue
         fld, typ = schema[key]
         v = convert(cx, entry.value, typ, f"{where}.{key}")
+        if isinstance(v, str) and not one_line(v):
+            control(cx, v, f"{where}.{key}", entry.value.span)
+            continue
         if v is not BAD and limits(cx, v, fld.metadata, f"{where}.{key}", entry.value.span):
             values[key] = v
     return cls(**values), set(values)
+
+
+def control(cx: Context, text: str, what: str, span: Span) -> None:
+    """E005 for text with control characters where one line of text belongs (names, ids, SLURM settings)."""
+    bad = next(c for c in text if not one_line(c))
+    cx.d.error("E005", f"`{what}` must be one line of printable text (it holds {bad!r})", span,
+               help="it reaches job scripts and command lines: remove the newline or control character")
 
 
 def unknown_setting(cx: Context, key: str, span: Span, where: str, valid: list[str]) -> None:
