@@ -35,7 +35,6 @@ from pathlib import Path
 import torch
 
 from r1dsl.config import InitConfig, RewardConfig
-from r1dsl.ir import TinyModelConfig
 
 REWARDS = [RewardConfig(name="accuracy", rule="math_accuracy"), RewardConfig(name="format", rule="format")]
 LOSS_AGGREGATION = {"grpo": "sequence", "dapo": "token", "dr_grpo": "constant"}  # TRL loss_type -> ours
@@ -45,15 +44,15 @@ ABLATIONS = {  # side name -> the speed-up it turns off (--ablate)
 }
 
 
-def load_model(path: str | None):
+def load_model(path: str):
+    """The pretrained tiny base both sides start from (TRL builds its reference model from this folder too)."""
     from backends.models import load_policy
 
-    if path and (Path(path) / "config.json").exists():
-        return load_policy(InitConfig(source="local", path=path))
-    print(f"note: no model at {path!r}; using a freshly initialised tiny model (rewards will stay near 0)")
-    tiny = TinyModelConfig(arch="qwen2", hidden_size=128, num_layers=4, num_heads=4, intermediate_size=384, vocab_size=512,
-                           max_position_embeddings=256)
-    return load_policy(InitConfig(source="tiny", tiny=tiny))
+    if not (Path(path) / "config.json").is_file():
+        raise SystemExit(f"grpo_vs_trl: no model folder at {path!r} (no config.json). Make the tiny base with\n"
+                         "  r1dsl compile recipes/tiny_r1_zero.r1 -o runs/tiny_r1_zero --run --only base\n"
+                         "and pass --model runs/tiny_r1_zero/base/model")
+    return load_policy(InitConfig(source="local", path=path))
 
 
 def trl_reward_functions(seen: list):

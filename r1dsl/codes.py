@@ -144,7 +144,7 @@ CODES: dict[str, Code] = {
     "W104": Code(
         "setting unused by this stage kind",
         "A section or setting is valid elsewhere but this stage kind does not read it: a `grpo { }` section in an "
-        "sft stage, `filters` outside rejection_sample, `students` outside distill, `fields` on a generator.",
+        "sft stage, `filters` outside rejection_sample, `students` outside distill, `fields` on a generator, `params` on a file or hub dataset.",
         "stage s: sft { grpo { steps = 10 } ... }",
         "Remove it, or change the stage kind.",
     ),

@@ -10,11 +10,12 @@ import random
 from typing import Any
 
 from backends.data.generators import register
-from backends.data.synthetic import PHRASINGS, random_expression, render_expression, solve_steps, tagged_answer
+from backends.data.synthetic import ARITHMETIC_CHECKS, PHRASINGS, arithmetic_params, random_expression, render_expression, solve_steps, tagged_answer
 
 
-@register("arithmetic_cot", provides=("prompt", "answer", "response"))
-def arithmetic_cot(size: int, seed: int = 0, max_operand: int = 20, num_ops: int = 2, ops: str = "+-*") -> list[dict[str, Any]]:
+@register("arithmetic_cot", provides=("prompt", "answer", "response"), params=arithmetic_params(20, 2, "+-*"),
+          checks=ARITHMETIC_CHECKS)
+def arithmetic_cot(size: int, seed: int, *, max_operand: int, num_ops: int, ops: str) -> list[dict[str, Any]]:
     """Arithmetic rows whose response is `<think> steps </think> <answer> value </answer>`."""
     rng = random.Random(f"arithmetic_cot:{seed}")
     rows = []

@@ -42,14 +42,14 @@ def load_rows(dataset: DatasetConfig) -> list[dict[str, Any]]:
 
 
 def _generate(dataset: DatasetConfig) -> list[dict[str, Any]]:
-    from backends.data.generators import DEFAULT_SIZE, GENERATORS
+    from backends.data.generators import GENERATORS
 
     import backends.data  # noqa: F401  (registers the built-in generators)
 
     name = dataset.generator
     if name not in GENERATORS:
         raise DataError(f"{dataset.name}: unknown generator {name!r} (known: {', '.join(sorted(GENERATORS))})")
-    return GENERATORS[name].fn(dataset.size or DEFAULT_SIZE, seed=dataset.seed, **dict(dataset.params))
+    return GENERATORS[name](dataset.size, seed=dataset.seed, **dict(dataset.params))
 
 
 def read_jsonl(path: str | os.PathLike, limit: int | None = None) -> list[dict[str, Any]]:

@@ -27,7 +27,7 @@ def _worse(rng: random.Random, response: str, other: str) -> str:
 
 
 @register("preference_pairs", provides=("prompt", "chosen", "rejected"))
-def preference_pairs(size: int, seed: int = 0) -> list[dict[str, Any]]:
+def preference_pairs(size: int, seed: int) -> list[dict[str, Any]]:
     """Chat prompts with a preferred (reference) and a dispreferred response."""
     rng = random.Random(f"preference:{seed}")
     rows = chat(size, seed=seed)

@@ -21,6 +21,7 @@ import random
 from typing import Any, Sequence
 
 from backends.data.generators import register
+from r1dsl.settings import Check, Param
 
 # The DeepSeek-R1-Zero prompt (paper, table 1). Recipes that want the pretrained base to "recognise"
 # the conversation should use exactly this text as their template.
@@ -82,15 +83,36 @@ def solve_steps(expr: list) -> tuple[list[str], int]:
     return steps, value
 
 
-@register("arithmetic", provides=("prompt", "answer"))
-def arithmetic(
-    size: int,
-    seed: int = 0,
-    max_operand: int = 9,
-    num_ops: int | Sequence[int] = (1, 2),
-    ops: str = "+-",
-    style: str = "question",
-) -> list[dict[str, Any]]:
+MAX_OPERAND = 10**6  # operands and counts stay small enough that an answer is a short string
+MAX_OPS = 16
+
+
+def arithmetic_params(max_operand: int, num_ops: int | tuple[int, int], ops: str) -> dict[str, Param]:
+    """The parameters of every generator built on `random_expression` (with that generator's defaults)."""
+    return {
+        "max_operand": Param(max_operand, int, f"operands are 0 .. max_operand (at most {MAX_OPERAND})",
+                             min=0, max=MAX_OPERAND),
+        "num_ops": Param(num_ops, (int, list), f"operators per expression: a count or a range [low, high] "
+                         f"(0 .. {MAX_OPS})", min=0, max=MAX_OPS),
+        "ops": Param(ops, str, "the operators drawn from: some of + - *"),
+    }
+
+
+ARITHMETIC_CHECKS = (
+    Check(("num_ops",), lambda n: isinstance(n, int) or (len(n) == 2 and n[0] <= n[1]),
+          "num_ops is a count or a range [low, high] with low <= high"),
+    Check(("ops",), lambda ops: bool(ops) and set(ops) <= set("+-*"), 'ops is some of "+-*"'),
+)
+
+
+@register(
+    "arithmetic", provides=("prompt", "answer"), checks=ARITHMETIC_CHECKS,
+    params={**arithmetic_params(9, (1, 2), "+-"),
+            "style": Param("question", str, 'question ("What is 17 + 5 * 3?"), terse ("17+5*3") or mixed',
+                           choices=("question", "terse", "mixed"))},
+)
+def arithmetic(size: int, seed: int, *, max_operand: int, num_ops: int | Sequence[int], ops: str,
+               style: str) -> list[dict[str, Any]]:
     """Arithmetic questions ("What is 17 + 5 * 3?", or terse "17+5*3" with style="terse"); answer is the value."""
     if style not in ("question", "terse", "mixed"):
         raise ValueError(f"arithmetic: style must be question, terse or mixed, not {style!r}")
@@ -120,8 +142,12 @@ def _countdown_solution(rng: random.Random, numbers: list[int]) -> tuple[str, in
     return text[1:-1] if text.startswith("(") else text, value
 
 
-@register("countdown", provides=("prompt", "answer", "numbers", "solution"))
-def countdown(size: int, seed: int = 0, num_numbers: int = 3, max_number: int = 20) -> list[dict[str, Any]]:
+@register(
+    "countdown", provides=("prompt", "answer", "numbers", "solution"),
+    params={"num_numbers": Param(3, int, f"numbers to combine (at most {MAX_OPS})", min=1, max=MAX_OPS),
+            "max_number": Param(20, int, f"numbers are 1 .. max_number (at most {MAX_OPERAND})", min=1, max=MAX_OPERAND)},
+)
+def countdown(size: int, seed: int, *, num_numbers: int, max_number: int) -> list[dict[str, Any]]:
     """Countdown: reach the target with each number once and + - *; answer is the target."""
     rng = random.Random(f"countdown:{seed}")
     rows = []
@@ -150,8 +176,9 @@ _CODE_TASKS = [
 ]
 
 
-@register("code", provides=("prompt", "tests", "response"))
-def code(size: int, seed: int = 0, num_tests: int = 3) -> list[dict[str, Any]]:
+@register("code", provides=("prompt", "tests", "response"),
+          params={"num_tests": Param(3, int, "assert lines per task (at most 100)", min=1, max=100)})
+def code(size: int, seed: int, *, num_tests: int) -> list[dict[str, Any]]:
     """Short Python function tasks; `tests` are assert lines, `response` a reference solution."""
     rng = random.Random(f"code:{seed}")
     rows = []
@@ -185,7 +212,7 @@ _ANIMALS = ["Ant", "Bear", "Cat", "Dog", "Eagle", "Fox", "Goat", "Horse"]
 
 
 @register("chat", provides=("prompt", "response"))
-def chat(size: int, seed: int = 0) -> list[dict[str, Any]]:
+def chat(size: int, seed: int) -> list[dict[str, Any]]:
     """General one-turn prompts with a reference response."""
     rng = random.Random(f"chat:{seed}")
     rows = []
@@ -238,19 +265,22 @@ def _worksheet(rng: random.Random, max_operand: int, num_ops, ops: str) -> str:
     return "\n".join(lines)
 
 
-@register("corpus", provides=("text",))
-def corpus(
-    size: int,
-    seed: int = 0,
-    max_operand: int = 9,
-    num_ops: int | Sequence[int] = (1, 2),
-    ops: str = "+-",
-    conversation_rate: float = 0.08,
-    short_conversation_rate: float = 0.55,
-    tag_rate: float = 0.3,
-    tag_rate_tagged_source: float = 0.8,
-    chat_rate: float = 0.05,
-) -> list[dict[str, Any]]:
+def _rate(default: float, doc: str) -> Param:
+    return Param(default, float, doc, min=0.0, max=1.0)
+
+
+@register(
+    "corpus", provides=("text",), checks=ARITHMETIC_CHECKS,
+    params={**arithmetic_params(9, (1, 2), "+-"),
+            "conversation_rate": _rate(0.08, "share of documents that are a question under the R1-Zero preamble"),
+            "short_conversation_rate": _rate(0.55, "share of documents that are a bare User/Assistant turn"),
+            "tag_rate": _rate(0.3, "share of answers with <think>/<answer> tags"),
+            "tag_rate_tagged_source": _rate(0.8, "share of tagged answers for the \"Calculate\" phrasing"),
+            "chat_rate": _rate(0.05, "share of documents that are a chat turn")},
+)
+def corpus(size: int, seed: int, *, max_operand: int, num_ops: int | Sequence[int], ops: str, conversation_rate: float,
+           short_conversation_rate: float, tag_rate: float, tag_rate_tagged_source: float,
+           chat_rate: float) -> list[dict[str, Any]]:
     """Pretraining documents: arithmetic questions answered in several styles (a minority with <think>/<answer>
     tags), under the R1-Zero preamble or as bare turns, arithmetic worksheets, and a little chat."""
     rng = random.Random(f"corpus:{seed}")

@@ -239,10 +239,10 @@ def dataset_block(ds: Dataset, job: StageJob, pipeline: Pipeline, role: str, out
         block["data_path"] = literal(str(ds.path))
         block["split"] = literal(ds.split)
     elif ds.source == "generator":
-        from backends.data.generators import DEFAULT_SIZE, GENERATORS
+        from backends.data.generators import GENERATORS
         import backends.data  # noqa: F401  (registers the built-in generators)
 
-        rows = GENERATORS[ds.generator].fn(ds.size or DEFAULT_SIZE, ds.seed, **dict(ds.params))
+        rows = GENERATORS[ds.generator](ds.size, ds.seed, **dict(ds.params))
         file_name = f"{role}_{ds.name}.jsonl"
         tr.files[file_name] = "".join(json.dumps(r) + "\n" for r in rows)
         path = str(Path(job.dir) / file_name)
@@ -559,6 +559,10 @@ def grpo_config(job: StageJob, pipeline: Pipeline) -> Translation:
     gen["top_p"] = float(g.top_p)
     gen["max_new_tokens"] = int(g.max_completion_tokens)
     gen["vllm_cfg"]["tensor_parallel_size"] = int(stage.resources.tensor_parallel)
+    # NeMo-RL generates with vLLM whatever `rollout.engine` says; the engine's memory share is the recipe's
+    gen["vllm_cfg"]["gpu_memory_utilization"] = float(stage.rollout.gpu_memory_utilization)
+    if stage.rollout.max_model_len is not None:
+        gen["vllm_cfg"]["max_model_len"] = int(stage.rollout.max_model_len)
     optimizer_keys(job, policy, int(g.steps), decay_steps(job, g.steps))
     parallel_keys(job, pipeline, cfg, tr)
     rollout_placement(job, cfg, tr)

@@ -22,8 +22,10 @@ from backends.rewards.registry import Param, register
             choices=("answer_tag", "boxed", "last_number"),
         ),
         "answer_tag": Param("answer", str, "name of the answer tag when extract = answer_tag"),
-        "timeout_s": Param(1.0, (int, float), "wall-clock bound of one answer's verification, sympy included"),
-        "max_answer_chars": Param(MAX_ANSWER_CHARS, int, "longer extracted answers score 0 without being parsed"),
+        "timeout_s": Param(1.0, (int, float), "wall-clock bound of one answer's verification, sympy included (at most an "
+                           "hour)", min_exclusive=0, max=3600),
+        "max_answer_chars": Param(MAX_ANSWER_CHARS, int, "longer extracted answers score 0 without being parsed",
+                                  min=1, max=100_000),
         "use_sympy": Param(True, bool, "ask sympy (trees, in a worker process) when the fast path is not exact"),
     },
     doc="1.0 when the completion's final answer equals the row's `answer` (up to notation), else 0.0.",

@@ -91,8 +91,9 @@ def _load(model: str | Mapping[str, Any], head: str):
     params={
         "model": Param(None, str, "a local Hugging Face directory (or an earlier stage) of the judge model", required=True),
         "rubric": Param(DEFAULT_RUBRIC, str, "the judge's prompt; {prompt}, {answer} and {response} are filled in"),
-        "max_new_tokens": Param(8, int, "tokens the judge may write before its verdict is parsed", min=1),
-        "batch_size": Param(16, int, "prompts per generate call", min=1),
+        "max_new_tokens": Param(8, int, "tokens the judge may write before its verdict is parsed", min=1,
+                                max=1 << 16),
+        "batch_size": Param(16, int, "prompts per generate call", min=1, max=1 << 16),
     },
     doc="A generative judge: 1.0 when the judge model's verdict passes the response, else 0.0.",
 )
@@ -121,8 +122,9 @@ def judge(
         "model": Param(None, str, "a local Hugging Face directory (or an earlier reward_model stage) with a sequence-classification head",
                        required=True),
         "scale": Param("sigmoid", str, "sigmoid: reward in (0, 1); raw: the head's score", choices=("sigmoid", "raw")),
-        "max_tokens": Param(512, int, "prompt + response tokens scored (the end is kept)", min=1),
-        "batch_size": Param(32, int, "sequences per forward pass", min=1),
+        "max_tokens": Param(512, int, "prompt + response tokens scored (the end is kept)", min=1,
+                            max=1 << 20),
+        "batch_size": Param(32, int, "sequences per forward pass", min=1, max=1 << 16),
     },
     doc="A preference (reward) model's score of prompt + response.",
 )

@@ -6,24 +6,14 @@ fields it needs. Heavy dependencies (sympy, subprocess sandboxes) are imported i
 
 from __future__ import annotations
 
-import inspect
 import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
 from r1dsl.config import RewardConfig  # a compiled reward entry: name, rule, weight, params
-from r1dsl.settings import Param  # the settings vocabulary of the whole project: default, type, doc, limits
+from r1dsl.settings import Check, Param, agree  # the settings vocabulary of the whole project: default, type, doc, limits
 
 RuleFn = Callable[..., list[float]]  # fn(completions: list[str], rows: list[dict], **params) -> list[float]
-
-
-@dataclass(frozen=True)
-class Check:
-    """A condition between parameters of one rule, checked by `r1dsl check` with the defaults filled in."""
-
-    params: tuple[str, ...]  # the parameters it reads, in the order `ok` takes them
-    ok: Callable[..., bool]
-    message: str  # what must hold, e.g. "buffer must be at most max_tokens"
 
 
 @dataclass(frozen=True)
@@ -59,33 +49,11 @@ def register(name: str, *, needs: Sequence[str] = (), params: Mapping[str, Param
         if name in REWARDS:
             raise ValueError(f"reward rule {name!r} registered twice")
         declared = dict(params or {})
-        _agree(name, fn, declared)
-        for check in checks:
-            missing = set(check.params) - set(declared)
-            if missing:
-                raise ValueError(f"reward rule {name!r}: check {check.message!r} reads undeclared {sorted(missing)}")
+        agree(f"reward rule {name!r}", fn, declared, tuple(checks))
         REWARDS[name] = RewardRule(name, fn, tuple(needs), declared, doc or (fn.__doc__ or "").strip(), tuple(checks))
         return fn
 
     return wrap
-
-
-def _agree(name: str, fn: RuleFn, params: Mapping[str, Param]) -> None:
-    """The function takes every declared parameter, and any default it writes is the declared one."""
-    try:
-        sig = inspect.signature(fn)
-    except (TypeError, ValueError):
-        return
-    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.parameters.values())
-    for key, param in params.items():
-        p = sig.parameters.get(key)
-        if p is None:
-            if not takes_any:
-                raise ValueError(f"reward rule {name!r}: parameter {key!r} is declared but the function does not take it")
-            continue
-        if p.default is not inspect.Parameter.empty and p.default != param.default:
-            raise ValueError(f"reward rule {name!r}: the function's default {key}={p.default!r} disagrees with the "
-                             f"declared {param.default!r}; drop the function's default (the declaration is the one place)")
 
 
 GROUND_TRUTH_FIELDS = ("answer", "tests")  # a rule that needs one of these fields judges correctness

@@ -28,9 +28,10 @@ def length_value(n: int, max_tokens: int, mode: str, start_value: float, end_val
     "length",
     params={
         "mode": Param("cosine", str, "shape of the schedule from length 0 to max_tokens", choices=("cosine", "linear")),
-        "max_tokens": Param(1024, int, "length at which the reward reaches end_value", min=1),
-        "start_value": Param(1.0, (int, float), "reward of an empty completion"),
-        "end_value": Param(0.0, (int, float), "reward at max_tokens and beyond"),
+        "max_tokens": Param(1024, int, "length at which the reward reaches end_value", min=1,
+                            max=1 << 24),
+        "start_value": Param(1.0, (int, float), "reward of an empty completion (-1000 to 1000)", min=-1000, max=1000),
+        "end_value": Param(0.0, (int, float), "reward at max_tokens and beyond (-1000 to 1000)", min=-1000, max=1000),
     },
     doc="Length shaping: start_value at length 0 falling to end_value at max_tokens, cosine or linear.",
 )
@@ -52,8 +53,9 @@ def overlong_value(n: int, max_tokens: int, buffer: int) -> float:
 @register(
     "overlong",
     params={
-        "max_tokens": Param(4096, int, "L_max: the generation limit", min=1),
-        "buffer": Param(512, int, "L_cache: the punishment ramps from 0 to -1 over the last `buffer` tokens", min=1),
+        "max_tokens": Param(4096, int, "L_max: the generation limit", min=1, max=1 << 24),
+        "buffer": Param(512, int, "L_cache: the punishment ramps from 0 to -1 over the last `buffer` tokens", min=1,
+                        max=1 << 24),
     },
     checks=[Check(("buffer", "max_tokens"), lambda buffer, max_tokens: buffer <= max_tokens, "buffer must be at most max_tokens")],
     doc="DAPO's soft overlong punishment: 0, then a linear ramp to -1 in the last `buffer` tokens, -1 beyond max_tokens.",
@@ -75,8 +77,9 @@ def repetition_value(text: str, ngram_size: int, max_penalty: float) -> float:
 @register(
     "repetition",
     params={
-        "ngram_size": Param(3, int, "n of the word n-grams compared", min=1),
-        "max_penalty": Param(1.0, (int, float), "penalty of a completion that is one n-gram repeated", min=0),
+        "ngram_size": Param(3, int, "n of the word n-grams compared", min=1, max=1024),
+        "max_penalty": Param(1.0, (int, float), "penalty of a completion that is one n-gram repeated (at most 1000)",
+                             min=0, max=1000),
     },
     doc="N-gram repetition penalty: -max_penalty * (1 - distinct n-grams / n-grams), 0 for no repetition.",
 )

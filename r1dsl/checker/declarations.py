@@ -5,7 +5,6 @@ May import: r1dsl.ast, r1dsl.ir, r1dsl.schema, r1dsl.diagnostics, .scope, .const
 
 from __future__ import annotations
 
-import inspect
 import typing
 from typing import Any
 
@@ -16,6 +15,7 @@ from r1dsl.checker.values import build, convert, flat, int_setting, limits, loca
 from r1dsl.diagnostics import did_you_mean
 from r1dsl.ir import Span
 from r1dsl.schema import DATASET_SOURCES, MODEL_SOURCES
+from r1dsl.settings import GENERATED_ROWS_MAX, REWARD_WEIGHT
 
 
 def declarations(cx: Context) -> None:
@@ -94,15 +94,12 @@ def dataset(cx: Context, decl: ast.BlockDecl, module: ast.Module) -> None:
             column = string(cx, entry, f"{where}.fields.{canon}")
             if column is not None:
                 fields_map[canon] = column
-    params: dict[str, Any] = {}
+    raw_params: dict[str, ast.Assign] = {}
     if "params" in sections:
-        raw, _ = flat(cx, sections["params"].body, f"{where}.params")
-        for key, entry in raw.items():
-            v = convert(cx, entry.value, Any, f"{where}.params.{key}")
-            if v is not BAD:
-                params[key] = v
+        raw_params, _ = flat(cx, sections["params"].body, f"{where}.params")
     if location is None:
         return
+    params: dict[str, Any] = {}
     provides: tuple[str, ...] | None
     generator = path = None
     if source == "generator":
@@ -116,13 +113,25 @@ def dataset(cx: Context, decl: ast.BlockDecl, module: ast.Module) -> None:
                       help=hint or ("registered generators: " + ", ".join(sorted(registry)) if registry else
                                     "no generators in the catalogue (from Python: r1dsl.catalogue.install(backends.catalogue.build()))"))
             provides = None
+            for key, entry in raw_params.items():  # passed on unchecked: nothing here knows the generator
+                v = convert(cx, entry.value, Any, f"{where}.params.{key}")
+                if v is not BAD:
+                    params[key] = v
         else:
             provides = tuple(gen.provides)
-            generator_params(cx, gen, params, sections.get("params"), where)
+            params = generator_params(cx, gen, raw_params, where, decl.name_span)
+        if size is not None and size > GENERATED_ROWS_MAX:
+            cx.d.error("E005", f"`{where}.size` must be at most {GENERATED_ROWS_MAX} for a generator (got {size})",
+                       settings["size"].value.span,
+                       help="generated rows are built in memory (some when compiling); for more rows, write them to "
+                            'a jsonl file once and use jsonl = "rows.jsonl"')
         if fields_map:
             cx.d.warn("W104", f"`fields` maps file columns and is ignored for generator `{location}`",
                       sections["fields"].key_span, help="remove the fields section")
     else:
+        if "params" in sections:
+            cx.d.warn("W104", f"`params` sets a generator's parameters and is ignored for a {source} dataset",
+                      sections["params"].key_span, help="remove the params section")
         path = local_path(location, module) if source in ("jsonl", "parquet") else location
         provides = tuple(dict.fromkeys(["prompt", *fields_map]))
     kind = source if source != "generator" else "generator"
@@ -132,17 +141,24 @@ def dataset(cx: Context, decl: ast.BlockDecl, module: ast.Module) -> None:
     )
 
 
-def generator_params(cx: Context, gen, params: dict, section: ast.Section | None, where: str) -> None:
-    try:
-        sig = inspect.signature(gen.fn)
-    except (TypeError, ValueError):
-        return
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.parameters.values()):
-        return
-    valid = [n for n in sig.parameters if n not in ("size", "seed")]
-    for entry in section.body.entries if section else ():
-        if entry.key not in valid:
-            unknown_setting(cx, entry.key, entry.key_span, f"{where}.params (generator {gen.name})", valid)
+def generator_params(cx: Context, gen, raw: dict[str, ast.Assign], where: str, span: Span) -> dict[str, Any]:
+    """A generator's `params { }`: typed and range-checked by its `Param`s, like a reward rule's parameters."""
+    declared = getattr(gen, "params", {})
+    params: dict[str, Any] = {}
+    bad: set[str] = set()
+    for key, entry in raw.items():
+        spec = declared.get(key)
+        if spec is None:
+            unknown_setting(cx, key, entry.key_span, f"{where}.params (generator {gen.name})", list(declared))
+            continue
+        v = param_value(cx, entry.value, spec, f"{where}.params.{key}")
+        if v is BAD:
+            bad.add(key)
+        else:
+            params[key] = v
+    relations(cx, getattr(gen, "checks", ()), declared, raw, params, bad, f"{where} (generator {gen.name})",
+              span)
+    return params
 
 
 def template(cx: Context, decl: ast.TemplateDecl) -> None:
@@ -178,11 +194,11 @@ def reward(cx: Context, decl: ast.BlockDecl) -> None:
                    help=hint or ("registered rules: " + ", ".join(sorted(rules)) if rules else
                                  "no reward rules in the catalogue (from Python: r1dsl.catalogue.install(backends.catalogue.build()))"))
         return
-    weight = 1.0
+    weight = float(REWARD_WEIGHT.default)
     if "weight" in settings:
-        w = convert(cx, settings["weight"].value, float, f"{where}.weight")
+        w = param_value(cx, settings["weight"].value, REWARD_WEIGHT, f"{where}.weight")
         if w is not BAD:
-            weight = w
+            weight = float(w)
     params: dict[str, Any] = {}
     bad: set[str] = set()
     for key, entry in settings.items():
@@ -230,6 +246,11 @@ def reward_param(cx: Context, value: ast.Value, spec, what: str, takes_model: bo
                    help=(f"name a model: {', '.join(f'`{m}`' for m in models[:4])}" if models else
                          'declare the model: model NAME { hf = "org/name" }, then name it here'))
         return BAD
+    return param_value(cx, value, spec, what)
+
+
+def param_value(cx: Context, value: ast.Value, spec, what: str) -> Any:
+    """A `Param`'s value: typed and range-checked with the same code as a section setting, else BAD."""
     accept = spec.type if isinstance(spec.type, tuple) else (spec.type,)
     typ = accept[0] if len(accept) == 1 else typing.Union[accept]  # type: ignore[valid-type]
     if float in accept and int not in accept:
@@ -250,15 +271,22 @@ def rule_requirements(cx: Context, decl: ast.BlockDecl, rule, settings: dict[str
             cx.d.error("E011", f"reward `{decl.name}` (rule {rule.name}) needs `{key}`", decl.name_span,
                        help=f"add {key} = ...: {spec.doc}")
             ok = False
-    for check in getattr(rule, "checks", ()):
-        if set(check.params) & bad or any(rule.params[k].required and k not in params for k in check.params):
+    return relations(cx, getattr(rule, "checks", ()), rule.params, settings, params, bad, where, decl.name_span) and ok
+
+
+def relations(cx: Context, checks, declared, settings: dict[str, ast.Assign], params: dict[str, Any], bad: set[str],
+              where: str, fallback: Span) -> bool:
+    """E005 for each `Check` between parameters that fails, the declared defaults filled in."""
+    ok = True
+    for check in checks:
+        if set(check.params) & bad or any(declared[k].required and k not in params for k in check.params):
             continue
-        values = [params.get(k, rule.params[k].default) for k in check.params]
+        values = [params.get(k, declared[k].default) for k in check.params]
         if not check.ok(*values):
             given = [k for k in check.params if k in settings]
-            span = settings[given[0]].value.span if given else decl.name_span
+            span = settings[given[0]].value.span if given else fallback
             shown = ", ".join(f"{k} = {show(v)}" for k, v in zip(check.params, values))
             cx.d.error("E005", f"{where}: {check.message} (got {shown})", span,
-                       help="; ".join(f"{k}: {rule.params[k].doc}" for k in check.params))
+                       help="; ".join(f"{k}: {declared[k].doc}" for k in check.params))
             ok = False
     return ok

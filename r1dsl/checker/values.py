@@ -37,6 +37,10 @@ def convert(cx: Context, value: ast.Value, typ: Any, what: str) -> Any:
             return None
         return type_error(cx, value, what, typ)
     accept = typ if isinstance(typ, tuple) else (typ,)
+    if typ is Any and isinstance(value, (ast.Bool, ast.Str)):  # a list's items when nothing says more
+        return value.value
+    if typ is Any and isinstance(value, ast.Num):
+        return convert(cx, value, (int, float), what)
     if isinstance(value, ast.Bool):
         return value.value if bool in accept else type_error(cx, value, what, typ)
     if isinstance(value, ast.Num):
@@ -75,7 +79,11 @@ def convert(cx: Context, value: ast.Value, typ: Any, what: str) -> Any:
         return BAD
     if isinstance(value, ast.List):
         if list in accept or tuple in accept:
-            return [convert(cx, v, Any, what) if not isinstance(v, ast.Ref) else v.name for v in value.items]
+            scalars = tuple(t for t in accept if t not in (list, tuple))  # `int | list`: a list of ints
+            item = Any if not scalars else scalars[0] if len(scalars) == 1 else scalars
+            items = [convert(cx, v, item, what) if not isinstance(v, ast.Ref) or item is not Any else v.name
+                     for v in value.items]
+            return BAD if any(v is BAD for v in items) else items
         return type_error(cx, value, what, typ)
     return type_error(cx, value, what, typ)
 
@@ -135,8 +143,13 @@ def unknown(cx: Context, name: str, span: Span, what: str, candidates, help_extr
 
 
 def limits(cx: Context, value: Any, meta: dict, what: str, span: Span) -> bool:
-    """The generic range check from an IR field's metadata; False (with an E005) when out of range."""
-    if value is None or value is BAD or isinstance(value, (bool, list)):
+    """The generic range check from an IR field's metadata; False (with an E005) when out of range.
+
+    A list's numbers are checked item by item (`num_ops = [1, 3]`).
+    """
+    if isinstance(value, list):
+        return all(limits(cx, v, meta, what, span) for v in value if isinstance(v, (int, float)))
+    if value is None or value is BAD or isinstance(value, bool):
         return value is not BAD
     doc = meta.get("doc")
     problem = None

@@ -44,10 +44,13 @@ def test_seeds_are_32_bit(write, seed, ok):
             assert any(d.code == "E005" and "seed" in d.message for d in result.diagnostics)
 
 
-def test_a_huge_batch_that_does_not_split_gets_its_divisors_without_scanning_them_all(write):
+def test_a_huge_batch_is_out_of_range_and_a_large_one_that_does_not_split_gets_its_divisors(write):
     text = TINY.replace("train { steps = 10  batch_size = 8 }",
                         "train { steps = 10  batch_size = 1000000000000000001  micro_batch_size = 2 }")
     assert text != TINY
+    result = check_file(str(write("r.r1", text)))
+    assert [d.code for d in result.diagnostics if d.is_error] == ["E005"]  # batch_size declares its maximum
+    text = TINY.replace("train { steps = 10  batch_size = 8 }", "train { steps = 10  batch_size = 1048575  micro_batch_size = 2 }")
     result = check_file(str(write("r.r1", text)))
     e009 = [d for d in result.diagnostics if d.code == "E009"]
     assert e009 and "micro_batch_size" in e009[0].help  # suggests divisors found by a bounded scan

@@ -25,7 +25,7 @@ from omegaconf import OmegaConf
 import nemo_rl_types
 from backends.launchers import nemo_rl
 from handmade import ACCURACY, grpo_stage, make_pipeline, make_recipe, r1_like
-from r1dsl.ir import GRPO, Dataset, Model, Optim, Resources, Stage, Template, Train
+from r1dsl.ir import GRPO, Dataset, Model, Optim, Resources, Rollout, Stage, Template, Train
 from test_slurm import shellcheck
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -478,6 +478,18 @@ def test_rollout_gpus_on_one_node_and_across_nodes_pass_grpos_placement_asserts(
     cfg = validate(tmp_path / "across" / "nemo_rl.yaml", "grpo")
     assert cfg["policy"]["generation"]["colocated"]["resources"] == {"gpus_per_node": 8, "num_nodes": 2}
     assert cfg["policy"]["megatron_cfg"]["enabled"]
+
+
+def test_the_rollout_sections_vllm_settings_reach_nemo_rls_vllm_cfg(tmp_path):
+    default = grpo_stage("default", "qwen_7b")
+    tuned = replace(grpo_stage("tuned", "qwen_7b"), rollout=Rollout(engine="vllm", gpu_memory_utilization=0.35,
+                                                                     max_model_len=1100))
+    nemo_rl.emit(pipeline_of([default, tuned], tmp_path))
+    vllm = validate(tmp_path / "default" / "nemo_rl.yaml", "grpo")["policy"]["generation"]["vllm_cfg"]
+    assert vllm["gpu_memory_utilization"] == Rollout().gpu_memory_utilization
+    assert vllm["max_model_len"] == 256 + 1024  # NeMo-RL's own default: the policy's max_total_sequence_length
+    vllm = validate(tmp_path / "tuned" / "nemo_rl.yaml", "grpo")["policy"]["generation"]["vllm_cfg"]
+    assert (vllm["gpu_memory_utilization"], vllm["max_model_len"]) == (0.35, 1100)
 
 
 def test_datasets_without_an_answer_are_left_out_or_refused(tmp_path):
