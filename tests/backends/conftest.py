@@ -1,40 +1,44 @@
-"""Stage configs written by hand in the layout of docs/design.md, for backend tests that need no compiler."""
+"""Stage configs for backend tests that need no recipe: built from the compiler's typed `StageConfig` classes."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import pytest
 import yaml
 
 from backends.data.synthetic import R1_ZERO_TEMPLATE
-from r1dsl.config import InitConfig, plain
-from r1dsl.ir import TinyModelConfig
+from r1dsl.config import (
+    CheckpointConfig,
+    DataConfig,
+    DatasetConfig,
+    ExpManagerConfig,
+    InitConfig,
+    ModelConfig,
+    RewardConfig,
+    StageConfig,
+    TrainerConfig,
+)
+from r1dsl.ir import GRPO, Optim, RejectionFilters, Resources, Rollout, Sampling, TinyModelConfig, Train
 
 # A model small enough that a test stage trains in seconds on one CPU core.
 MICRO_TINY = TinyModelConfig(arch="qwen2", hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64, vocab_size=320,
                              max_position_embeddings=256)
 MICRO_INIT = InitConfig(source="tiny", tiny=MICRO_TINY)  # a compiled `model.init` that builds MICRO_TINY
+# Evaluation of a test stage: greedy, plus 2 samples at temperature 1 for pass@1 and cons@2.
+EVAL_SAMPLING = Sampling(samples_per_prompt=2, temperature=1.0, top_p=1.0, max_completion_tokens=8)
 
 
-def generated(name: str, generator: str, size: int, seed: int = 0, **params: Any) -> dict[str, Any]:
+def generated(name: str, generator: str, size: int, seed: int = 0, **params: Any) -> DatasetConfig:
     """A compiled `model.data.*` entry of a generator dataset."""
     from backends.data.generators import GENERATORS
 
-    return {
-        "name": name,
-        "source": "generator",
-        "generator": generator,
-        "path": None,
-        "split": "train",
-        "size": size,
-        "seed": seed,
-        "fields": {},
-        "params": params,
-        "provides": list(GENERATORS[generator].provides),
-        "rewards": [],
-    }
+    return DatasetConfig(name=name, source="generator", generator=generator, size=size, seed=seed, params=params,
+                         provides=GENERATORS[generator].provides)
+
+
+DEFAULT_REWARDS = (RewardConfig(name="accuracy", rule="math_accuracy"), RewardConfig(name="format", rule="format"))
 
 
 def stage_config(
@@ -42,11 +46,11 @@ def stage_config(
     name: str,
     kind: str,
     *,
-    init: dict[str, Any] | None = None,
-    train: list[dict[str, Any]] | None = None,
-    eval: list[dict[str, Any]] | None = None,
+    init: InitConfig = MICRO_INIT,
+    train: Sequence[DatasetConfig] = (),
+    eval: Sequence[DatasetConfig] = (),
     template: str | None = R1_ZERO_TEMPLATE,
-    rewards: list[dict[str, Any]] | None = None,
+    rewards: Sequence[RewardConfig] = DEFAULT_REWARDS,
     steps: int = 4,
     batch_size: int = 8,
     micro_batch_size: int = 8,
@@ -54,60 +58,46 @@ def stage_config(
     lr: float = 3e-3,
     checkpoint_every: int = 2,
     devices: int = 1,
-    sampling: dict[str, Any] | None = None,
+    grpo: GRPO | None = None,
+    sampling: Sampling | None = None,
+    filters: RejectionFilters | None = None,
+    rollout: Rollout = Rollout(),
     seed: int = 7,
 ) -> dict[str, Any]:
-    """A stage config dict exactly as `r1dsl compile` writes `<run_dir>/<name>/config.yaml`."""
+    """A stage config as `r1dsl compile` writes `<run_dir>/<name>/config.yaml`: built from the typed `StageConfig`
+    (the compiler's own classes, so the layout and every default are written once, in r1dsl/config.py and
+    r1dsl/ir.py), returned as plain data for a test to adjust and `write_config`."""
     exp_dir = Path(run_dir) / name
-    return {
-        "name": name,
-        "kind": kind,
-        "recipe": "test",
-        "student_of": None,
-        "trainer": {
-            "accelerator": "cpu",
-            "devices": devices,
-            "num_nodes": 1,
-            "strategy": "ddp" if devices > 1 else "auto",
-            "precision": "32-true",
-            "max_steps": steps,
-            "seed": seed,
-        },
-        "model": {
-            "init": init or {"source": "tiny", "path": None, "tiny": plain(MICRO_TINY)},
-            "template": template,
-            "data": {"train": train or [], "eval": eval or []},
-            "rewards": rewards
-            if rewards is not None
-            else [
-                {"name": "accuracy", "rule": "math_accuracy", "weight": 1.0, "params": {}},
-                {"name": "format", "rule": "format", "weight": 1.0, "params": {}},
-            ],
-            "optim": {"lr": lr, "min_lr_ratio": 0.1, "lr_schedule": "cosine", "warmup_steps": 1, "weight_decay": 0.0, "max_grad_norm": 1.0},
-            "train": {
-                "steps": steps,
-                "epochs": None,
-                "batch_size": batch_size,
-                "micro_batch_size": micro_batch_size,
-                "max_seq_len": max_seq_len,
-                "checkpoint_every": checkpoint_every,
-                "seed": seed,
-            },
-            "grpo": None,
-            "sampling": sampling,
-            "filters": None,
-        },
-        "resources": {"nodes": 1, "gpus_per_node": 0, "cpu_processes": devices, "time_limit_min": 10},
-        "exp_manager": {
-            "run_dir": str(run_dir),
-            "exp_dir": str(exp_dir),
-            "name": name,
-            "resume_if_exists": True,
-            "create_tensorboard_logger": True,
-            "create_csv_logger": True,
-            "checkpoint_callback_params": {"dirpath": str(exp_dir / "checkpoints"), "every_n_train_steps": checkpoint_every, "save_last": True},
-        },
-    }
+    return StageConfig(
+        name=name,
+        kind=kind,
+        recipe="test",
+        student_of=None,
+        trainer=TrainerConfig(devices=devices, strategy="ddp" if devices > 1 else "auto", max_steps=steps, seed=seed),
+        model=ModelConfig(
+            init=init,
+            template=template,
+            data=DataConfig(train=tuple(train), eval=tuple(eval)),
+            rewards=tuple(rewards),
+            optim=Optim(lr=lr, warmup_steps=1),
+            train=Train(steps=steps, batch_size=batch_size, micro_batch_size=micro_batch_size, max_seq_len=max_seq_len,
+                        checkpoint_every=checkpoint_every, seed=seed),
+            grpo=grpo,
+            sampling=sampling,
+            filters=filters,
+            rollout=rollout,
+        ),
+        resources=Resources(cpu_processes=devices, time_limit_min=10),
+        exp_manager=ExpManagerConfig(
+            run_dir=str(run_dir),
+            exp_dir=str(exp_dir),
+            name=name,
+            resume_if_exists=True,
+            create_tensorboard_logger=True,
+            create_csv_logger=True,
+            checkpoint_callback_params=CheckpointConfig(dirpath=str(exp_dir / "checkpoints"), every_n_train_steps=checkpoint_every),
+        ),
+    ).to_dict()
 
 
 def write_config(config: dict[str, Any]) -> Path:

@@ -15,21 +15,18 @@ import sys
 
 import torch
 from conftest import MICRO_TINY
-from omegaconf import OmegaConf
 
 from backends.grpo.rollout import Rollout
 from backends.grpo.step import Scored, update
 from backends.models import build_tiny_model, build_tiny_tokenizer, disable_dropout
 from backends.trainer import build_optimizer
 from backends.trainer.fabric import full_state_dict, is_sharded, setup_fabric, setup_frozen, setup_trainable, unwrap
+from r1dsl import ir
 from r1dsl.config import TrainerConfig
 
-GRPO = OmegaConf.create({
-    "num_generations_per_prompt": 4, "num_prompts_per_step": 4, "micro_batch_size": 4, "kl_penalty": 0.05,
-    "kl_type": "k3", "ratio_clip_min": 0.2, "ratio_clip_max": 0.2, "loss_aggregation": "sequence",
-    "advantage_scaling": "std", "inner_epochs": 1, "temperature": 0.7, "max_completion_tokens": 6, "truncated": "keep",
-})
-OPTIM = OmegaConf.create({"lr": 1e-2, "weight_decay": 0.0})
+GRPO = ir.GRPO(num_generations_per_prompt=4, num_prompts_per_step=4, micro_batch_size=4, kl_penalty=0.05, temperature=0.7,
+               max_completion_tokens=6)  # the rest: the recipe defaults
+OPTIM = ir.Optim(lr=1e-2)
 
 
 def fixed_rollout(vocab: int, prompts: int = 4, group: int = 4, prompt_len: int = 7, completion_len: int = 6) -> Scored:

@@ -11,20 +11,15 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import MICRO_INIT, generated, load, stage_config, write_config
+from conftest import EVAL_SAMPLING, MICRO_INIT, generated, load, stage_config, write_config
 
 from backends.run_stage import main as run_stage
 from backends.stages import STAGES
+from r1dsl.ir import GRPO
 
 REPO = Path(__file__).resolve().parents[2]
-GRPO = {
-    "num_generations_per_prompt": 4, "num_prompts_per_step": 4, "micro_batch_size": 6, "steps": 4,
-    "kl_penalty": 0.01, "kl_type": "k3", "ratio_clip_min": 0.2, "ratio_clip_max": 0.2,
-    "loss_aggregation": "sequence", "advantage_scaling": "std", "inner_epochs": 1, "temperature": 1.0,
-    "top_p": 1.0, "max_prompt_tokens": 128, "max_completion_tokens": 8, "reference_refresh_steps": None,
-    "truncated": "keep", "checkpoint_every": 2, "seed": 3,
-}
-EVAL_SAMPLING = {"samples_per_prompt": 2, "temperature": 1.0, "top_p": 1.0, "max_completion_tokens": 8, "max_prompts": None, "seed": 0}
+GRPO_SETTINGS = dict(num_generations_per_prompt=4, num_prompts_per_step=4, micro_batch_size=6, steps=4, kl_penalty=0.01,
+                     max_completion_tokens=8, checkpoint_every=2, seed=3)  # the rest: ir.GRPO's defaults
 STEP_METRICS = {"reward", "reward/accuracy", "reward/format", "accuracy", "format", "completion_length", "truncated",
                 "kl", "clip_fraction", "entropy", "loss", "grad_norm", "lr", "step_time_s", "tokens_per_s",
                 "time_generation_s", "time_rewards_s", "time_reference_s", "time_backward_s", "time_optimizer_s"}
@@ -33,8 +28,8 @@ STEP_METRICS = {"reward", "reward/accuracy", "reward/format", "accuracy", "forma
 def grpo_config(run_dir: Path, devices: int = 1, eval_rows: int = 4, **grpo):
     cfg = stage_config(run_dir, "zero", "grpo", train=[generated("arith", "arithmetic", 64, seed=1)],
                        eval=[generated("arith_test", "arithmetic", eval_rows, seed=99)] if eval_rows else [],
-                       lr=1e-3, checkpoint_every=2, devices=devices, sampling=EVAL_SAMPLING)
-    cfg["model"]["grpo"] = {**GRPO, **grpo}
+                       lr=1e-3, checkpoint_every=2, devices=devices, sampling=EVAL_SAMPLING,
+                       grpo=GRPO(**{**GRPO_SETTINGS, **grpo}))
     cfg["model"]["optim"]["lr_schedule"] = "constant"
     return cfg
 
@@ -142,7 +137,6 @@ def test_rollout_rewards_count_generated_tokens():
     from backends.grpo.step import rollout_and_score
     from backends.models import load_policy
     from r1dsl.config import RewardConfig
-    from r1dsl.ir import GRPO
 
     torch.manual_seed(0)
     model, tok = load_policy(MICRO_INIT)

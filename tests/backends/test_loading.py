@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 from conftest import generated
 
 from backends.data.loading import DataError, load_rows
-from r1dsl.config import DatasetConfig, from_plain
+from r1dsl.config import DatasetConfig
 
 
 def entry(name, source, path, **extra) -> DatasetConfig:
@@ -16,7 +17,7 @@ def entry(name, source, path, **extra) -> DatasetConfig:
 
 
 def test_generator_rows_carry_dataset_name_and_routed_rewards():
-    rows = load_rows(from_plain(DatasetConfig, {**generated("arith", "arithmetic", 5, seed=1), "rewards": ["accuracy"]}))
+    rows = load_rows(replace(generated("arith", "arithmetic", 5, seed=1), rewards=("accuracy",)))
     assert len(rows) == 5
     assert all(r["_dataset"] == "arith" and r["_rewards"] == ["accuracy"] for r in rows)
 
@@ -69,4 +70,4 @@ def test_hf_dataset_not_in_the_cache_is_a_clear_offline_error(monkeypatch, tmp_p
 
 def test_unknown_generator():
     with pytest.raises(DataError, match="unknown generator 'nope'"):
-        load_rows(from_plain(DatasetConfig, {**generated("a", "arithmetic", 1), "generator": "nope"}))
+        load_rows(replace(generated("a", "arithmetic", 1), generator="nope"))

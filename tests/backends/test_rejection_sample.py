@@ -8,8 +8,8 @@ import subprocess
 import sys
 
 from backends.stages.rejection_sample import FILTERS, Candidate, apply_filters
-from r1dsl.config import RewardConfig
-from r1dsl.ir import RejectionFilters
+from r1dsl.config import RewardConfig, plain
+from r1dsl.ir import RejectionFilters, Sampling
 
 from tests.backends.conftest import generated, stage_config, write_config
 
@@ -72,9 +72,9 @@ def _config(tmp_path, **filters):
         "rs",
         "rejection_sample",
         train=[generated("arith", "arithmetic", size=6, seed=3)],
-        sampling={"samples_per_prompt": 3, "temperature": 1.0, "top_p": 1.0, "max_completion_tokens": 12, "max_prompts": None, "seed": 0},
+        sampling=Sampling(samples_per_prompt=3, temperature=1.0, top_p=1.0, max_completion_tokens=12),
+        filters=RejectionFilters(**{"correct": False, "format": False, "keep_per_prompt": 2, **filters}),
     )
-    cfg["model"]["filters"] = {"correct": False, "format": False, "language": None, "judge": None, "max_completion_tokens": None, "dedup": True, "keep_per_prompt": 2, **filters}
     return cfg
 
 
@@ -107,7 +107,7 @@ def test_a_chunk_cut_off_mid_write_is_dropped_on_resume(tmp_path, monkeypatch):
     import backends.stages.rejection_sample as rs
 
     cfg = _config(tmp_path)
-    cfg["model"]["data"]["train"] = [generated("arith", "arithmetic", size=6, seed=3), generated("more", "arithmetic", size=4, seed=4)]
+    cfg["model"]["data"]["train"] = plain([generated("arith", "arithmetic", size=6, seed=3), generated("more", "arithmetic", size=4, seed=4)])
     path = write_config(cfg)
     exp = tmp_path / "rs"
     # The state a SIGKILL leaves after the first chunk was recorded and the second was half-appended.

@@ -8,18 +8,19 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import MICRO_INIT, generated, load, stage_config, write_config
+from conftest import EVAL_SAMPLING, MICRO_INIT, generated, load, stage_config, write_config
 
 from backends.run_stage import main as run_stage
 from backends.stages import STAGES
+from r1dsl.config import InitConfig
 from r1dsl.ir import Sampling
 
 REPO = Path(__file__).resolve().parents[2]
-EVAL_SAMPLING = {"samples_per_prompt": 2, "temperature": 1.0, "top_p": 1.0, "max_completion_tokens": 8, "max_prompts": None, "seed": 0}
 
 
 def test_registry_has_every_runnable_stage_kind():
@@ -74,9 +75,9 @@ def test_eval_stage_scores_a_saved_model(run_dir):
     save_policy(model, tok, run_dir / "base" / "model")
     cfg = stage_config(
         run_dir, "final_eval", "eval",
-        init={"source": "stage", "path": str(run_dir / "base" / "model"), "tiny": None},
+        init=InitConfig(source="stage", path=str(run_dir / "base" / "model")),
         train=[generated("arith_test", "arithmetic", 5, seed=1)],
-        sampling={**EVAL_SAMPLING, "samples_per_prompt": 3},
+        sampling=replace(EVAL_SAMPLING, samples_per_prompt=3),
     )
     metrics = STAGES["eval"](load(cfg))
     assert metrics["num_prompts"] == 5 and 0 <= metrics["accuracy"] <= 1 and "cons@3" in metrics

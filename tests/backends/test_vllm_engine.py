@@ -18,17 +18,19 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import MICRO_TINY, generated, stage_config, write_config
+from conftest import EVAL_SAMPLING, MICRO_TINY, generated, stage_config, write_config
 
 from backends.vllm_engine import vllm_missing
-from r1dsl.config import plain
-from r1dsl.ir import Rollout
+from r1dsl.config import InitConfig, RewardConfig
+from r1dsl.ir import GRPO, RejectionFilters, Rollout, Sampling
 
 REASON = vllm_missing()
 pytestmark = pytest.mark.skipif(REASON is not None, reason=f"optional dependency vllm missing: {REASON}")
 REPO = Path(__file__).resolve().parents[2]
 LOGPROB_TOLERANCE = 1e-4
 MICRO = replace(MICRO_TINY, hidden_size=64, num_heads=2)  # head_dim 32: the smallest vLLM's CPU attention takes
+MICRO_VLLM_INIT = InitConfig(source="tiny", tiny=MICRO)
+VLLM_ROLLOUT = Rollout(engine="vllm", cpu_kv_cache_gb=1, max_model_len=256)
 PROMPTS = ["What is 12 + 7?", "Compute 3 * 9.", "5 - 8 = ?"]
 
 
@@ -144,18 +146,9 @@ def test_grpo_stage_on_vllm_records_the_engine_and_its_agreement(tmp_path):
     """A 3-step grpo stage with rollout.engine = vllm (in a subprocess: one engine per process)."""
     cfg = stage_config(tmp_path, "zero", "grpo", train=[generated("arith", "arithmetic", 32, seed=1)],
                        eval=[generated("arith_test", "arithmetic", 4, seed=99)], lr=1e-3, checkpoint_every=2,
-                       sampling={"samples_per_prompt": 2, "temperature": 1.0, "top_p": 1.0, "max_completion_tokens": 8,
-                                 "max_prompts": None, "seed": 0})
-    cfg["model"]["grpo"] = {
-        "num_generations_per_prompt": 4, "num_prompts_per_step": 2, "micro_batch_size": 8, "steps": 3,
-        "kl_penalty": 0.01, "kl_type": "k3", "ratio_clip_min": 0.2, "ratio_clip_max": 0.2,
-        "loss_aggregation": "sequence", "advantage_scaling": "std", "inner_epochs": 1, "temperature": 1.0,
-        "top_p": 1.0, "max_prompt_tokens": 128, "max_completion_tokens": 8, "reference_refresh_steps": None,
-        "truncated": "keep", "checkpoint_every": 2, "seed": 3,
-    }
-    cfg["model"]["init"]["tiny"] = plain(MICRO)
-    cfg["model"]["rollout"] = {"engine": "vllm", "gpu_memory_utilization": 0.5, "cpu_kv_cache_gb": 1,
-                               "max_model_len": 256, "enforce_eager": True}
+                       sampling=EVAL_SAMPLING, init=MICRO_VLLM_INIT, rollout=VLLM_ROLLOUT,
+                       grpo=GRPO(num_generations_per_prompt=4, num_prompts_per_step=2, micro_batch_size=8, steps=3,
+                                 kl_penalty=0.01, max_completion_tokens=8, checkpoint_every=2, seed=3))
     config = write_config(cfg)
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     done = subprocess.run([sys.executable, "-m", "backends.run_stage", str(config)], cwd=REPO, env=env,
@@ -178,20 +171,12 @@ def test_rejection_sample_and_eval_stages_generate_with_vllm(tmp_path):
     """rejection_sample and eval with rollout.engine = vllm: the tiny model is saved once for the engine, the
     rows come out with provenance, and each stage records the engine (subprocesses: one engine per process)."""
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    rollout = {"engine": "vllm", "gpu_memory_utilization": 0.5, "cpu_kv_cache_gb": 1, "max_model_len": 256,
-               "enforce_eager": True}
-    sampling = {"samples_per_prompt": 3, "temperature": 1.0, "top_p": 1.0, "max_completion_tokens": 12,
-                "max_prompts": None, "seed": 0}
+    sampling = Sampling(samples_per_prompt=3, temperature=1.0, top_p=1.0, max_completion_tokens=12)
+    common = dict(sampling=sampling, init=MICRO_VLLM_INIT, rollout=VLLM_ROLLOUT, rewards=[RewardConfig(name="accuracy", rule="math_accuracy")])
     rs = stage_config(tmp_path, "rs", "rejection_sample", train=[generated("arith", "arithmetic", size=6, seed=3)],
-                      sampling=sampling)
-    rs["model"]["init"]["tiny"] = plain(MICRO)
-    rs["model"]["filters"] = {"correct": False, "format": False, "language": None, "judge": None,
-                              "max_completion_tokens": None, "dedup": True, "keep_per_prompt": 2}
-    ev = stage_config(tmp_path, "ev", "eval", eval=[generated("arith_test", "arithmetic", 4, seed=99)], sampling=sampling)
-    ev["model"]["init"]["tiny"] = plain(MICRO)
+                      filters=RejectionFilters(correct=False, format=False, keep_per_prompt=2), **common)
+    ev = stage_config(tmp_path, "ev", "eval", eval=[generated("arith_test", "arithmetic", 4, seed=99)], **common)
     for cfg in (rs, ev):
-        cfg["model"]["rewards"] = [{"name": "accuracy", "rule": "math_accuracy", "weight": 1.0, "params": {}}]
-        cfg["model"]["rollout"] = rollout
         done = subprocess.run([sys.executable, "-m", "backends.run_stage", str(write_config(cfg))], cwd=REPO, env=env,
                               capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, done.stderr[-3000:]
