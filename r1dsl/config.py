@@ -146,7 +146,7 @@ def plain(value: Any) -> Any:
     """Dataclasses, mappings and tuples as plain dicts and lists (what YAML and JSON take); IR spans dropped."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value) if f.name != "span"}
-    if isinstance(value, Mapping) or hasattr(value, "items"):
+    if isinstance(value, Mapping):
         return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [plain(v) for v in value]
