@@ -31,12 +31,12 @@ class TinyModelConfig:
     """A small transformers architecture built from a config, for the embedded default."""
 
     arch: str = knob("qwen2", "transformers architecture", choices=("qwen2", "llama"))
-    hidden_size: int = knob(128, "width (at most 65536)", min=8, max=1 << 16)
-    num_layers: int = knob(4, "depth (at most 1024)", min=1, max=1024)
-    num_heads: int = knob(4, "attention heads (at most 1024)", min=1, max=1024)
-    intermediate_size: int = knob(512, "MLP width (at most 262144)", min=8, max=1 << 18)
-    vocab_size: int = knob(512, "size of the locally trained tokenizer (at most 1048576)", min=64, max=1 << 20)
-    max_position_embeddings: int = knob(512, "longest sequence (at most 1048576)", min=16, max=1 << 20)
+    hidden_size: int = knob(128, "width", min=8, max=1 << 16)
+    num_layers: int = knob(4, "depth", min=1, max=1024)
+    num_heads: int = knob(4, "attention heads", min=1, max=1024)
+    intermediate_size: int = knob(512, "MLP width", min=8, max=1 << 18)
+    vocab_size: int = knob(512, "size of the locally trained tokenizer", min=64, max=1 << 20)
+    max_position_embeddings: int = knob(512, "longest sequence", min=16, max=1 << 20)
 
 
 @dataclass(frozen=True)
@@ -104,13 +104,13 @@ class Reward:
 
 @dataclass(frozen=True)
 class Resources:
-    nodes: int = knob(1, "machines (at most 100000)", min=1, max=100_000)
-    gpus_per_node: int = knob(0, "GPUs per machine (0: CPU; at most 1024)", min=0, max=1024)
-    tensor_parallel: int = knob(1, "tensor-parallel size (at most 1024)", min=1, max=1024)
-    pipeline_parallel: int = knob(1, "pipeline-parallel size (at most 1024)", min=1, max=1024)
-    rollout_gpus: int = knob(0, "GPUs reserved for generation (0: colocated; at most 1048576)", min=0, max=1 << 20)
-    cpu_processes: int = knob(1, "processes per node when gpus_per_node is 0 (DDP on gloo; at most 1024)", min=1, max=1024)
-    time_limit_min: int = knob(60, "wall-clock limit of the stage's job (at most a year: 525600)", min=1, max=525_600)
+    nodes: int = knob(1, "machines", min=1, max=100_000)
+    gpus_per_node: int = knob(0, "GPUs per machine (0: CPU)", min=0, max=1024)
+    tensor_parallel: int = knob(1, "tensor-parallel size", min=1, max=1024)
+    pipeline_parallel: int = knob(1, "pipeline-parallel size", min=1, max=1024)
+    rollout_gpus: int = knob(0, "GPUs reserved for generation (0: colocated)", min=0, max=1 << 20)
+    cpu_processes: int = knob(1, "processes per node when gpus_per_node is 0 (DDP on gloo)", min=1, max=1024)
+    time_limit_min: int = knob(60, "wall-clock limit of the stage's job", min=1, max=525_600)
     partition: str | None = knob(None, "SLURM partition")
     account: str | None = knob(None, "SLURM account")
     container_image: str | None = knob(None, "container image the SLURM stage runs in (see container_runtime)")
@@ -142,24 +142,24 @@ class Resources:
 
 @dataclass(frozen=True)
 class Optim:
-    lr: float = knob(1e-4, "peak learning rate (at most 10)", min_exclusive=0.0, max=10.0)
+    lr: float = knob(1e-4, "peak learning rate", min_exclusive=0.0, max=10.0)
     min_lr_ratio: float = knob(0.1, "cosine floor as a fraction of lr", min=0.0, max=1.0)
     lr_schedule: str = knob("cosine", "learning-rate schedule", choices=("cosine", "constant", "linear"))
-    warmup_steps: int = knob(0, "linear warm-up steps (at most 10^9)", min=0, max=10**9)
-    weight_decay: float = knob(0.0, "AdamW weight decay (at most 100)", min=0.0, max=100.0)
-    max_grad_norm: float = knob(1.0, "gradient clipping (at most 10^6)", min_exclusive=0.0, max=1e6)
+    warmup_steps: int = knob(0, "linear warm-up steps", min=0, max=10**9)
+    weight_decay: float = knob(0.0, "AdamW weight decay", min=0.0, max=100.0)
+    max_grad_norm: float = knob(1.0, "gradient clipping", min_exclusive=0.0, max=1e6)
 
 
 @dataclass(frozen=True)
 class Train:
     """Settings shared by pretrain, sft and distill."""
 
-    steps: int = knob(100, "optimizer steps (at most 10^9)", min=1, max=10**9)
-    epochs: int | None = knob(None, "passes over the data (overrides steps when set; at most 10^6)", min=1, max=10**6)
-    batch_size: int = knob(16, "sequences per optimizer step (global; at most 1048576)", min=1, max=1 << 20)
-    micro_batch_size: int = knob(16, "sequences per forward pass per process (at most 1048576)", min=1, max=1 << 20)
-    max_seq_len: int = knob(256, "tokens per sequence (at most 1048576)", min=8, max=1 << 20)
-    checkpoint_every: int = knob(50, "steps between checkpoints (at most 10^9)", min=1, max=10**9)
+    steps: int = knob(100, "optimizer steps", min=1, max=10**9)
+    epochs: int | None = knob(None, "passes over the data (overrides steps when set)", min=1, max=10**6)
+    batch_size: int = knob(16, "sequences per optimizer step (global)", min=1, max=1 << 20)
+    micro_batch_size: int = knob(16, "sequences per forward pass per process", min=1, max=1 << 20)
+    max_seq_len: int = knob(256, "tokens per sequence", min=8, max=1 << 20)
+    checkpoint_every: int = knob(50, "steps between checkpoints", min=1, max=10**9)
     seed: int = knob(0, "random seed", min=0, max=SEED_MAX)
 
 
@@ -167,26 +167,26 @@ class Train:
 class GRPO:
     """GRPO as in DeepSeekMath eq. 3; names follow NeMo-RL where a term exists."""
 
-    num_generations_per_prompt: int = knob(8, "group size G (at most 1024)", min=2, max=1024)
-    num_prompts_per_step: int = knob(8, "questions per step (at most 1048576)", min=1, max=1 << 20)
-    micro_batch_size: int = knob(16, "sequences per forward/backward (at most 1048576)", min=1, max=1 << 20)
-    steps: int = knob(100, "GRPO steps (at most 10^9)", min=1, max=10**9)
-    kl_penalty: float = knob(0.001, "beta, the KL coefficient (at most 1000)", min=0.0, max=1000.0)
+    num_generations_per_prompt: int = knob(8, "group size G", min=2, max=1024)
+    num_prompts_per_step: int = knob(8, "questions per step", min=1, max=1 << 20)
+    micro_batch_size: int = knob(16, "sequences per forward/backward", min=1, max=1 << 20)
+    steps: int = knob(100, "GRPO steps", min=1, max=10**9)
+    kl_penalty: float = knob(0.001, "beta, the KL coefficient", min=0.0, max=1000.0)
     kl_type: str = knob("k3", "KL estimator", choices=("k1", "k2", "k3"))
-    ratio_clip_min: float = knob(0.2, "epsilon low (at most 100)", min_exclusive=0.0, max=100.0)
-    ratio_clip_max: float = knob(0.2, "epsilon high (at most 100)", min_exclusive=0.0, max=100.0)
+    ratio_clip_min: float = knob(0.2, "epsilon low", min_exclusive=0.0, max=100.0)
+    ratio_clip_max: float = knob(0.2, "epsilon high", min_exclusive=0.0, max=100.0)
     loss_aggregation: str = knob(
         "sequence", "sequence (paper), token (DAPO) or constant (Dr. GRPO)", choices=("sequence", "token", "constant")
     )
     advantage_scaling: str = knob("std", "divide by group std, or not (Dr. GRPO)", choices=("std", "none"))
-    inner_epochs: int = knob(1, "updates per rollout batch (at most 1000)", min=1, max=1000)
-    temperature: float = knob(1.0, "rollout temperature (at most 100)", min_exclusive=0.0, max=100.0)
+    inner_epochs: int = knob(1, "updates per rollout batch", min=1, max=1000)
+    temperature: float = knob(1.0, "rollout temperature", min_exclusive=0.0, max=100.0)
     top_p: float = knob(1.0, "rollout nucleus", min_exclusive=0.0, max=1.0)
-    max_prompt_tokens: int = knob(128, "longest prompt (at most 1048576)", min=1, max=1 << 20)
-    max_completion_tokens: int = knob(64, "longest completion (at most 1048576)", min=1, max=1 << 20)
-    reference_refresh_steps: int | None = knob(None, "replace the reference by the policy every N steps (at most 10^9)", min=1, max=10**9)
+    max_prompt_tokens: int = knob(128, "longest prompt", min=1, max=1 << 20)
+    max_completion_tokens: int = knob(64, "longest completion", min=1, max=1 << 20)
+    reference_refresh_steps: int | None = knob(None, "replace the reference by the policy every N steps", min=1, max=10**9)
     truncated: str = knob("keep", "completions cut at the length limit", choices=("keep", "mask", "penalize"))
-    checkpoint_every: int = knob(25, "steps between checkpoints (at most 10^9)", min=1, max=10**9)
+    checkpoint_every: int = knob(25, "steps between checkpoints", min=1, max=10**9)
     seed: int = knob(0, "random seed", min=0, max=SEED_MAX)
 
 
@@ -194,11 +194,11 @@ class GRPO:
 class Sampling:
     """Generation for rejection sampling and evaluation."""
 
-    samples_per_prompt: int = knob(4, "k completions per prompt (at most 1024)", min=1, max=1024)
-    temperature: float = knob(0.6, "sampling temperature (0: greedy; at most 100)", min=0.0, max=100.0)
+    samples_per_prompt: int = knob(4, "k completions per prompt", min=1, max=1024)
+    temperature: float = knob(0.6, "sampling temperature (0: greedy)", min=0.0, max=100.0)
     top_p: float = knob(0.95, "nucleus", min_exclusive=0.0, max=1.0)
-    max_completion_tokens: int = knob(64, "longest completion (at most 1048576)", min=1, max=1 << 20)
-    max_prompts: int | None = knob(None, "take at most this many prompts (at most 10^9)", min=1, max=10**9)
+    max_completion_tokens: int = knob(64, "longest completion", min=1, max=1 << 20)
+    max_prompts: int | None = knob(None, "take at most this many prompts", min=1, max=10**9)
     seed: int = knob(0, "random seed", min=0, max=SEED_MAX)
 
 
@@ -214,10 +214,10 @@ class Rollout:
                        "the policy's weights after every optimizer step", choices=("hf", "vllm"))
     gpu_memory_utilization: float = knob(0.5, "vllm on GPUs: the fraction of GPU memory the engine takes (weights + "
                                          "KV cache); the rest is the trainer's", min_exclusive=0.0, max=1.0)
-    cpu_kv_cache_gb: int = knob(2, "vllm on CPUs: GiB for the engine's KV cache (VLLM_CPU_KVCACHE_SPACE; at most 65536)",
+    cpu_kv_cache_gb: int = knob(2, "vllm on CPUs: GiB for the engine's KV cache (VLLM_CPU_KVCACHE_SPACE)",
                                min=1, max=1 << 16)
     max_model_len: int | None = knob(None, "vllm: longest prompt + completion (default: the model's "
-                                     "max_position_embeddings; at most 1048576)", min=16, max=1 << 20)
+                                     "max_position_embeddings)", min=16, max=1 << 20)
     enforce_eager: bool = knob(True, "vllm: no CUDA graphs or compilation (faster start, slower decode on GPUs)")
 
 
@@ -228,9 +228,9 @@ class RejectionFilters:
     format: bool = knob(True, "keep only well-formatted completions")
     language: float | None = knob(None, "minimum language-consistency score", min=0.0, max=1.0)
     judge: str | None = knob(None, "reward name of a judge whose verdict must pass")
-    max_completion_tokens: int | None = knob(None, "drop longer completions (at most 1048576)", min=1, max=1 << 20)
+    max_completion_tokens: int | None = knob(None, "drop longer completions", min=1, max=1 << 20)
     dedup: bool = knob(True, "drop duplicate completions per prompt")
-    keep_per_prompt: int | None = knob(None, "keep at most this many per prompt (at most 1024)", min=1, max=1024)
+    keep_per_prompt: int | None = knob(None, "keep at most this many per prompt", min=1, max=1024)
 
 
 @dataclass(frozen=True)
