@@ -12,6 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from conftest import MICRO_TINY  # at import time, when `conftest` is this folder's (inside a test it is the last one loaded)
 
 from backends.grpo.loss import group_advantages, grpo_loss
 
@@ -110,8 +111,6 @@ def test_loss_and_gradient_match_trl(loss_type, beta):
 @pytest.mark.slow  # a subprocess that imports TRL and trains four copies: ~30 s quiet, 2 min on a loaded box
 def test_the_parity_benchmark_runs_with_its_ablation_rows(tmp_path):
     """Both sides train, both get the registry's rewards, and --ablate adds one timed row per speed-up."""
-    from conftest import MICRO_TINY
-
     from backends.models import build_tiny_model, build_tiny_tokenizer
 
     torch.manual_seed(0)
