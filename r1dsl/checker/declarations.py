@@ -124,11 +124,10 @@ def dataset(cx: Context, decl: ast.BlockDecl, module: ast.Module) -> None:
         else:
             provides = tuple(gen.provides)
             params = generator_params(cx, gen, raw_params, where, decl.name_span)
-        if size is not None and size > GENERATED_ROWS_MAX:
-            cx.d.error("E005", f"`{where}.size` must be at most {GENERATED_ROWS_MAX} for a generator (got {size})",
-                       settings["size"].value.span,
-                       help="generated rows are built in memory (some when compiling); for more rows, write them to "
-                            'a jsonl file once and use jsonl = "rows.jsonl"')
+        if size is not None:  # the shared range check, with the generator's own ceiling
+            limits(cx, size, {"max": GENERATED_ROWS_MAX, "doc": "generated rows are built in memory (some when "
+                              'compiling); for more, write them to a jsonl file once and use jsonl = "rows.jsonl"'},
+                   f"{where}.size", settings["size"].value.span)
         if fields_map:
             cx.d.warn("W104", f"`fields` maps file columns and is ignored for generator `{location}`",
                       sections["fields"].key_span, help="remove the fields section")
