@@ -1,4 +1,4 @@
-"""The `r1dsl` command: check, compile, fmt, graph, explain, plan, report, run-stage.
+"""The `r1dsl` command: check, compile, fmt, graph, explain, fetch, plan, report, run-stage.
 
 Exit status: 0 ok, 1 recipe errors (or a failed run), 2 usage errors, 3 an internal error (a bug in
 r1dsl: reported in one line, never as a traceback), 4 `--run`/`--dry-run` preflight: a stage does not fit this
@@ -91,7 +91,14 @@ def _parser() -> argparse.ArgumentParser:
     q = sub.add_parser("explain", help="explain a diagnostic code (E002, W101, ...)")
     q.add_argument("code", metavar="CODE")
 
-    q = sub.add_parser("plan", help="estimate a recipe's compute (when r1dsl.plan is available)")
+    q = sub.add_parser("fetch", help="download every hub model and dataset a recipe reads into the local cache (login node)")
+    q.add_argument("file", metavar="FILE")
+    q.add_argument("--cache", metavar="DIR", help="hub cache to fill (default: HF_HUB_CACHE, else HF_HOME/hub, else ~/.cache)")
+    q.add_argument("--offline", action="store_true",
+                   help="download nothing: list what is cached and what is missing (also when HF_HUB_OFFLINE=1)")
+    overrides(q)
+
+    q = sub.add_parser("plan", help="estimate a recipe's compute: GPUs, memory per GPU, FLOPs and GPU-hours per stage")
     q.add_argument("file", metavar="FILE")
     overrides(q)
 
@@ -113,6 +120,7 @@ def _main(argv: list[str] | None) -> int:
         "fmt": cmd_fmt,
         "graph": cmd_graph,
         "explain": cmd_explain,
+        "fetch": cmd_fetch,
         "plan": cmd_plan,
         "report": cmd_report,
         "run-stage": cmd_run_stage,
@@ -330,6 +338,34 @@ def cmd_explain(args) -> int:
     if text is None:
         return _usage(f"unknown code `{args.code}`; known codes: {', '.join(CODES)}")
     print(text, end="")
+    return OK
+
+
+def cmd_fetch(args) -> int:
+    import os
+
+    from r1dsl import hub
+
+    recipe, err = _recipe(args)
+    if recipe is None:
+        return err
+    refs = hub.hub_refs(recipe)
+    cache = Path(args.cache).expanduser() if args.cache else hub.hub_cache()
+    if not refs:
+        print(f"{args.file}: its stages read nothing from the hub (generated, local or earlier stages' data)")
+        return OK
+    offline = args.offline or os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+    print(f"{'checking' if offline else 'fetching'} {len(refs)} hub repositories into {cache}", file=sys.stderr)
+    results = hub.fetch(refs, cache, offline=offline)
+    missing = [r for r in results if r.commit is None]
+    for r in results:
+        state = f"{r.commit}" if r.commit else "missing"
+        print(f"{r.ref.kind:<8} {r.ref.repo_id:<50} {state}")
+    if missing:
+        print(hub.missing_help(args.file, missing), file=sys.stderr)
+        return RECIPE_ERROR
+    if args.cache:
+        print(f"stages read this cache when HF_HUB_CACHE={cache} is set for them", file=sys.stderr)
     return OK
 
 

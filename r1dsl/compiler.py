@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from r1dsl import ir
+from r1dsl import hub, ir
 from r1dsl.config import (
     CheckpointConfig,
     DataConfig,
@@ -261,6 +261,8 @@ def manifest(pipeline: ir.Pipeline) -> dict[str, Any]:
         "run_dir": pipeline.run_dir,
         "code_version": code_version(),
         "order": [job.stage.name for job in pipeline.jobs],
+        # the commit of each hub model and dataset in the local cache (`r1dsl fetch` puts them there; None: not yet)
+        "hub": hub.pins(pipeline.recipe),
         "stages": [
             {
                 "name": job.stage.name,

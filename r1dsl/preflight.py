@@ -11,12 +11,14 @@ CUDA_VISIBLE_DEVICES.
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from r1dsl import ir
+from r1dsl.hub import datasets_cache, has_snapshot, hub_cache
 from r1dsl.compiler import model_parallel_misfits
 
 
@@ -30,26 +32,6 @@ class Machine:
     how: str  # how the GPUs were found, for the message
     hub_cache: Path = field(default_factory=lambda: hub_cache())
     datasets_cache: Path = field(default_factory=lambda: datasets_cache())
-
-
-def hub_cache() -> Path:
-    """The Hugging Face hub cache, as huggingface_hub resolves it (HF_HUB_CACHE, HF_HOME/hub, XDG, ~/.cache)."""
-    if os.environ.get("HF_HUB_CACHE"):
-        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
-    return _hf_home() / "hub"
-
-
-def datasets_cache() -> Path:
-    if os.environ.get("HF_DATASETS_CACHE"):
-        return Path(os.environ["HF_DATASETS_CACHE"]).expanduser()
-    return _hf_home() / "datasets"
-
-
-def _hf_home() -> Path:
-    if os.environ.get("HF_HOME"):
-        return Path(os.environ["HF_HOME"]).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(xdg).expanduser() / "huggingface"
 
 
 def this_machine() -> Machine:
@@ -179,10 +161,10 @@ def _inputs(recipe: ir.Recipe, stage: ir.Stage, machine: Machine) -> list[Proble
         model = recipe.models.get(name)
         if model is None:
             continue
-        if model.source == "hf" and not _cached(machine.hub_cache, "models", model.path):
+        if model.source == "hf" and not has_snapshot(machine.hub_cache, "model", model.path):
             out.append(Problem(stage.name, stage.kind, f"model `{name}` = hub `{model.path}`",
                                f"not in the local Hugging Face cache ({machine.hub_cache})",
-                               (f"hf download {model.path}   (then run again; HF_HUB_CACHE or HF_HOME choose the cache)",
+                               (f"r1dsl fetch {shlex.quote(recipe.file)}   (on a machine with network; HF_HUB_CACHE or HF_HOME choose the cache)",
                                 "--smoke          run the same stage graph here on tiny stand-ins",
                                 "--target slurm   run it where the model is")))
         elif model.source == "local" and not (Path(model.path) / "config.json").is_file():
@@ -202,24 +184,13 @@ def _inputs(recipe: ir.Recipe, stage: ir.Stage, machine: Machine) -> list[Proble
             out.append(Problem(stage.name, stage.kind, f"data `{name}` from {ds.path}", "no such file",
                                ("correct the path (relative paths are relative to the recipe file)",
                                 "--smoke          run the same stage graph on generated stand-in data")))
-        elif (ds.source == "hf" and _offline() and not _cached(machine.hub_cache, "datasets", ds.path)
+        elif (ds.source == "hf" and _offline() and not has_snapshot(machine.hub_cache, "dataset", ds.path)
               and not (machine.datasets_cache / ds.path.replace("/", "___")).exists()):
             out.append(Problem(stage.name, stage.kind, f"data `{name}` = hub dataset `{ds.path}`",
                                "not in the local cache, and HF_HUB_OFFLINE / HF_DATASETS_OFFLINE forbid downloading it",
-                               (f"hf download --repo-type dataset {ds.path}",
+                               (f"r1dsl fetch {shlex.quote(recipe.file)}   (on a machine with network)",
                                 "--smoke          run the same stage graph on generated stand-in data")))
     return out
-
-
-def _cached(cache: Path, kind: str, hub_id: str | None) -> bool:
-    """huggingface_hub's layout: <cache>/models--org--name/snapshots/<revision>/..."""
-    if not hub_id:
-        return False
-    snapshots = cache / f"{kind}--{hub_id.replace('/', '--')}" / "snapshots"
-    try:
-        return any(snapshots.iterdir())
-    except OSError:
-        return False
 
 
 def _offline() -> bool:

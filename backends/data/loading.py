@@ -89,18 +89,26 @@ def _read_parquet(path: str, limit: int | None) -> list[dict[str, Any]]:
 
 
 def _read_hf(name: str, split: str, limit: int | None) -> list[dict[str, Any]]:
-    """A Hugging Face dataset from the local cache only: this project never downloads in a stage."""
+    """A Hugging Face dataset from the local cache only: this project never downloads in a stage.
+
+    First the hub cache's snapshot of the repository (what `r1dsl fetch` downloads), read as a local folder;
+    then the `datasets` library's own cache (a dataset loaded once with `datasets.load_dataset`)."""
     try:
         import datasets
     except ImportError:
         raise DataError(f"{name}: hf datasets need the `datasets` package (pip install datasets)") from None
     _offline()
+    from r1dsl.hub import cached_revision, hub_cache, repo_folder
+
+    cache = hub_cache()
+    commit = cached_revision(cache, "dataset", name)
+    source = str(repo_folder(cache, "dataset", name) / "snapshots" / commit) if commit else name
     try:
-        ds = datasets.load_dataset(name, split=split)
+        ds = datasets.load_dataset(source, split=split)
     except Exception as e:
         raise DataError(
             f"{name}: not in the local Hugging Face cache (split {split!r}); stages run offline. "
-            f"Download it once with `datasets.load_dataset({name!r})` on a machine with network, "
+            f"Run `r1dsl fetch RECIPE` once on a machine with network that shares the cache ({cache}), "
             f"or export it to jsonl and use `jsonl = ...`. ({type(e).__name__}: {e})"
         ) from None
     if limit is not None:
