@@ -89,7 +89,14 @@ def _read_parquet(path: str, limit: int | None) -> list[dict[str, Any]]:
 
 
 def _read_hf(name: str, split: str, limit: int | None) -> list[dict[str, Any]]:
-    """A Hugging Face dataset from the local cache only: this project never downloads in a stage.
+    ds = open_hf(name, split)
+    if limit is not None:
+        ds = ds.select(range(min(limit, len(ds))))
+    return [dict(r) for r in ds]
+
+
+def open_hf(name: str, split: str):
+    """A Hugging Face dataset (memory-mapped Arrow) from the local cache only: a stage never downloads.
 
     First the hub cache's snapshot of the repository (what `r1dsl fetch` downloads), read as a local folder;
     then the `datasets` library's own cache (a dataset loaded once with `datasets.load_dataset`)."""
@@ -104,16 +111,13 @@ def _read_hf(name: str, split: str, limit: int | None) -> list[dict[str, Any]]:
     commit = cached_revision(cache, "dataset", name)
     source = str(repo_folder(cache, "dataset", name) / "snapshots" / commit) if commit else name
     try:
-        ds = datasets.load_dataset(source, split=split)
+        return datasets.load_dataset(source, split=split)
     except Exception as e:
         raise DataError(
             f"{name}: not in the local Hugging Face cache (split {split!r}); stages run offline. "
             f"Run `r1dsl fetch RECIPE` once on a machine with network that shares the cache ({cache}), "
             f"or export it to jsonl and use `jsonl = ...`. ({type(e).__name__}: {e})"
         ) from None
-    if limit is not None:
-        ds = ds.select(range(min(limit, len(ds))))
-    return [dict(r) for r in ds]
 
 
 def _offline() -> None:

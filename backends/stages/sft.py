@@ -6,7 +6,12 @@ it has one, else used as is); the target is the response followed by EOS.
 
 from __future__ import annotations
 
-from backends.data.loading import DataError, load_rows
+from collections.abc import Sequence
+from dataclasses import replace
+from functools import lru_cache
+
+from backends.data.loading import DataError
+from backends.data.table import Concat, open_rows
 from backends.models import load_policy
 from backends.generation import render_prompt
 from backends.stages.lm import Example, train_save_evaluate
@@ -27,6 +32,24 @@ def build_examples(rows: list[dict], tokenizer, template: str | None, max_seq_le
     return examples
 
 
+class Examples(Sequence):
+    """`build_examples` of each row, done when a batch asks for it: the rows stay memory-mapped on disk (an
+    800K-sample set is not copied into every rank), the last few thousand encodings are kept."""
+
+    def __init__(self, rows: Sequence, tokenizer, template: str | None, max_seq_len: int, cached: int = 4096):
+        self.rows = rows
+        self._encode = lru_cache(maxsize=cached)(
+            lambda i: build_examples([rows[i]], tokenizer, template, max_seq_len)[0])
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> Example:  # type: ignore[override]
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        return self._encode(i)
+
+
 def _join(prompt: str, response: str) -> str:
     """The response as it continues the prompt: one space between "Assistant:" and the answer."""
     if prompt and not prompt[-1].isspace() and response and not response[0].isspace():
@@ -36,12 +59,12 @@ def _join(prompt: str, response: str) -> str:
 
 def run(cfg) -> dict[str, float]:
     run = StageRun(cfg)
-    rows = [row for dataset in cfg.model.data.train for row in load_rows(dataset)]
-    rows = [row for row in rows if "prompt" in row and "response" in row]
-    if not rows:
+    needed = ("prompt", "response")
+    rows = Concat([open_rows(replace(d, provides=needed), run.exp_dir / "rows") for d in cfg.model.data.train])
+    if not len(rows):
         raise DataError(f"{cfg.name}: sft needs rows with `prompt` and `response` fields")
     model, tokenizer = load_policy(cfg.model.init, "cpu", run.precision)
-    examples = build_examples(rows, tokenizer, cfg.model.template, cfg.model.train.max_seq_len)
+    examples = Examples(rows, tokenizer, cfg.model.template, cfg.model.train.max_seq_len)
     run.print(f"[{cfg.name}] {len(examples)} examples")
 
     return train_save_evaluate(run, model, tokenizer, examples)
