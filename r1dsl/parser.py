@@ -1,45 +1,20 @@
-"""Source text -> syntax tree (r1dsl.ast) with spans and comments; syntax errors become E001 diagnostics."""
+"""Source text -> syntax tree (r1dsl.ast) with spans and comments; syntax errors become E001 diagnostics.
+
+The layers, each its own module that reads alone: r1dsl/scan.py (text -> tokens), r1dsl/lalr.py (the grammar's
+LALR parser), r1dsl/transform.py (parse -> AST nodes), r1dsl/syntax_errors.py (what each mistake is called);
+this module drives them, recovers after an error, and keeps comments for `fmt`."""
 
 from __future__ import annotations
 
 import re
 from functools import lru_cache
-from pathlib import Path
 
-from r1dsl import ast
-from r1dsl.diagnostics import Diagnostic, did_you_mean
-from r1dsl.syntax_errors import KEYWORDS
+from r1dsl import ast, syntax_errors
+from r1dsl.diagnostics import Diagnostic
+from r1dsl.lalr import lark
+from r1dsl.scan import tokenize
 from r1dsl.ir import Span
 
-GRAMMAR = Path(__file__).with_name("grammar.lark")
-_SHAPES = {
-    "recipe": "`recipe NAME`",
-    "import": '`import "file.r1"`',
-    "include": '`include "file.r1"`',
-    "const": "`const NAME = value`",
-    "template": '`template NAME = """..."""`',
-    "model": "`model NAME { ... }`",
-    "dataset": "`dataset NAME { ... }`",
-    "reward": "`reward NAME { ... }`",
-    "stage": "`stage NAME: KIND { ... }`",
-}
-
-
-@lru_cache(maxsize=1)
-def _lark():
-    """The LALR parser; its transformer builds the AST while parsing (no intermediate parse tree)."""
-    from lark import Lark
-
-    transformer = _transformer_class()("<recipe>")
-    parser = Lark(
-        GRAMMAR.read_text(),
-        parser="lalr",
-        maybe_placeholders=False,
-        start=["start", "value"],
-        transformer=transformer,
-        cache=True,  # the LALR tables are kept in the temp folder: `r1dsl check` must start fast
-    )
-    return parser, transformer
 
 
 class ParseError(Exception):
@@ -51,8 +26,6 @@ class ParseError(Exception):
         self.diagnostics = diagnostics or [diagnostic]
 
 
-MAX_NAME = 64  # a stage name becomes a folder and a job name (a distill job joins two names)
-MAX_NUMBER_DIGITS = 100  # a number literal longer than this is refused (Python's int() stops at 4,300 digits)
 BOM = "\ufeff"  # a UTF-8 byte-order mark some editors write at the start of a file: accepted and ignored
 
 
@@ -71,7 +44,7 @@ def parse_recovering(text: str, path: str) -> tuple[ast.Module, list[Diagnostic]
     if text.startswith(BOM):
         text = text[1:]
     errors: list[Diagnostic] = []
-    tokens = _tokenize(text, path, errors)
+    tokens = tokenize(text, path, errors)
     scanned = list(errors)
     suspects: list[tuple[int, object]] = []
     module, skipped, lost = _drive(list(tokens), text, path, "start", errors, suspects)
@@ -80,8 +53,6 @@ def parse_recovering(text: str, path: str) -> tuple[ast.Module, list[Diagnostic]
         # A `}` less indented than the line that opened its block: that block's own `}` is probably the one
         # missing. Parse again with it added there; keep that reading if it explains the file better.
         from lark import Token
-
-        from r1dsl import syntax_errors
 
         at, opener = suspects[0]
         brace = tokens[at]
@@ -106,7 +77,7 @@ def parse_recovering(text: str, path: str) -> tuple[ast.Module, list[Diagnostic]
 def parse_value(text: str, path: str, line: int = 1, col_offset: int = 0) -> ast.Value:
     """Parse a lone value (used by `--set`); raises ParseError."""
     errors: list[Diagnostic] = []
-    tokens = _tokenize(text, path, errors, line - 1, col_offset)
+    tokens = tokenize(text, path, errors, line - 1, col_offset)
     if errors:
         raise ParseError(errors[0], errors)
     value, _, _ = _drive(tokens, text, path, "value", errors)
@@ -129,72 +100,34 @@ def _one_per_line(errors: list[Diagnostic]) -> list[Diagnostic]:
     return out
 
 
-# ---------------------------------------------------------------- tokens
-# The scanner is built from the grammar's own terminals (one definition of each token), so that bad
-# characters, unterminated strings and a stray byte-order mark each get their own message and the
-# scan goes on.
-
-_SKIP = ("WS", "COMMENT")
-_ORDER = ("WS", "COMMENT", "LONG_STRING", "STRING", "NUMBER", "NAME", "LBRACE", "RBRACE", "LSQB", "RSQB", "EQUAL",
-          "COLON", "COMMA")
+# ---------------------------------------------------------------- parsing with recovery
 
 
 @lru_cache(maxsize=1)
-def _scanner():
-    parser, _ = _lark()
-    terminals = {t.name: t for t in parser.terminals}
-    regex = re.compile("|".join(f"(?P<{name}>{terminals[name].pattern.to_regexp()})" for name in _ORDER))
-    words = {t.pattern.value: t.name for t in parser.terminals if t.pattern.type == "str" and t.pattern.value.isalpha()}
-    return regex, words
+def examples_table() -> dict:
+    """(parser state, token kind) -> the rows that describe an error there, from EXAMPLES."""
+    from lark.exceptions import UnexpectedToken
+
+    lark_parser, transformer = lark()
+    out: dict = {}
+    for row in syntax_errors.EXAMPLES:
+        for snippet in row.snippets:
+            saved = transformer.errors, transformer.lost
+            transformer.errors, transformer.lost = [], set()
+            try:
+                toks = tokenize(snippet, "<example>", [])
+                toks.append(syntax_errors.end_token(snippet, toks))
+                state = lark_parser.parse_interactive(start="start").parser_state
+                for tok in toks:
+                    state.feed_token(tok, is_end=tok.type == "$END")
+            except UnexpectedToken as e:
+                key = (state.state_stack[-1], e.token.type)
+                out.setdefault(key, []).append(row)
+            finally:
+                transformer.errors, transformer.lost = saved
+    return out
 
 
-_DECL_LINE = re.compile(r"\n(?=(?:" + "|".join(KEYWORDS) + r")[ \t]+[A-Za-z_\"])")
-
-
-def _tokenize(text: str, path: str, errors: list[Diagnostic], line_offset: int = 0, col_offset: int = 0) -> list:
-    from lark import Token
-
-    from r1dsl import syntax_errors
-
-    regex, words = _scanner()
-    tokens = []
-    pos, line, line_start, n = 0, 1, 0, len(text)
-
-    def span(a: int, b: int) -> Span:  # a..b on the current line
-        return Span(path, line + line_offset, a - line_start + 1 + col_offset, line + line_offset, b - line_start + 1 + col_offset)
-
-    def token(kind: str, value: str, a: int, b: int) -> None:
-        nl = text.count("\n", a, b)
-        end_line = line + nl
-        end_col = (b - (text.rfind("\n", a, b) + 1) + 1) if nl else (b - line_start + 1)
-        tokens.append(Token(kind, value, a, line + line_offset, a - line_start + 1 + col_offset,
-                            end_line + line_offset, end_col + (0 if nl else col_offset), b))
-
-    while pos < n:
-        m = regex.match(text, pos)
-        if m is not None and m.end() > pos and not (m.lastgroup == "STRING" and text.startswith('"""', pos)):
-            kind, value, end = m.lastgroup, m.group(), m.end()
-            if kind not in _SKIP:
-                token(words.get(value, kind) if kind == "NAME" else kind, value, pos, end)
-                if kind == "NAME" and len(value) > MAX_NAME:
-                    errors.append(Diagnostic("E001", f"a name of {len(value)} characters; names have at most {MAX_NAME}",
-                                             span(pos, pos + len(value)),
-                                             "shorten it: names become folder, job and file names, which have limits"))
-        else:  # no token starts here: say what it is, and go on
-            eol = text.find("\n", pos)
-            eol = n if eol < 0 else eol
-            end, kind, value = syntax_errors.bad_text(text, pos, eol, n, _DECL_LINE, errors, span)
-            if kind is not None:
-                token(kind, value, pos, end)
-        nl = text.count("\n", pos, end)
-        if nl:
-            line += nl
-            line_start = text.rfind("\n", pos, end) + 1
-        pos = end
-    return tokens
-
-
-# ---------------------------------------------------------------- parsing with recovery
 
 
 def _drive(tokens: list, text: str, path: str, start: str, errors: list[Diagnostic], suspects: list | None = None):
@@ -203,9 +136,7 @@ def _drive(tokens: list, text: str, path: str, start: str, errors: list[Diagnost
     from lark import Token
     from lark.exceptions import UnexpectedToken
 
-    from r1dsl import syntax_errors
-
-    parser, transformer = _lark()
+    parser, transformer = lark()
     transformer.path, transformer.line_offset, transformer.col_offset = path, 0, 0  # the tokens carry any offset
     transformer.errors = errors
     transformer.lost = set()
@@ -239,7 +170,7 @@ def _drive(tokens: list, text: str, path: str, start: str, errors: list[Diagnost
         except UnexpectedToken as e:
             if state.state_stack[-1] in boundaries:  # failed right at a point between two settings: go on from here
                 snapshot[:] = [list(state.state_stack), list(state.value_stack), i]
-            diag = None if i == resumed else syntax_errors.classify(e, toks, i, state, path)
+            diag = None if i == resumed else syntax_errors.classify(e, toks, i, state, path, examples_table())
             if start != "start":
                 raise ParseError(diag or errors[0]) from None
             if getattr(e, "drop", False):  # a stray separator: report it and go on without it
@@ -364,8 +295,6 @@ def _recover(state, toks, i, snapshot, diag, errors, skipped, lost, path, text) 
     what is skipped, and return the index of the token to go on from."""
     from lark import Token
 
-    from r1dsl import syntax_errors
-
     if toks[i].type == "$END" and _close_all(state, toks[i]):  # the file ended inside blocks that are complete so far
         opened = [v for v in state.value_stack if isinstance(v, Token) and v.type == "LBRACE"]
         errors.append(syntax_errors.unclosed(toks[i], opened, list(state.value_stack), path, at_end=True))
@@ -394,158 +323,6 @@ def _recover(state, toks, i, snapshot, diag, errors, skipped, lost, path, text) 
         for _ in opened:
             state.feed_token(Token("RBRACE", "}", t.start_pos, t.line, t.column, t.line, t.column, t.start_pos))
     return target
-
-
-# ---------------------------------------------------------------- parse tree -> AST
-
-
-def _unescape(raw: str, span: Span, errors: list) -> str:
-    table = {"n": "\n", "t": "\t", '"': '"', "\\": "\\"}
-
-    def one(m: re.Match) -> str:
-        c = m.group(1)
-        if c not in table:
-            errors.append(
-                Diagnostic("E001", f"unknown escape `\\{c}` in a string", span, help='use \\n, \\t, \\" or \\\\, or a """ string, which keeps text verbatim')
-            )
-            return "\\" + c
-        return table[c]
-
-    return re.sub(r"\\(.)", one, raw[1:-1])
-
-
-def _make_transformer():
-    from lark import Transformer
-
-    class ToAst(Transformer):
-        def __init__(self, path: str, line_offset: int = 0, col_offset: int = 0):
-            super().__init__()
-            self.path = path
-            self.line_offset = line_offset
-            self.col_offset = col_offset
-            self.errors: list[Diagnostic] = []  # syntax errors found while building (bad keywords, escapes)
-            self.lost: set[str] = set()  # names of declarations dropped for a syntax error
-
-        # spans -----------------------------------------------------------
-        def tok(self, t) -> Span:
-            return Span(self.path, t.line + self.line_offset, t.column + self.col_offset, t.end_line + self.line_offset, t.end_column + self.col_offset)
-
-        def join(self, first, last) -> Span:
-            """From the start of `first` to the end of `last` (each a token or a span)."""
-            a = first if isinstance(first, Span) else self.tok(first)
-            b = last if isinstance(last, Span) else self.tok(last)
-            return Span(self.path, a.line, a.col, b.end_line, b.end_col)
-
-        # values ----------------------------------------------------------
-        def string(self, c):
-            span = self.tok(c[0])
-            return ast.Str(_unescape(str(c[0]), span, self.errors), str(c[0]), span)
-
-        def long_string(self, c):
-            raw = str(c[0])
-            text = raw[3:-3]
-            if text.startswith("\n"):  # a newline right after the opening quotes is layout, not text
-                text = text[1:]
-            return ast.Str(text, raw, self.tok(c[0]))
-
-        def number(self, c):
-            raw = str(c[0])
-            span = self.tok(c[0])
-            digits = sum(ch.isdigit() for ch in raw)
-            if digits > MAX_NUMBER_DIGITS:  # int() refuses over 4,300 digits; no setting needs a hundred
-                self.errors.append(Diagnostic("E001", f"a number of {digits} digits is too long", span,
-                                              f"numbers in a recipe have at most {MAX_NUMBER_DIGITS} digits; "
-                                              "write a large one with an exponent, e.g. 1e6"))
-                return ast.Num(0, raw, span)
-            is_int = not any(ch in raw for ch in ".eE")
-            value = int(raw.replace("_", "")) if is_int else float(raw.replace("_", ""))
-            return ast.Num(value, raw, span)
-
-        def true(self, c):
-            return ast.Bool(True, self.tok(c[0]))
-
-        def false(self, c):
-            return ast.Bool(False, self.tok(c[0]))
-
-        def null(self, c):
-            return ast.Null(self.tok(c[0]))
-
-        def ref(self, c):
-            return ast.Ref(str(c[0]), self.tok(c[0]))
-
-        def list(self, c):
-            return ast.List(c[1:-1], self.join(c[0], c[-1]))
-
-        # entries ---------------------------------------------------------
-        def block(self, c):
-            return ast.Body(c[1:-1], self.join(c[0], c[-1]))
-
-        def assign(self, c):
-            return ast.Assign(str(c[0]), self.tok(c[0]), c[1], self.join(c[0], c[1].span))
-
-        def section(self, c):
-            return ast.Section(str(c[0]), self.tok(c[0]), c[1], self.join(c[0], c[1].span))
-
-        # items -----------------------------------------------------------
-        def keyword(self, tok, allowed: tuple[str, ...], shape: str, name=None) -> str | None:
-            """The declaration keyword `tok` if it fits this shape; else report it and return the keyword it was
-            probably meant to be (`modle` -> model), or None (the declaration is dropped, its name kept as lost)."""
-            import difflib
-
-            word = str(tok)
-            if word in allowed:
-                return word
-            span = self.tok(tok)
-            guess = difflib.get_close_matches(word, allowed, n=1, cutoff=0.6)
-            if word in KEYWORDS:
-                message = f"malformed `{word}` declaration"
-                help = f"`{word}` is written {_SHAPES[word]}"
-                guess = []
-            else:
-                message = f"unknown declaration `{word}`"
-                help = (f"did you mean `{guess[0]}`?" if guess else
-                        f"{shape} starts with {' or '.join(f'`{a}`' for a in allowed)}")
-            self.errors.append(Diagnostic("E001", message, span, help))
-            if not guess and name is not None:
-                self.lost.add(str(name))
-            return guess[0] if guess else None
-
-        def recipe_decl(self, c):
-            if self.keyword(c[0], ("recipe",), "`NAME NAME`", c[1]) is None:
-                return None
-            return ast.RecipeDecl(str(c[1]), self.tok(c[1]), self.join(c[0], c[1]))
-
-        def import_decl(self, c):
-            word = self.keyword(c[0], ("import", "include"), "`NAME \"file\"`")
-            return None if word is None else ast.ImportDecl(word, self.string([c[1]]), self.join(c[0], c[1]))
-
-        def named_value(self, c):
-            word = self.keyword(c[0], ("const", "template"), "`NAME NAME = value`", c[1])
-            if word is None:
-                return None
-            cls = ast.ConstDecl if word == "const" else ast.TemplateDecl
-            return cls(str(c[1]), self.tok(c[1]), c[2], self.join(c[0], c[2].span))
-
-        def block_decl(self, c):
-            word = self.keyword(c[0], ("model", "dataset", "reward"), "`NAME NAME { ... }`", c[1])
-            if word is None:
-                return None
-            return ast.BlockDecl(word, str(c[1]), self.tok(c[1]), c[2], self.join(c[0], c[2].span))
-
-        def stage_decl(self, c):
-            if self.keyword(c[0], ("stage",), "`NAME NAME: KIND { ... }`", c[1]) is None:
-                return None
-            return ast.StageDecl(str(c[1]), self.tok(c[1]), str(c[2]), self.tok(c[2]), c[3], self.join(c[0], c[3].span))
-
-        def start(self, c):
-            return ast.Module(self.path, "", [item for item in c if item is not None])
-
-    return ToAst
-
-
-@lru_cache(maxsize=1)
-def _transformer_class():
-    return _make_transformer()
 
 
 # ---------------------------------------------------------------- comments (kept for `fmt`)

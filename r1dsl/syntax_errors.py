@@ -1,7 +1,8 @@
 """Syntax errors that teach: what each mistake is called, where it is shown, and how parsing goes on.
 
 Mistakes are recognised the way Lark's `match_examples` does: `EXAMPLES` is a table of labelled bad
-snippets; each is parsed once (lazily, on a file's first syntax error) to find the parser state it
+snippets; each is parsed once (lazily, on a file's first syntax error, by r1dsl/parser.py's `examples_table`)
+to find the parser state it
 fails in, and an error in the same state, on the same kind of token, gets that row's message and
 help. A better message for a mistake is a new row, not a new branch. What a table cannot see (an
 unterminated string, a `{` never closed, a value missing before the next declaration) is handled
@@ -13,7 +14,6 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Callable
 
 from r1dsl.diagnostics import Diagnostic, did_you_mean
@@ -207,34 +207,7 @@ def before_feed(toks: list, i: int, state, table, errors: list, path: str) -> Ex
 # ---------------------------------------------------------------- what an unexpected token means
 
 
-@lru_cache(maxsize=1)
-def _table() -> dict:
-    """(parser state, token kind) -> the rows that describe an error there, from EXAMPLES."""
-    from lark.exceptions import UnexpectedToken
-
-    from r1dsl import parser as p
-
-    lark_parser, transformer = p._lark()
-    out: dict = {}
-    for row in EXAMPLES:
-        for snippet in row.snippets:
-            saved = transformer.errors, transformer.lost
-            transformer.errors, transformer.lost = [], set()
-            try:
-                toks = p._tokenize(snippet, "<example>", [])
-                toks.append(_end(snippet, toks))
-                state = lark_parser.parse_interactive(start="start").parser_state
-                for tok in toks:
-                    state.feed_token(tok, is_end=tok.type == "$END")
-            except UnexpectedToken as e:
-                key = (state.state_stack[-1], e.token.type)
-                out.setdefault(key, []).append(row)
-            finally:
-                transformer.errors, transformer.lost = saved
-    return out
-
-
-def _end(text: str, toks: list):
+def end_token(text: str, toks: list):
     from lark import Token
 
     line = text.count("\n") + 1
@@ -242,8 +215,9 @@ def _end(text: str, toks: list):
     return Token("$END", "", len(text), line, col, line, col + 1, len(text))
 
 
-def classify(e, toks: list, i: int, state, path: str) -> Diagnostic | None:
-    """The diagnostic for an unexpected token, or None when it was already reported (a bad character)."""
+def classify(e, toks: list, i: int, state, path: str, examples: dict) -> Diagnostic | None:
+    """The diagnostic for an unexpected token, or None when it was already reported (a bad character);
+    `examples` is EXAMPLES compiled to parser states (r1dsl/parser.py `examples_table`)."""
     tok = toks[i]
     if tok.type == "ERROR":
         return None
@@ -268,7 +242,7 @@ def classify(e, toks: list, i: int, state, path: str) -> Diagnostic | None:
         "declaration": prev is not None and prev.value in KEYWORDS and _first_on_line(toks, i - 1),
     }
     where = _span(tok, prev, path) if tok.type != "$END" else _span(prev, prev, path) if prev is not None else Span(path, 1, 1, 1, 2)
-    for row in _table().get((state.state_stack[-1], tok.type), []):
+    for row in examples.get((state.state_stack[-1], tok.type), []):
         if row.when(ctx):
             e.drop, e.fix = row.drop, row.fix
             if row.at_prev and ctx["newline"]:

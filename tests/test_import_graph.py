@@ -84,3 +84,37 @@ def test_backend_packages_have_no_import_cycle():
         if node not in state:
             visit(node, [node])
     assert cycles == []
+
+
+def _module_cycles(package: str) -> list[str]:
+    """Import cycles between the modules of a package, imports inside functions included (a lazy import
+    hides a cycle from Python, not from a reader)."""
+    graph: dict[str, set[str]] = {}
+    names = {".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__") for p in files(package)}
+    for path in files(package):
+        here = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+        for module, _ in imports(path):
+            if module in names and module != here and not here.startswith(module + "."):
+                graph.setdefault(here, set()).add(module)
+    cycles: list[str] = []
+    state: dict[str, int] = {}
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = 1
+        for dep in sorted(graph.get(node, ())):
+            if state.get(dep) == 1:
+                cycles.append(" -> ".join(path[path.index(dep):] + [dep]))
+            elif dep not in state:
+                visit(dep, path + [dep])
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [node])
+    return cycles
+
+
+def test_front_end_modules_read_alone():
+    """No module of the front end imports one that imports it (the parser's layers: scan -> lalr -> transform ->
+    syntax_errors -> parser; parser.py and syntax_errors.py used to import each other)."""
+    assert _module_cycles("r1dsl") == []
