@@ -17,6 +17,7 @@ tuple, {"s": [...]} set, {"fs": [...]} frozenset, {"d": [[k, v], ...]} dict, {"b
 {"c": [re, im]} complex, {"i": [...]} an iterator's items, {"r": n} an object that stays in the solution.
 """
 
+import ast
 import builtins
 import json
 import os
@@ -177,23 +178,82 @@ def serve_solution():
         except EOFError:
             return
         try:
-            if "name" in req:
-                target = ns[req["name"]]
+            if "get" in req:  # an attribute of a kept object: its value, or AttributeError
+                if not isinstance(req["get"], str) or req["get"].startswith("__"):
+                    raise AttributeError(req["get"])
+                reply = {"ok": encode(getattr(ref(req["ref"]), req["get"]), refs)}
             else:
-                target = ref(req["ref"])
-                if req.get("attr") is not None:
-                    if req["attr"].startswith("__"):
-                        raise AttributeError(req["attr"])
-                    target = getattr(target, req["attr"])
-            args = [decode(a, ref) for a in req["args"]]
-            kwargs = {k: decode(a, ref) for k, a in req["kwargs"].items()}
-            reply = {"ok": encode(target(*args, **kwargs), refs)}
+                target = ns[req["name"]] if "name" in req else ref(req["ref"])
+                args = [decode(a, ref) for a in req["args"]]
+                kwargs = {k: decode(a, ref) for k, a in req["kwargs"].items()}
+                reply = {"ok": encode(target(*args, **kwargs), refs)}
         except BaseException as e:  # noqa: BLE001
             reply = {"err": error_name(e)}
         try:
             send(reply)
         except (ValueError, OverflowError, RecursionError):
             send({"err": "ValueError"})
+
+
+# Exceptions that end a loop, an iteration or the interpreter when raised: relayed from the solution they would end
+# the judge's map(), any() or iter() early and make unchecked tests pass, so they fail the test instead.
+CONTROL_FLOW = (StopIteration, StopAsyncIteration)
+# Every protocol Python may ask of an object, besides reading attributes and calling it: on an object the solution
+# kept, each fails the test (see Remote in run_judge).
+REFUSED_PROTOCOLS = tuple(f"__{n}__" for n in (
+    "bool len length_hint iter next reversed contains getitem setitem delitem missing "
+    "eq ne lt le gt ge hash str repr format bytes int float complex index round trunc floor ceil "
+    "abs neg pos invert enter exit await aiter anext aenter aexit fspath setattr delattr dir sizeof "
+    "add radd iadd sub rsub isub mul rmul imul matmul rmatmul imatmul truediv rtruediv itruediv "
+    "floordiv rfloordiv ifloordiv mod rmod imod divmod rdivmod pow rpow ipow lshift rlshift ilshift "
+    "rshift rrshift irshift and rand iand xor rxor ixor or ror ior").split())
+ASSERT_COUNTER = "_r1dsl_assert_ran"  # a name no test uses: counts the assert statements the test executed
+
+
+def _is_check(node) -> bool:
+    """An assert that checks something; `assert False` (as in `try: f() except E: pass else: assert False`) only
+    marks a failure."""
+    return isinstance(node, ast.Assert) and not (isinstance(node.test, ast.Constant) and not node.test.value)
+
+
+class _Counted(ast.NodeTransformer):
+    """Before each checking `assert`, a call that counts it: a test whose checks never ran tested nothing."""
+
+    def visit_Assert(self, node):
+        if not _is_check(node):
+            return node
+        tick = ast.Expr(ast.Call(ast.Name(ASSERT_COUNTER, ast.Load()), [], []))
+        return [ast.copy_location(tick, node), node]
+
+
+def _run_test(test, names, modules, shadow, proxy, entry_point):
+    """One test snippet's verdict. It passes only when it runs to the end without an exception and, if it has
+    `assert` statements, at least one of them ran: `def check(candidate)` is called with the entry point (which
+    must be one of the solution's functions), and pytest-style `def test_*()` functions are called."""
+    ran = [0]
+
+    def tick():
+        ran[0] += 1
+
+    try:
+        tree = ast.parse(test, "test.py")
+        asserts = sum(_is_check(n) for n in ast.walk(tree))
+        code = compile(ast.fix_missing_locations(_Counted().visit(tree)), "test.py", "exec")
+        ns = {"__name__": "__main__", "__builtins__": builtins, **modules}
+        ns.update({n: proxy(n) for n in names if n not in shadow})
+        ns[ASSERT_COUNTER] = tick
+        defs = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+        exec(code, ns)
+        if "check" in defs and entry_point:  # HumanEval: `def check(candidate)`, called with the function under test
+            if entry_point not in names or entry_point in shadow:
+                return False  # the solution has no such function: nothing was tested
+            ns["check"](ns[entry_point])
+        for name, node in sorted(defs.items()):  # pytest style: `def test_x():` is called
+            if name.startswith("test") and len(node.args.args) == len(node.args.defaults) and not node.args.kwonlyargs:
+                ns[name]()
+        return not asserts or ran[0] > 0  # asserts that never ran (check never called, an empty loop): no test
+    except BaseException:  # noqa: BLE001  (a failing assert, an error, the solution gone)
+        return False
 
 
 class SolutionGone(BaseException):
@@ -237,16 +297,25 @@ def run_judge():
         except BaseException:  # noqa: BLE001
             raise SolutionGone() from None
         cls = getattr(builtins, err, None) if isinstance(err, str) else None
-        if isinstance(cls, type) and issubclass(cls, Exception):
+        if isinstance(cls, type) and issubclass(cls, Exception) and not issubclass(cls, CONTROL_FLOW):
             raise cls("raised by the solution")
+        # StopIteration would silently end the judge's map() or iter(); anything else unknown: the test fails
         raise SolutionGone()
 
     def wire(args, kwargs):
         return [encode(a, _NoRefs) for a in args], {str(k): encode(a, _NoRefs) for k, a in kwargs.items()}
 
+    def me(remote):
+        return object.__getattribute__(remote, "_r1dsl_ref")
+
+    def refuse(*args, **kwargs):
+        raise SolutionGone()
+
     class Remote:
-        """An object the solution returned that is not plain data; its methods are called over there. It
-        compares by identity and has no special methods: nothing of its behaviour reaches this process."""
+        """An object the solution returned that is not plain data. Its attributes are read over there (a value,
+        a method to call there, or AttributeError: hasattr() is honest), and it can be called there. Every other
+        question about it (truthiness, len, iteration, comparison, hash, str, arithmetic, `with`, `await`) fails
+        the test: the solution's answers to those are its own code, and no default answer stands in for them."""
 
         __slots__ = ("_r1dsl_ref",)
 
@@ -256,22 +325,20 @@ def run_judge():
         def __getattr__(self, attr):
             if attr.startswith("__"):
                 raise AttributeError(attr)
-            n = object.__getattribute__(self, "_r1dsl_ref")
-
-            def method(*args, **kwargs):
-                a, k = wire(args, kwargs)
-                return call({"ref": n, "attr": attr, "args": a, "kwargs": k})
-            return method
+            return call({"ref": me(self), "get": attr})
 
         def __call__(self, *args, **kwargs):
             a, k = wire(args, kwargs)
-            return call({"ref": object.__getattribute__(self, "_r1dsl_ref"), "attr": None, "args": a, "kwargs": k})
+            return call({"ref": me(self), "args": a, "kwargs": k})
+
+    for _name in REFUSED_PROTOCOLS:
+        setattr(Remote, _name, refuse)
 
     class _NoRefs:
         @staticmethod
         def add(obj):
             if isinstance(obj, Remote):
-                return {"r": object.__getattribute__(obj, "_r1dsl_ref")}
+                return {"r": me(obj)}
             raise TypeError("only plain data can be passed to the solution")
 
     def proxy(name):
@@ -282,16 +349,7 @@ def run_judge():
         return f
 
     for i, test in enumerate(tests):
-        ns = {"__name__": "__main__", "__builtins__": builtins, **modules}
-        ns.update({n: proxy(n) for n in names if n not in shadow})
-        try:
-            exec(compile(test, "test.py", "exec"), ns)
-            if entry_point and callable(ns.get("check")) and entry_point in ns:
-                ns["check"](ns[entry_point])  # HumanEval-style `def check(candidate)`
-            ok = True
-        except BaseException:  # noqa: BLE001  (a failing assert, an error, the solution gone)
-            ok = False
-        send({"verdict": i, "ok": ok})
+        send({"verdict": i, "ok": _run_test(test, names, modules, shadow, proxy, entry_point)})
     send({"done": True})
 
 
