@@ -8,21 +8,54 @@ from __future__ import annotations
 
 import ast
 import json
-import re
 from concurrent.futures import ThreadPoolExecutor
 
 from backends.rewards.extract import answer_tag_content
 from backends.rewards.registry import Check, Param, register
 
-_FENCE = re.compile(r"```[ \t]*(?:python|py|python3)?[ \t]*\n(.*?)```", re.DOTALL | re.IGNORECASE)
+FENCE = "```"
+LANGUAGES = ("python3", "python", "py")  # the info strings a Python block may carry (any case), or none
+MAX_CODE_TEXT_CHARS = 1_000_000  # a completion longer than this has no code (nothing is scanned)
+
+
+def fenced_blocks(text: str) -> list[str]:
+    """The contents of the fenced Python blocks of `text`, in order: "```", an optional language word between
+    spaces or tabs, a newline, then everything up to the next "```". One left-to-right pass (str.find; each
+    character looked at a bounded number of times), so no input makes it slow."""
+    blocks, i = [], 0
+    while True:
+        start = text.find(FENCE, i)
+        if start < 0:
+            return blocks
+        j = _skip_blanks(text, start + len(FENCE))
+        for word in LANGUAGES:
+            if text[j:j + len(word)].lower() == word:
+                j = _skip_blanks(text, j + len(word))
+                break
+        if j >= len(text) or text[j] != "\n":
+            i = start + 1  # not an opening fence here; one may start one character on ("````")
+            continue
+        end = text.find(FENCE, j + 1)
+        if end < 0:
+            return blocks  # no closing fence after this one, so none after any later opening either
+        blocks.append(text[j + 1:end])
+        i = end + len(FENCE)
+
+
+def _skip_blanks(text: str, j: int) -> int:
+    while j < len(text) and text[j] in " \t":
+        j += 1
+    return j
 
 
 def extract_code(completion: str, answer_tag: str = "answer") -> str | None:
     """The last fenced code block (preferring one inside the answer tag), else the answer tag's content."""
+    if len(completion) > MAX_CODE_TEXT_CHARS:
+        return None
     inside = answer_tag_content(completion, answer_tag)
     for text in (inside, completion):
         if text:
-            blocks = _FENCE.findall(text)
+            blocks = fenced_blocks(text)
             if blocks:
                 return blocks[-1]
     return inside.strip() if inside and inside.strip() else None
