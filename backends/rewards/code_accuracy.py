@@ -6,10 +6,9 @@ bubblewrap the rule refuses to run (SandboxUnavailable, naming the package to in
 
 from __future__ import annotations
 
-import ast
-import json
 from concurrent.futures import ThreadPoolExecutor
 
+from backends.rewards.code_tests import row_tests
 from backends.rewards.extract import answer_tag_content
 from backends.rewards.registry import Check, Param, register
 
@@ -61,35 +60,6 @@ def extract_code(completion: str, answer_tag: str = "answer") -> str | None:
     return inside.strip() if inside and inside.strip() else None
 
 
-def split_tests(tests) -> list:
-    """A row's tests as a list: Python asserts (a string is split into one test per top-level assert, each
-    preceded by the string's other statements) or {"input", "output"} dicts. A snippet that could not fail
-    (empty, or no assert, call or raise anywhere) is no test: a row of those scores 0, not 1."""
-    if isinstance(tests, str):
-        stripped = tests.strip()
-        if stripped.startswith("["):
-            try:
-                return split_tests(json.loads(stripped))
-            except ValueError:
-                pass
-        try:
-            tree = ast.parse(tests)
-        except (SyntaxError, ValueError, RecursionError, MemoryError):
-            return [tests] if stripped else []  # fails in the judge, as it should
-        body = tree.body
-        setup = [ast.get_source_segment(tests, n) for n in body if not isinstance(n, ast.Assert)]
-        asserts = [ast.get_source_segment(tests, n) for n in body if isinstance(n, ast.Assert)]
-        if not asserts:
-            checkable = any(isinstance(n, (ast.Assert, ast.Call, ast.Raise)) for n in ast.walk(tree))
-            return [tests] if checkable else []
-        return ["\n".join(setup + [a]) for a in asserts]
-    if isinstance(tests, (list, tuple)):
-        return [t for item in tests for t in ([item] if isinstance(item, dict) else split_tests(item))]
-    if isinstance(tests, dict) and "inputs" in tests and "outputs" in tests:  # APPS / TACO style
-        return [{"input": i, "output": o} for i, o in zip(tests["inputs"], tests["outputs"])]
-    return []
-
-
 @register(
     "code_accuracy",
     needs=("tests",),
@@ -130,7 +100,7 @@ def code_accuracy(completions, rows, *, mode, language, answer_tag, timeout_s, p
     def one(pair):
         completion, row = pair
         code = extract_code(completion, answer_tag)
-        tests = split_tests(row["tests"])
+        tests = row_tests(row["tests"], row)
         if code is None or not tests:
             return 0.0
         entry_point = row.get("entry_point")
