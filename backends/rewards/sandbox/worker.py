@@ -28,7 +28,12 @@ SOLUTION = "/sandbox/solution.py"
 MAX_ITEMS = 1_000_000  # items read from a returned iterator
 
 
+FILTER = ""  # the untrusted-code seccomp filter (hex), from the limits argument
+
+
 def set_limits(lim):
+    global FILTER
+    FILTER = lim.get("seccomp", "")
     for res, key in ((resource.RLIMIT_AS, "as"), (resource.RLIMIT_FSIZE, "fsize"), (resource.RLIMIT_NPROC, "nproc"),
                      (resource.RLIMIT_CPU, "cpu"), (resource.RLIMIT_NOFILE, "nofile"), (resource.RLIMIT_CORE, None)):
         value = int(lim[key]) if key else 0
@@ -36,6 +41,29 @@ def set_limits(lim):
         if hard != resource.RLIM_INFINITY:
             value = min(value, hard)
         resource.setrlimit(res, (value, value))
+
+
+def lock_down(program_hex):
+    """Add the trusted side's seccomp filter (no exec; no new process where the host cannot bound a tree) on top
+    of bubblewrap's, just before untrusted code runs. It cannot be removed afterwards. Fails closed: an error
+    here means the untrusted code does not run."""
+    import ctypes
+
+    if not program_hex:
+        raise OSError("no seccomp filter was given to the worker")
+    prog = bytes.fromhex(program_hex)
+
+    class SockFprog(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+    buf = ctypes.create_string_buffer(prog, len(prog))
+    fprog = SockFprog(len(prog) // 8, ctypes.cast(buf, ctypes.c_void_p))
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p, ctypes.c_ulong, ctypes.c_ulong]
+    if libc.prctl(38, 1, None, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS (bubblewrap set it already)
+        raise OSError(ctypes.get_errno(), "PR_SET_NO_NEW_PRIVS")
+    if libc.prctl(22, 2, ctypes.byref(fprog), 0, 0) != 0:  # PR_SET_SECCOMP, SECCOMP_MODE_FILTER
+        raise OSError(ctypes.get_errno(), "PR_SET_SECCOMP")
 
 
 # -- the tagged encoding --------------------------------------------------------------------------------------
@@ -149,6 +177,7 @@ def serve_solution():
     try:
         with open(SOLUTION, encoding="utf-8") as f:
             source = f.read()
+        lock_down(FILTER)
         exec(compile(source, "solution.py", "exec"), ns)
     except BaseException as e:  # noqa: BLE001  (SystemExit included: the solution did not load)
         send({"load_error": error_name(e)})
@@ -354,6 +383,10 @@ def run_judge():
 
 
 def run_program(code=None):
+    try:
+        lock_down(FILTER)
+    except BaseException:  # noqa: BLE001  (no filter, no run)
+        os._exit(1)
     sys.argv = [SOLUTION]
     ns = {"__name__": "__main__", "__file__": SOLUTION, "__builtins__": builtins}
     try:
