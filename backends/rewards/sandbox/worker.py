@@ -43,10 +43,11 @@ def set_limits(lim):
         resource.setrlimit(res, (value, value))
 
 
-def lock_down(program_hex):
-    """Add the trusted side's seccomp filter (no exec; no new process where the host cannot bound a tree) on top
-    of bubblewrap's, just before untrusted code runs. It cannot be removed afterwards. Fails closed: an error
-    here means the untrusted code does not run."""
+def filter_installer(program_hex):
+    """A function that adds the trusted side's seccomp filter (no exec; no new process where the host cannot
+    bound a tree) on top of bubblewrap's, for the worker to call just before untrusted code runs. ctypes and the
+    program are prepared here once (a forked child only calls prctl). It cannot be removed once added, and an
+    error means the untrusted code does not run."""
     import ctypes
 
     if not program_hex:
@@ -60,10 +61,25 @@ def lock_down(program_hex):
     fprog = SockFprog(len(prog) // 8, ctypes.cast(buf, ctypes.c_void_p))
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p, ctypes.c_ulong, ctypes.c_ulong]
-    if libc.prctl(38, 1, None, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS (bubblewrap set it already)
-        raise OSError(ctypes.get_errno(), "PR_SET_NO_NEW_PRIVS")
-    if libc.prctl(22, 2, ctypes.byref(fprog), 0, 0) != 0:  # PR_SET_SECCOMP, SECCOMP_MODE_FILTER
-        raise OSError(ctypes.get_errno(), "PR_SET_SECCOMP")
+
+    def install():
+        if libc.prctl(38, 1, None, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS (bubblewrap set it already)
+            raise OSError(ctypes.get_errno(), "PR_SET_NO_NEW_PRIVS")
+        if libc.prctl(22, 2, ctypes.byref(fprog), 0, 0) != 0:  # PR_SET_SECCOMP, SECCOMP_MODE_FILTER
+            raise OSError(ctypes.get_errno(), "PR_SET_SECCOMP")
+        install.keep = (buf, fprog)
+
+    return install
+
+
+_install_filter = None  # prepared once per worker
+
+
+def lock_down():
+    global _install_filter
+    if _install_filter is None:
+        _install_filter = filter_installer(FILTER)
+    _install_filter()
 
 
 # -- the tagged encoding --------------------------------------------------------------------------------------
@@ -177,7 +193,7 @@ def serve_solution():
     try:
         with open(SOLUTION, encoding="utf-8") as f:
             source = f.read()
-        lock_down(FILTER)
+        lock_down()
         exec(compile(source, "solution.py", "exec"), ns)
     except BaseException as e:  # noqa: BLE001  (SystemExit included: the solution did not load)
         send({"load_error": error_name(e)})
@@ -384,7 +400,7 @@ def run_judge():
 
 def run_program(code=None):
     try:
-        lock_down(FILTER)
+        lock_down()
     except BaseException:  # noqa: BLE001  (no filter, no run)
         os._exit(1)
     sys.argv = [SOLUTION]
@@ -419,6 +435,11 @@ def run_programs():
         with open(SOLUTION, encoding="utf-8") as f:
             code = compile(f.read(), SOLUTION, "exec")
     except BaseException:  # noqa: BLE001  (every run fails as the script would)
+        code = None
+    global _install_filter
+    try:
+        _install_filter = filter_installer(FILTER)  # once; each child only installs it
+    except BaseException:  # noqa: BLE001  (no filter: every run fails)
         code = None
     for i, text in enumerate(req["inputs"]):
         out, status = b"", 1
