@@ -6,55 +6,58 @@ bubblewrap the rule refuses to run (SandboxUnavailable, naming the package to in
 
 from __future__ import annotations
 
-import ast
-import json
-import re
 from concurrent.futures import ThreadPoolExecutor
 
+from backends.rewards.code_tests import row_tests
 from backends.rewards.extract import answer_tag_content
 from backends.rewards.registry import Check, Param, register
 
-_FENCE = re.compile(r"```[ \t]*(?:python|py|python3)?[ \t]*\n(.*?)```", re.DOTALL | re.IGNORECASE)
+FENCE = "```"
+LANGUAGES = ("python3", "python", "py")  # the info strings a Python block may carry (any case), or none
+MAX_CODE_TEXT_CHARS = 1_000_000  # a completion longer than this has no code (nothing is scanned)
+
+
+def fenced_blocks(text: str) -> list[str]:
+    """The contents of the fenced Python blocks of `text`, in order: "```", an optional language word between
+    spaces or tabs, a newline, then everything up to the next "```". One left-to-right pass (str.find; each
+    character looked at a bounded number of times), so no input makes it slow."""
+    blocks, i = [], 0
+    while True:
+        start = text.find(FENCE, i)
+        if start < 0:
+            return blocks
+        j = _skip_blanks(text, start + len(FENCE))
+        for word in LANGUAGES:
+            if text[j:j + len(word)].lower() == word:
+                j = _skip_blanks(text, j + len(word))
+                break
+        if j >= len(text) or text[j] != "\n":
+            i = start + 1  # not an opening fence here; one may start one character on ("````")
+            continue
+        end = text.find(FENCE, j + 1)
+        if end < 0:
+            return blocks  # no closing fence after this one, so none after any later opening either
+        blocks.append(text[j + 1:end])
+        i = end + len(FENCE)
+
+
+def _skip_blanks(text: str, j: int) -> int:
+    while j < len(text) and text[j] in " \t":
+        j += 1
+    return j
 
 
 def extract_code(completion: str, answer_tag: str = "answer") -> str | None:
     """The last fenced code block (preferring one inside the answer tag), else the answer tag's content."""
+    if len(completion) > MAX_CODE_TEXT_CHARS:
+        return None
     inside = answer_tag_content(completion, answer_tag)
     for text in (inside, completion):
         if text:
-            blocks = _FENCE.findall(text)
+            blocks = fenced_blocks(text)
             if blocks:
                 return blocks[-1]
     return inside.strip() if inside and inside.strip() else None
-
-
-def split_tests(tests) -> list:
-    """A row's tests as a list: Python asserts (a string is split into one test per top-level assert, each
-    preceded by the string's other statements) or {"input", "output"} dicts. A snippet that could not fail
-    (empty, or no assert, call or raise anywhere) is no test: a row of those scores 0, not 1."""
-    if isinstance(tests, str):
-        stripped = tests.strip()
-        if stripped.startswith("["):
-            try:
-                return split_tests(json.loads(stripped))
-            except ValueError:
-                pass
-        try:
-            tree = ast.parse(tests)
-        except (SyntaxError, ValueError, RecursionError, MemoryError):
-            return [tests] if stripped else []  # fails in the judge, as it should
-        body = tree.body
-        setup = [ast.get_source_segment(tests, n) for n in body if not isinstance(n, ast.Assert)]
-        asserts = [ast.get_source_segment(tests, n) for n in body if isinstance(n, ast.Assert)]
-        if not asserts:
-            checkable = any(isinstance(n, (ast.Assert, ast.Call, ast.Raise)) for n in ast.walk(tree))
-            return [tests] if checkable else []
-        return ["\n".join(setup + [a]) for a in asserts]
-    if isinstance(tests, (list, tuple)):
-        return [t for item in tests for t in ([item] if isinstance(item, dict) else split_tests(item))]
-    if isinstance(tests, dict) and "inputs" in tests and "outputs" in tests:  # APPS / TACO style
-        return [{"input": i, "output": o} for i, o in zip(tests["inputs"], tests["outputs"])]
-    return []
 
 
 @register(
@@ -97,7 +100,7 @@ def code_accuracy(completions, rows, *, mode, language, answer_tag, timeout_s, p
     def one(pair):
         completion, row = pair
         code = extract_code(completion, answer_tag)
-        tests = split_tests(row["tests"])
+        tests = row_tests(row["tests"], row)
         if code is None or not tests:
             return 0.0
         entry_point = row.get("entry_point")

@@ -38,6 +38,7 @@ MAX_BITS = 12_000  # an exact rational bigger than this is refused, not computed
 MAX_POWER = 10_000  # |exponent| of a numeric power beyond this is refused (unless the base is 0 or +-1)
 MAX_PLAIN_RATIONAL = 10**12  # a rational of larger height equal to a closed form to 45 digits is checked by sympy
 MAX_FN_ARG = 1e6  # |argument| of sin, exp, ... beyond this is refused (range reduction would be slow)
+MAX_ROOT_INDEX = 10_000  # n of an n-th root beyond this is refused
 _CACHE_SIZE = 200_000
 _cache: OrderedDict = OrderedDict()
 _cache_lock = Lock()
@@ -235,22 +236,28 @@ def _approx(node, env, mp):
         return _approx(node[1], env, mp) / b
     if op == "pow":
         b, e = _approx(node[1], env, mp), _approx(node[2], env, mp)
-        if abs(e) > MAX_POWER and abs(b) not in (0, 1):
-            raise Refused("power too large")
         if b == 0 and mp.re(e) <= 0:
             raise Inconclusive("0 to a non-positive power")
+        if abs(e) > MAX_POWER:  # mpmath would turn a huge integral exponent into a Python int (gigabytes)
+            if b == 0 or b == 1:
+                return b
+            raise Refused("power too large")
         return mp.power(b, e)
     if op == "root":
         n, x = _approx(node[1], env, mp), _approx(node[2], env, mp)
         if n == 0:
             raise Inconclusive("0th root")
-        if not _is_complex(x) and not _is_complex(n) and x < 0 and n == int(n) and int(n) % 2:
+        if abs(n) > MAX_ROOT_INDEX:  # checked before any integer test of it
+            raise Refused("root index too large")
+        if not _is_complex(x) and not _is_complex(n) and x < 0 and mp.isint(n) and int(n) % 2:
             return -mp.root(-x, int(n))  # a real odd root of a negative number
         return mp.power(x, 1 / n)
     if op == "fact":
         v = _real(_approx(node[1], env, mp))
-        if v > 2000 or v < 0 and v == int(v):
-            raise Refused("factorial") if v > 2000 else Inconclusive("factorial of a negative integer")
+        if abs(v) > 2000:  # before the integer test: int() of (10^400 pi)^2000 alone takes seconds
+            raise Refused("factorial")
+        if v < 0 and mp.isint(v):
+            raise Inconclusive("factorial of a negative integer")
         return mp.gamma(v + 1)
     if op == "binom":
         n, k = _real(_approx(node[1], env, mp)), _real(_approx(node[2], env, mp))
@@ -308,9 +315,13 @@ def _close(a, b) -> bool | None:
     return None
 
 
+_POINTS = random.SystemRandom()  # the operating system's randomness: nothing a policy sees or can predict
+
+
 def _points(names: list[str], n: int = 3) -> list[dict]:
-    rng = random.Random(",".join(names))
-    return [{v: _MP.mpf(rng.uniform(0.3, 2.7)) for v in names} for _ in range(n)]
+    """Random points at which expressions in `names` are compared, drawn afresh for every comparison: an answer
+    built to vanish at fixed points (`5 + (x-p1)(x-p2)(x-p3)` against 5) cannot know where it is evaluated."""
+    return [{v: _MP.mpf(_POINTS.uniform(0.3, 2.7)) for v in names} for _ in range(n)]
 
 
 def _fine_close(a, b, env: dict, ctx: _Ctx) -> bool | None:

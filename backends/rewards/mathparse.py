@@ -55,6 +55,7 @@ _UNICODE = {
     "\u00b7": "\\cdot ", "\u2219": "\\cdot ", "\u00f7": "/", "\u03c0": "\\pi ", "\u221a": "\\sqrt", "\u221e": "\\infty ",
     "\u2264": "\\le ", "\u2265": "\\ge ", "\u2260": "\\ne ", "\u222a": "\\cup ", "\u2208": "\\in ", "\u00b1": "\\pm ",
     "\u00b0": "\\circ ", "\u2032": "'", "\u00a0": " ", "\u2205": "\\emptyset ", "\u211d": "\\mathbb{R}",
+    "\u2044": "/", "\u2215": "/",
 }
 # commands that only decorate: dropped (a space for the thousands rule)
 _SPACES = {
@@ -85,10 +86,41 @@ _REL_WORDS = {"or", "and", ","}  # \text{ or } between answers is a separator
 
 
 def _fold(s: str) -> str:
-    s = unicodedata.normalize("NFKC", s)
+    """Unicode to the ASCII the tokenizer reads. Compatibility characters keep their meaning, which NFKC alone
+    loses: a run of superscripts is an exponent (`2³` is 2^{3}, not 23; `10⁻²`), subscripts an index (`x₁`),
+    and a vulgar fraction a fraction (`½` is (1/2); `3½` is 3+(1/2), not 31/2)."""
     if s.isascii():
         return s
+    s = _scripts(s)
+    s = unicodedata.normalize("NFKC", s)
     return "".join(_UNICODE.get(ch, ch) for ch in s)
+
+
+def _scripts(s: str) -> str:
+    out: list[str] = []
+    i, n = 0, len(s)
+    while i < n:
+        tag = _compat_tag(s[i])
+        if tag in ("<super>", "<sub>"):
+            j = i
+            while j < n and _compat_tag(s[j]) == tag:
+                j += 1
+            out.append(("^{" if tag == "<super>" else "_{") + unicodedata.normalize("NFKC", s[i:j]) + "}")
+            i = j
+            continue
+        if tag == "<fraction>":
+            num, _, den = unicodedata.normalize("NFKC", s[i]).partition("\u2044")
+            joined = "+" if out and out[-1][-1:].isdigit() else ""
+            out.append(f"{joined}({num}/{den or 1})")
+        else:
+            out.append(s[i])
+        i += 1
+    return "".join(out)
+
+
+def _compat_tag(ch: str) -> str:
+    d = unicodedata.decomposition(ch) if not ch.isascii() else ""
+    return d.split(" ", 1)[0] if d.startswith("<") else ""
 
 
 def _read_group(s: str, i: int) -> tuple[str, int] | None:

@@ -9,7 +9,8 @@ import sys
 import pytest
 
 from backends.rewards import REWARDS
-from backends.rewards.code_accuracy import extract_code, split_tests
+from backends.rewards.code_accuracy import extract_code
+from backends.rewards.code_tests import row_tests as split_tests
 from backends.rewards.sandbox import Limits, run_tests, sandbox_available
 
 needs_bwrap = pytest.mark.skipif(not sandbox_available(), reason="bubblewrap (bwrap) is not installed")
@@ -27,7 +28,7 @@ def test_extract_code_and_split_tests():
                                                                           "import math\nassert f(2)==2"]
     assert split_tests('[{"input": "1", "output": "2"}]') == [{"input": "1", "output": "2"}]
     assert split_tests({"inputs": ["1"], "outputs": ["2"]}) == [{"input": "1", "output": "2"}]
-    for nothing_to_fail in (None, "", "   ", "import math\nx = 1", ["", "y = 2"], 5):  # would pass any code
+    for nothing_to_fail in (None, "", "   ", "import math\nx = 1", ["", "y = 2"]):  # would pass any code
         assert split_tests(nothing_to_fail) == []
     assert split_tests(["assert f(1) == 1", "check(f)"]) == ["assert f(1) == 1", "check(f)"]
 

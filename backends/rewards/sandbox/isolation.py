@@ -46,7 +46,10 @@ import sysconfig
 import tempfile
 import threading
 import time
+import dataclasses
 from dataclasses import dataclass
+
+from backends.rewards.sandbox import seccomp
 
 INSTALL_HINT = "install bubblewrap (Debian/Ubuntu: `apt-get install -y bubblewrap`; Fedora: `dnf install bubblewrap`)"
 UID_BASE = 1_900_000_000  # outside uids of sandboxes when the trainer is root: UID_BASE + slot (no real user)
@@ -105,6 +108,13 @@ class _Host:
     staged_ns_fd: int | None  # a private mount namespace where unreachable paths are bound to world-reachable points
     stage: str
     cgroups: "_Cgroups | None"
+    kernel_filter: bytes = b""  # seccomp program for bwrap --seccomp (every process of the sandbox)
+    untrusted_filter: bytes = b""  # seccomp program the worker adds before untrusted code runs
+
+    @property
+    def processes_bounded(self) -> bool:
+        """A cgroup bounds the whole tree's processes and memory: a solution may start processes."""
+        return self.cgroups is not None and {"pids", "memory"} <= set(self.cgroups.controls)
 
 
 _host: _Host | None = None
@@ -137,11 +147,20 @@ def sandbox_available() -> bool:
 
 
 def describe() -> dict:
-    """What isolation this host gets (for logs, docs and tests)."""
+    """What isolation this host gets and which limits hold (for logs, docs and tests)."""
     h = require_sandbox()
+    if h.processes_bounded:
+        processes = f"at most max_processes for the whole tree (cgroup {h.cgroups.kind} pids.max)"
+        memory = "memory_mb for the whole tree (cgroup memory limit)"
+    else:
+        processes = "one: fork, vfork and non-thread clone are refused by seccomp (no cgroup to bound a tree)"
+        memory = "memory_mb for the one process (RLIMIT_AS; its threads share it)"
     return {"bwrap": h.bwrap, "privileged": h.privileged, "per_sandbox_uid": h.privileged,
             "cgroups": h.cgroups.kind if h.cgroups else None,
-            "whole_tree_limits": sorted(h.cgroups.controls) if h.cgroups else []}
+            "whole_tree_limits": sorted(h.cgroups.controls) if h.cgroups else [],
+            "seccomp": f"{seccomp.machine()}: {len(seccomp.KERNEL_DENIED)} syscalls refused, namespaces refused; "
+                       "execve/execveat refused to untrusted code",
+            "processes": processes, "memory": memory}
 
 
 def _probe() -> _Host:
@@ -154,7 +173,10 @@ def _probe() -> _Host:
     if missing:
         raise SandboxUnavailable(f"the code sandbox needs {', '.join(missing)} (util-linux, libc-bin) besides bwrap")
     python = os.path.realpath(sys.executable)
-    paths = sysconfig.get_paths()
+    # The base installation's paths, not a virtual environment's: the venv's lib/python3.X holds its
+    # site-packages and no lib-dynload (the C extension modules: zlib, _ctypes, _ssl, _sqlite3, ...)
+    paths = sysconfig.get_paths(vars={"base": sys.base_prefix, "platbase": sys.base_exec_prefix,
+                                      "installed_base": sys.base_prefix, "installed_platbase": sys.base_exec_prefix})
     stdlib = os.path.realpath(paths["stdlib"])
     platstdlib = os.path.realpath(paths["platstdlib"])
     dynload = os.path.join(platstdlib, "lib-dynload")
@@ -203,10 +225,16 @@ def _probe() -> _Host:
     for masked in {site, os.path.realpath(paths["platlib"])}:
         if masked.startswith(stdlib + os.sep) and os.path.isdir(masked):  # site-packages inside the stdlib dir
             root_args += ["--tmpfs", masked, "--remount-ro", masked]
+    try:
+        arch = seccomp.machine()
+    except seccomp.UnknownArchitecture as e:
+        raise SandboxUnavailable(f"{e}: the sandbox does not run without its seccomp filter") from None
+    cgroups = _Cgroups.probe() if privileged else None
     host = _Host(bwrap=bwrap, root_args=tuple(root_args), python=python, privileged=privileged,
                  setpriv=tools["setpriv"], nsenter=tools["nsenter"],
                  staged_ns_fd=_staged_namespace(tools["unshare"], tools["mount"], staged) if staged else None,
-                 stage=stage, cgroups=_Cgroups.probe() if privileged else None)
+                 stage=stage, cgroups=cgroups, kernel_filter=seccomp.kernel_filter(arch))
+    host = dataclasses.replace(host, untrusted_filter=seccomp.untrusted_filter(host.processes_bounded, arch))
     _trial_run(host)
     return host
 
@@ -531,22 +559,22 @@ class Sandbox:
         self.proc = None
         host = host or require_sandbox()
         self._host = host
-        code_fd = None
+        code_fd = filter_fd = None
         try:
             if host.privileged:
                 self._slot = _UidSlot(sweep=host.cgroups is None)
             if host.cgroups is not None:
                 self._cgroups = host.cgroups.create(mode, limits)
             if code is not None:
-                code_fd = os.memfd_create("solution", os.MFD_CLOEXEC)
-                os.write(code_fd, code.encode("utf-8", "surrogatepass"))
-                os.lseek(code_fd, 0, os.SEEK_SET)
-            argv = self._argv(mode, code_fd)
+                code_fd = _memfd("solution", code.encode("utf-8", "surrogatepass"))
+            filter_fd = _memfd("seccomp", host.kernel_filter)
+            argv = self._argv(mode, code_fd, filter_fd)
             self._stderr_file = tempfile.TemporaryFile() if keep_stderr else None
             self.proc = subprocess.Popen(
                 argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                 stderr=self._stderr_file if keep_stderr else subprocess.DEVNULL,
-                pass_fds=tuple(fd for fd in (code_fd, host.staged_ns_fd if self._slot else None) if fd is not None),
+                pass_fds=tuple(fd for fd in (code_fd, filter_fd, host.staged_ns_fd if self._slot else None)
+                               if fd is not None),
                 start_new_session=True, cwd="/",
                 env={"PATH": "/usr/bin:/bin:/usr/sbin:/sbin", "LC_ALL": "C.UTF-8"})
             self._in = self.proc.stdin.fileno()
@@ -557,17 +585,19 @@ class Sandbox:
             self.close()
             raise
         finally:
-            if code_fd is not None:
-                os.close(code_fd)
+            for fd in (code_fd, filter_fd):
+                if fd is not None:
+                    os.close(fd)
 
-    def _argv(self, mode: str, code_fd: int | None) -> list[str]:
+    def _argv(self, mode: str, code_fd: int | None, filter_fd: int) -> list[str]:
         h, lim = self._host, self.limits
         tree_pids = 1 if self._slot is not None else _count_own_processes() + 1  # + bwrap's monitor
         rlimits = {"as": (lim.memory_mb + 64) << 20, "fsize": lim.file_size_mb << 20,
-                   "nproc": lim.max_processes + tree_pids, "cpu": int(lim.timeout_s) + 2, "nofile": 256}
+                   "nproc": lim.max_processes + tree_pids, "cpu": int(lim.timeout_s) + 2, "nofile": 256,
+                   "seccomp": h.untrusted_filter.hex()}
         bw = [h.bwrap, "--unshare-all", "--unshare-user", "--disable-userns", "--uid", str(INSIDE_ID),
               "--gid", str(INSIDE_ID), "--hostname", "sandbox", "--die-with-parent", "--new-session", "--as-pid-1",
-              "--cap-drop", "ALL", "--clearenv", "--setenv", "PATH", "/usr/bin:/bin", "--setenv", "HOME", "/tmp",
+              "--cap-drop", "ALL", "--seccomp", str(filter_fd), "--clearenv", "--setenv", "PATH", "/usr/bin:/bin", "--setenv", "HOME", "/tmp",
               "--setenv", "LC_ALL", "C.UTF-8", *h.root_args]
         for dev in DEVICES:
             if os.path.exists(dev):
@@ -780,6 +810,13 @@ def _wait_reaped(members, seconds: float = 1.0) -> None:
     end = time.monotonic() + seconds
     while members() and time.monotonic() < end:
         time.sleep(0.005)
+
+
+def _memfd(name: str, data: bytes) -> int:
+    fd = os.memfd_create(name, os.MFD_CLOEXEC)
+    os.write(fd, data)
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd
 
 
 def _count_own_processes() -> int:

@@ -17,6 +17,7 @@ tuple, {"s": [...]} set, {"fs": [...]} frozenset, {"d": [[k, v], ...]} dict, {"b
 {"c": [re, im]} complex, {"i": [...]} an iterator's items, {"r": n} an object that stays in the solution.
 """
 
+import ast
 import builtins
 import json
 import os
@@ -27,7 +28,12 @@ SOLUTION = "/sandbox/solution.py"
 MAX_ITEMS = 1_000_000  # items read from a returned iterator
 
 
+FILTER = ""  # the untrusted-code seccomp filter (hex), from the limits argument
+
+
 def set_limits(lim):
+    global FILTER
+    FILTER = lim.get("seccomp", "")
     for res, key in ((resource.RLIMIT_AS, "as"), (resource.RLIMIT_FSIZE, "fsize"), (resource.RLIMIT_NPROC, "nproc"),
                      (resource.RLIMIT_CPU, "cpu"), (resource.RLIMIT_NOFILE, "nofile"), (resource.RLIMIT_CORE, None)):
         value = int(lim[key]) if key else 0
@@ -35,6 +41,45 @@ def set_limits(lim):
         if hard != resource.RLIM_INFINITY:
             value = min(value, hard)
         resource.setrlimit(res, (value, value))
+
+
+def filter_installer(program_hex):
+    """A function that adds the trusted side's seccomp filter (no exec; no new process where the host cannot
+    bound a tree) on top of bubblewrap's, for the worker to call just before untrusted code runs. ctypes and the
+    program are prepared here once (a forked child only calls prctl). It cannot be removed once added, and an
+    error means the untrusted code does not run."""
+    import ctypes
+
+    if not program_hex:
+        raise OSError("no seccomp filter was given to the worker")
+    prog = bytes.fromhex(program_hex)
+
+    class SockFprog(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+    buf = ctypes.create_string_buffer(prog, len(prog))
+    fprog = SockFprog(len(prog) // 8, ctypes.cast(buf, ctypes.c_void_p))
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p, ctypes.c_ulong, ctypes.c_ulong]
+
+    def install():
+        if libc.prctl(38, 1, None, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS (bubblewrap set it already)
+            raise OSError(ctypes.get_errno(), "PR_SET_NO_NEW_PRIVS")
+        if libc.prctl(22, 2, ctypes.byref(fprog), 0, 0) != 0:  # PR_SET_SECCOMP, SECCOMP_MODE_FILTER
+            raise OSError(ctypes.get_errno(), "PR_SET_SECCOMP")
+        install.keep = (buf, fprog)
+
+    return install
+
+
+_install_filter = None  # prepared once per worker
+
+
+def lock_down():
+    global _install_filter
+    if _install_filter is None:
+        _install_filter = filter_installer(FILTER)
+    _install_filter()
 
 
 # -- the tagged encoding --------------------------------------------------------------------------------------
@@ -148,6 +193,7 @@ def serve_solution():
     try:
         with open(SOLUTION, encoding="utf-8") as f:
             source = f.read()
+        lock_down()
         exec(compile(source, "solution.py", "exec"), ns)
     except BaseException as e:  # noqa: BLE001  (SystemExit included: the solution did not load)
         send({"load_error": error_name(e)})
@@ -177,23 +223,82 @@ def serve_solution():
         except EOFError:
             return
         try:
-            if "name" in req:
-                target = ns[req["name"]]
+            if "get" in req:  # an attribute of a kept object: its value, or AttributeError
+                if not isinstance(req["get"], str) or req["get"].startswith("__"):
+                    raise AttributeError(req["get"])
+                reply = {"ok": encode(getattr(ref(req["ref"]), req["get"]), refs)}
             else:
-                target = ref(req["ref"])
-                if req.get("attr") is not None:
-                    if req["attr"].startswith("__"):
-                        raise AttributeError(req["attr"])
-                    target = getattr(target, req["attr"])
-            args = [decode(a, ref) for a in req["args"]]
-            kwargs = {k: decode(a, ref) for k, a in req["kwargs"].items()}
-            reply = {"ok": encode(target(*args, **kwargs), refs)}
+                target = ns[req["name"]] if "name" in req else ref(req["ref"])
+                args = [decode(a, ref) for a in req["args"]]
+                kwargs = {k: decode(a, ref) for k, a in req["kwargs"].items()}
+                reply = {"ok": encode(target(*args, **kwargs), refs)}
         except BaseException as e:  # noqa: BLE001
             reply = {"err": error_name(e)}
         try:
             send(reply)
         except (ValueError, OverflowError, RecursionError):
             send({"err": "ValueError"})
+
+
+# Exceptions that end a loop, an iteration or the interpreter when raised: relayed from the solution they would end
+# the judge's map(), any() or iter() early and make unchecked tests pass, so they fail the test instead.
+CONTROL_FLOW = (StopIteration, StopAsyncIteration)
+# Every protocol Python may ask of an object, besides reading attributes and calling it: on an object the solution
+# kept, each fails the test (see Remote in run_judge).
+REFUSED_PROTOCOLS = tuple(f"__{n}__" for n in (
+    "bool len length_hint iter next reversed contains getitem setitem delitem missing "
+    "eq ne lt le gt ge hash str repr format bytes int float complex index round trunc floor ceil "
+    "abs neg pos invert enter exit await aiter anext aenter aexit fspath setattr delattr dir sizeof "
+    "add radd iadd sub rsub isub mul rmul imul matmul rmatmul imatmul truediv rtruediv itruediv "
+    "floordiv rfloordiv ifloordiv mod rmod imod divmod rdivmod pow rpow ipow lshift rlshift ilshift "
+    "rshift rrshift irshift and rand iand xor rxor ixor or ror ior").split())
+ASSERT_COUNTER = "_r1dsl_assert_ran"  # a name no test uses: counts the assert statements the test executed
+
+
+def _is_check(node) -> bool:
+    """An assert that checks something; `assert False` (as in `try: f() except E: pass else: assert False`) only
+    marks a failure."""
+    return isinstance(node, ast.Assert) and not (isinstance(node.test, ast.Constant) and not node.test.value)
+
+
+class _Counted(ast.NodeTransformer):
+    """Before each checking `assert`, a call that counts it: a test whose checks never ran tested nothing."""
+
+    def visit_Assert(self, node):
+        if not _is_check(node):
+            return node
+        tick = ast.Expr(ast.Call(ast.Name(ASSERT_COUNTER, ast.Load()), [], []))
+        return [ast.copy_location(tick, node), node]
+
+
+def _run_test(test, names, modules, shadow, proxy, entry_point):
+    """One test snippet's verdict. It passes only when it runs to the end without an exception and, if it has
+    `assert` statements, at least one of them ran: `def check(candidate)` is called with the entry point (which
+    must be one of the solution's functions), and pytest-style `def test_*()` functions are called."""
+    ran = [0]
+
+    def tick():
+        ran[0] += 1
+
+    try:
+        tree = ast.parse(test, "test.py")
+        asserts = sum(_is_check(n) for n in ast.walk(tree))
+        code = compile(ast.fix_missing_locations(_Counted().visit(tree)), "test.py", "exec")
+        ns = {"__name__": "__main__", "__builtins__": builtins, **modules}
+        ns.update({n: proxy(n) for n in names if n not in shadow})
+        ns[ASSERT_COUNTER] = tick
+        defs = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+        exec(code, ns)
+        if "check" in defs and entry_point:  # HumanEval: `def check(candidate)`, called with the function under test
+            if entry_point not in names or entry_point in shadow:
+                return False  # the solution has no such function: nothing was tested
+            ns["check"](ns[entry_point])
+        for name, node in sorted(defs.items()):  # pytest style: `def test_x():` is called
+            if name.startswith("test") and len(node.args.args) == len(node.args.defaults) and not node.args.kwonlyargs:
+                ns[name]()
+        return not asserts or ran[0] > 0  # asserts that never ran (check never called, an empty loop): no test
+    except BaseException:  # noqa: BLE001  (a failing assert, an error, the solution gone)
+        return False
 
 
 class SolutionGone(BaseException):
@@ -237,16 +342,25 @@ def run_judge():
         except BaseException:  # noqa: BLE001
             raise SolutionGone() from None
         cls = getattr(builtins, err, None) if isinstance(err, str) else None
-        if isinstance(cls, type) and issubclass(cls, Exception):
+        if isinstance(cls, type) and issubclass(cls, Exception) and not issubclass(cls, CONTROL_FLOW):
             raise cls("raised by the solution")
+        # StopIteration would silently end the judge's map() or iter(); anything else unknown: the test fails
         raise SolutionGone()
 
     def wire(args, kwargs):
         return [encode(a, _NoRefs) for a in args], {str(k): encode(a, _NoRefs) for k, a in kwargs.items()}
 
+    def me(remote):
+        return object.__getattribute__(remote, "_r1dsl_ref")
+
+    def refuse(*args, **kwargs):
+        raise SolutionGone()
+
     class Remote:
-        """An object the solution returned that is not plain data; its methods are called over there. It
-        compares by identity and has no special methods: nothing of its behaviour reaches this process."""
+        """An object the solution returned that is not plain data. Its attributes are read over there (a value,
+        a method to call there, or AttributeError: hasattr() is honest), and it can be called there. Every other
+        question about it (truthiness, len, iteration, comparison, hash, str, arithmetic, `with`, `await`) fails
+        the test: the solution's answers to those are its own code, and no default answer stands in for them."""
 
         __slots__ = ("_r1dsl_ref",)
 
@@ -256,22 +370,20 @@ def run_judge():
         def __getattr__(self, attr):
             if attr.startswith("__"):
                 raise AttributeError(attr)
-            n = object.__getattribute__(self, "_r1dsl_ref")
-
-            def method(*args, **kwargs):
-                a, k = wire(args, kwargs)
-                return call({"ref": n, "attr": attr, "args": a, "kwargs": k})
-            return method
+            return call({"ref": me(self), "get": attr})
 
         def __call__(self, *args, **kwargs):
             a, k = wire(args, kwargs)
-            return call({"ref": object.__getattribute__(self, "_r1dsl_ref"), "attr": None, "args": a, "kwargs": k})
+            return call({"ref": me(self), "args": a, "kwargs": k})
+
+    for _name in REFUSED_PROTOCOLS:
+        setattr(Remote, _name, refuse)
 
     class _NoRefs:
         @staticmethod
         def add(obj):
             if isinstance(obj, Remote):
-                return {"r": object.__getattribute__(obj, "_r1dsl_ref")}
+                return {"r": me(obj)}
             raise TypeError("only plain data can be passed to the solution")
 
     def proxy(name):
@@ -282,20 +394,15 @@ def run_judge():
         return f
 
     for i, test in enumerate(tests):
-        ns = {"__name__": "__main__", "__builtins__": builtins, **modules}
-        ns.update({n: proxy(n) for n in names if n not in shadow})
-        try:
-            exec(compile(test, "test.py", "exec"), ns)
-            if entry_point and callable(ns.get("check")) and entry_point in ns:
-                ns["check"](ns[entry_point])  # HumanEval-style `def check(candidate)`
-            ok = True
-        except BaseException:  # noqa: BLE001  (a failing assert, an error, the solution gone)
-            ok = False
-        send({"verdict": i, "ok": ok})
+        send({"verdict": i, "ok": _run_test(test, names, modules, shadow, proxy, entry_point)})
     send({"done": True})
 
 
 def run_program(code=None):
+    try:
+        lock_down()
+    except BaseException:  # noqa: BLE001  (no filter, no run)
+        os._exit(1)
     sys.argv = [SOLUTION]
     ns = {"__name__": "__main__", "__file__": SOLUTION, "__builtins__": builtins}
     try:
@@ -328,6 +435,11 @@ def run_programs():
         with open(SOLUTION, encoding="utf-8") as f:
             code = compile(f.read(), SOLUTION, "exec")
     except BaseException:  # noqa: BLE001  (every run fails as the script would)
+        code = None
+    global _install_filter
+    try:
+        _install_filter = filter_installer(FILTER)  # once; each child only installs it
+    except BaseException:  # noqa: BLE001  (no filter: every run fails)
         code = None
     for i, text in enumerate(req["inputs"]):
         out, status = b"", 1
