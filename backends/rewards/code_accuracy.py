@@ -6,6 +6,7 @@ bubblewrap the rule refuses to run (SandboxUnavailable, naming the package to in
 
 from __future__ import annotations
 
+import re
 from concurrent.futures import ThreadPoolExecutor
 
 from backends.rewards.code_tests import row_tests
@@ -15,6 +16,7 @@ from backends.rewards.registry import Check, Param, register
 FENCE = "```"
 LANGUAGES = ("python3", "python", "py")  # the info strings a Python block may carry (any case), or none
 MAX_CODE_TEXT_CHARS = 1_000_000  # a completion longer than this has no code (nothing is scanned)
+_TICKS = re.compile("`+")  # one character class, matched once per run of backticks: no backtracking
 
 
 def fenced_blocks(text: str) -> list[str]:
@@ -32,7 +34,8 @@ def fenced_blocks(text: str) -> list[str]:
                 j = _skip_blanks(text, j + len(word))
                 break
         if j >= len(text) or text[j] != "\n":
-            i = start + 1  # not an opening fence here; one may start one character on ("````")
+            # not an opening fence here. In a run of backticks only the last three can open one ("````\n")
+            i = max(start + 1, _TICKS.match(text, start).end() - len(FENCE))
             continue
         end = text.find(FENCE, j + 1)
         if end < 0:

@@ -120,9 +120,9 @@ def encode(v, refs):
 def decode(v, ref):
     if v is None or type(v) in (bool, int, float, str):
         return v
-    if type(v) is not dict or len(v) != 1:
+    if type(v) is not dict or not 1 <= len(v) <= 2 or (len(v) == 2 and set(v) != {"r", "c"}):
         raise ValueError("not the tagged encoding")
-    (tag, x), = v.items()
+    tag, x = next(iter(v.items()))
     if tag == "l":
         return [decode(i, ref) for i in x]
     if tag == "t":
@@ -140,7 +140,7 @@ def decode(v, ref):
     if tag == "i":
         return iter([decode(i, ref) for i in x])
     if tag == "r":
-        return ref(int(x))
+        return ref(int(x), bool(v.get("c")))
     raise ValueError("unknown tag")
 
 
@@ -151,12 +151,16 @@ class _Refs:
     def add(self, obj):
         n = len(self.objects) + 1
         self.objects[n] = obj
-        return {"r": n}
+        return {"r": n, "c": callable(obj)}  # whether it can be called: callable() in the judge is then honest
 
 
 def error_name(e):
-    t = type(e)
-    return t.__name__ if getattr(builtins, t.__name__, None) is t else "Exception"
+    """The built-in class nearest to the exception's type (a KeyError subclass is a KeyError), found by identity."""
+    for t in type(e).__mro__:
+        name = type.__dict__["__name__"].__get__(t)  # the class's own name, whatever its metaclass says
+        if getattr(builtins, name, None) is t:
+            return name
+    return "Exception"
 
 
 # -- modes ------------------------------------------------------------------------------------------------
@@ -214,7 +218,7 @@ def serve_solution():
           "imports": dict(list(imports.items())[:200])})
     refs = _Refs()
 
-    def ref(n):
+    def ref(n, can_call=False):
         return refs.objects[n]
 
     while True:
@@ -226,18 +230,19 @@ def serve_solution():
             if "get" in req:  # an attribute of a kept object: its value, or AttributeError
                 if not isinstance(req["get"], str) or req["get"].startswith("__"):
                     raise AttributeError(req["get"])
-                reply = {"ok": encode(getattr(ref(req["ref"]), req["get"]), refs)}
+                value = getattr(ref(req["ref"]), req["get"])
             else:
                 target = ns[req["name"]] if "name" in req else ref(req["ref"])
                 args = [decode(a, ref) for a in req["args"]]
                 kwargs = {k: decode(a, ref) for k, a in req["kwargs"].items()}
-                reply = {"ok": encode(target(*args, **kwargs), refs)}
-        except BaseException as e:  # noqa: BLE001
-            reply = {"err": error_name(e)}
-        try:
-            send(reply)
-        except (ValueError, OverflowError, RecursionError):
-            send({"err": "ValueError"})
+                value = target(*args, **kwargs)
+        except BaseException as e:  # noqa: BLE001  (the solution's own exception: relayed by its built-in type)
+            send({"err": error_name(e)})
+            continue
+        try:  # an answer that cannot be sent (an endless iterator, an int over 4,300 digits) is no answer
+            send({"ok": encode(value, refs)})
+        except BaseException:  # noqa: BLE001
+            send({"err": "unsendable"})
 
 
 # Exceptions that end a loop, an iteration or the interpreter when raised: relayed from the solution they would end
@@ -337,13 +342,17 @@ def run_judge():
         try:
             reply = receive()
             if "ok" in reply:
-                return decode(reply["ok"], Remote)
+                return decode(reply["ok"], handle)
             err = reply.get("err")
         except BaseException:  # noqa: BLE001
             raise SolutionGone() from None
         cls = getattr(builtins, err, None) if isinstance(err, str) else None
         if isinstance(cls, type) and issubclass(cls, Exception) and not issubclass(cls, CONTROL_FLOW):
-            raise cls("raised by the solution")
+            try:
+                exc = cls("raised by the solution")
+            except BaseException:  # noqa: BLE001  (UnicodeDecodeError, ExceptionGroup: not from a message)
+                raise SolutionGone() from None
+            raise exc
         # StopIteration would silently end the judge's map() or iter(); anything else unknown: the test fails
         raise SolutionGone()
 
@@ -367,10 +376,15 @@ def run_judge():
         def __init__(self, n):
             object.__setattr__(self, "_r1dsl_ref", n)
 
-        def __getattr__(self, attr):
-            if attr.startswith("__"):
-                raise AttributeError(attr)
-            return call({"ref": me(self), "get": attr})
+        def __getattribute__(self, attr):
+            if attr.startswith("__"):  # `obj.__len__`, hasattr(obj, "__iter__"): a protocol question, refused
+                raise SolutionGone()
+            return call({"ref": me(self), "get": attr})  # AttributeError from there: hasattr() is honest
+
+    class RemoteFunction(Remote):
+        """A handle the solution says is callable (callable() is honest): calling it calls it over there."""
+
+        __slots__ = ()
 
         def __call__(self, *args, **kwargs):
             a, k = wire(args, kwargs)
@@ -378,6 +392,9 @@ def run_judge():
 
     for _name in REFUSED_PROTOCOLS:
         setattr(Remote, _name, refuse)
+
+    def handle(n, can_call):
+        return RemoteFunction(n) if can_call else Remote(n)
 
     class _NoRefs:
         @staticmethod
