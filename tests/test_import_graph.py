@@ -50,6 +50,26 @@ def test_the_front_end_never_imports_the_backends_except_at_the_edge():
     assert bad == []
 
 
+def cycles_of(graph: dict[str, set[str]]) -> list[str]:
+    """Every cycle a depth-first walk of the graph meets, as `a -> b -> a`."""
+    cycles: list[str] = []
+    state: dict[str, int] = {}
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = 1
+        for dep in sorted(graph.get(node, ())):
+            if state.get(dep) == 1:
+                cycles.append(" -> ".join(path[path.index(dep):] + [dep]))
+            elif dep not in state:
+                visit(dep, path + [dep])
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [node])
+    return cycles
+
+
 def package_of(module: str) -> str | None:
     """backends.grpo.step -> backends.grpo; backends.models -> backends.models."""
     parts = module.split(".")
@@ -68,22 +88,7 @@ def test_backend_packages_have_no_import_cycle():
             there = package_of(module)
             if there and there != here and here != "backends":
                 graph.setdefault(here, set()).add(there)
-    cycles = []
-    state: dict[str, int] = {}
-
-    def visit(node: str, path: list[str]) -> None:
-        state[node] = 1
-        for dep in sorted(graph.get(node, ())):
-            if state.get(dep) == 1:
-                cycles.append(" -> ".join(path[path.index(dep):] + [dep]))
-            elif dep not in state:
-                visit(dep, path + [dep])
-        state[node] = 2
-
-    for node in sorted(graph):
-        if node not in state:
-            visit(node, [node])
-    assert cycles == []
+    assert cycles_of(graph) == []
 
 
 def _module_cycles(package: str) -> list[str]:
@@ -96,22 +101,7 @@ def _module_cycles(package: str) -> list[str]:
         for module, _ in imports(path):
             if module in names and module != here and not here.startswith(module + "."):
                 graph.setdefault(here, set()).add(module)
-    cycles: list[str] = []
-    state: dict[str, int] = {}
-
-    def visit(node: str, path: list[str]) -> None:
-        state[node] = 1
-        for dep in sorted(graph.get(node, ())):
-            if state.get(dep) == 1:
-                cycles.append(" -> ".join(path[path.index(dep):] + [dep]))
-            elif dep not in state:
-                visit(dep, path + [dep])
-        state[node] = 2
-
-    for node in sorted(graph):
-        if node not in state:
-            visit(node, [node])
-    return cycles
+    return cycles_of(graph)
 
 
 def test_front_end_modules_read_alone():

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 from r1dsl.config import DatasetConfig
 
@@ -54,10 +54,14 @@ def _generate(dataset: DatasetConfig) -> list[dict[str, Any]]:
 
 def read_jsonl(path: str | os.PathLike, limit: int | None = None) -> list[dict[str, Any]]:
     """Rows of a JSON-lines file; blank lines are skipped; a bad line raises DataError("path:line: why")."""
-    path = Path(path)
-    if not path.exists():
+    return list(iter_jsonl(path, limit))
+
+
+def iter_jsonl(path: str | os.PathLike | None, limit: int | None = None) -> Iterator[dict[str, Any]]:
+    """The rows of a JSON-lines file one at a time (a file of any size in constant memory)."""
+    if not path or not Path(path).exists():
         raise DataError(f"{path}: no such file")
-    rows = []
+    n = 0
     with open(path, encoding="utf-8") as f:
         for lineno, line in enumerate(f, start=1):
             if not line.strip():
@@ -68,10 +72,10 @@ def read_jsonl(path: str | os.PathLike, limit: int | None = None) -> list[dict[s
                 raise DataError(f"{path}:{lineno}: not valid JSON ({e.msg} at column {e.colno})") from None
             if not isinstance(row, dict):
                 raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
-            rows.append(row)
-            if limit is not None and len(rows) >= limit:
-                break
-    return rows
+            yield row
+            n += 1
+            if limit is not None and n >= limit:
+                return
 
 
 def _read_parquet(path: str, limit: int | None) -> list[dict[str, Any]]:

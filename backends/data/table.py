@@ -20,7 +20,7 @@ from typing import Any, Iterator
 
 import pyarrow as pa
 
-from backends.data.loading import DataError, _map_fields, load_rows, open_hf
+from backends.data.loading import DataError, _map_fields, iter_jsonl, load_rows, open_hf
 from r1dsl.config import DatasetConfig
 
 BATCH_ROWS = 2048  # rows converted per Arrow record batch: bounds the conversion's own memory
@@ -125,7 +125,7 @@ def _key(dataset: DatasetConfig) -> str:
 def _batches(dataset: DatasetConfig, needed: tuple[str, ...]) -> Iterator[list[dict[str, Any]]]:
     """The entry's rows with canonical names, a batch at a time, never the whole file in memory."""
     if dataset.source in ("jsonl", "stage"):
-        rows: Any = _stream_jsonl(dataset.path, dataset.size)
+        rows: Any = iter_jsonl(dataset.path, dataset.size)
     elif dataset.source == "parquet":
         rows = _stream_parquet(dataset.path, dataset.size)
     else:  # generated rows are small: the list loader makes them
@@ -143,26 +143,6 @@ def _batches(dataset: DatasetConfig, needed: tuple[str, ...]) -> Iterator[list[d
             batch = []
     if batch:
         yield batch
-
-
-def _stream_jsonl(path: str | None, limit: int | None) -> Iterator[dict[str, Any]]:
-    if not path or not Path(path).exists():
-        raise DataError(f"{path}: no such file")
-    n = 0
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}:{lineno}: not valid JSON ({e.msg} at column {e.colno})") from None
-            if not isinstance(row, dict):
-                raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
-            yield row
-            n += 1
-            if limit is not None and n >= limit:
-                return
 
 
 def _stream_parquet(path: str | None, limit: int | None) -> Iterator[dict[str, Any]]:

@@ -25,6 +25,23 @@ X86 = seccomp.machine() == "x86_64"
 
 # Each probe makes one raw syscall and prints [return value, errno]. Numbers from the filter's own table.
 NR = seccomp.ARCHES[seccomp.machine()][1]
+# Loads the sandbox package alone (stdlib only) from the folder in argv[1], for another user's or a venv's Python
+LOAD_SANDBOX_PACKAGE = r'''
+import importlib.util, json, sys, time, types
+root = sys.argv[1]
+for name in ("backends", "backends.rewards"):
+    sys.modules[name] = types.ModuleType(name)
+    sys.modules[name].__path__ = []
+pkg = types.ModuleType("backends.rewards.sandbox")
+pkg.__path__ = [root]
+sys.modules[pkg.__name__] = pkg
+for mod in ("seccomp", "isolation", "judge"):
+    spec = importlib.util.spec_from_file_location(f"backends.rewards.sandbox.{mod}", f"{root}/{mod}.py")
+    m = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = m
+    setattr(pkg, mod, m)
+    spec.loader.exec_module(m)
+'''
 PROBE = r'''
 import ctypes, json, os
 libc = ctypes.CDLL(None, use_errno=True)
@@ -232,21 +249,7 @@ def test_honest_solutions_with_stdlib_imports_pass(code, tests):
     assert run_tests(code, tests, LIMITS) == [True] * len(tests)
 
 
-NON_ROOT = r'''
-import importlib.util, json, sys, time, types
-root = sys.argv[1]
-for name in ("backends", "backends.rewards"):
-    sys.modules[name] = types.ModuleType(name)
-    sys.modules[name].__path__ = []
-pkg = types.ModuleType("backends.rewards.sandbox")
-pkg.__path__ = [root]
-sys.modules[pkg.__name__] = pkg
-for mod in ("seccomp", "isolation", "judge"):
-    spec = importlib.util.spec_from_file_location(f"backends.rewards.sandbox.{mod}", f"{root}/{mod}.py")
-    m = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = m
-    setattr(pkg, mod, m)
-    spec.loader.exec_module(m)
+NON_ROOT = LOAD_SANDBOX_PACKAGE + r'''
 I, J = sys.modules["backends.rewards.sandbox.isolation"], sys.modules["backends.rewards.sandbox.judge"]
 L = I.Limits(timeout_s=20, per_test_s=10, memory_mb=256, file_size_mb=4, max_processes=8)
 out = {"describe": I.describe()}
@@ -279,21 +282,7 @@ def test_as_an_ordinary_user_the_same_classes_are_refused():
     assert got["honest"] == [True]
 
 
-VENV_PROBE = r'''
-import importlib.util, json, sys, time, types
-root = sys.argv[1]
-for name in ("backends", "backends.rewards"):
-    sys.modules[name] = types.ModuleType(name)
-    sys.modules[name].__path__ = []
-pkg = types.ModuleType("backends.rewards.sandbox")
-pkg.__path__ = [root]
-sys.modules[pkg.__name__] = pkg
-for mod in ("seccomp", "isolation", "judge"):
-    spec = importlib.util.spec_from_file_location(f"backends.rewards.sandbox.{mod}", f"{root}/{mod}.py")
-    m = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = m
-    setattr(pkg, mod, m)
-    spec.loader.exec_module(m)
+VENV_PROBE = LOAD_SANDBOX_PACKAGE + r'''
 J = sys.modules["backends.rewards.sandbox.judge"]
 I = sys.modules["backends.rewards.sandbox.isolation"]
 L = I.Limits(timeout_s=20, per_test_s=10, memory_mb=256, file_size_mb=4, max_processes=8)
