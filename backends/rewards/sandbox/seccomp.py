@@ -49,7 +49,8 @@ ARCHES = {
         "migrate_pages": 256, "move_pages": 279, "set_mempolicy": 238, "io_uring_setup": 425,
         "io_uring_enter": 426, "io_uring_register": 427, "personality": 135, "vhangup": 153, "kcmp": 312,
         "modify_ldt": 154, "uselib": 134, "ustat": 136, "sysfs": 139, "_sysctl": 156, "create_module": 174,
-        "get_kernel_syms": 177, "query_module": 178, "nfsservctl": 180,
+        "get_kernel_syms": 177, "query_module": 178, "nfsservctl": 180, "pidfd_getfd": 438, "process_madvise": 440,
+        "getpmsg": 181, "putpmsg": 182, "afs_syscall": 183, "tuxcall": 184, "security": 185,
         "clone": 56, "clone3": 435, "fork": 57, "vfork": 58, "execve": 59, "execveat": 322,
     }),
     "aarch64": (0xC00000B7, {
@@ -63,7 +64,8 @@ ARCHES = {
         "settimeofday": 170, "clock_settime": 112, "clock_adjtime": 266, "adjtimex": 171, "sethostname": 161,
         "setdomainname": 162, "chroot": 51, "fanotify_init": 262, "mbind": 235, "migrate_pages": 238,
         "move_pages": 239, "set_mempolicy": 237, "io_uring_setup": 425, "io_uring_enter": 426,
-        "io_uring_register": 427, "personality": 92, "vhangup": 58, "kcmp": 272,
+        "io_uring_register": 427, "personality": 92, "vhangup": 58, "kcmp": 272, "nfsservctl": 42,
+        "pidfd_getfd": 438, "process_madvise": 440,
         "clone": 220, "clone3": 435, "execve": 221, "execveat": 281,
     }),
 }

@@ -61,6 +61,10 @@ def filter_installer(program_hex):
     fprog = SockFprog(len(prog) // 8, ctypes.cast(buf, ctypes.c_void_p))
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p, ctypes.c_ulong, ctypes.c_ulong]
+    # not dumpable (inherited by forks): a solution cannot open the worker's /proc/<pid>/fd (its pipes to the
+    # trainer), /proc/<pid>/mem or environ, nor take its fds with pidfd_getfd, though they share a uid
+    if libc.prctl(4, 0, None, 0, 0) != 0:  # PR_SET_DUMPABLE
+        raise OSError(ctypes.get_errno(), "PR_SET_DUMPABLE")
 
     def install():
         if libc.prctl(38, 1, None, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS (bubblewrap set it already)
