@@ -249,7 +249,7 @@ def run_seed(args) -> dict:
     trainer.train()
     trl_rewards = [h["reward"] for h in trainer.state.log_history if "reward" in h]
 
-    eval_sampling = Sampling(samples_per_prompt=1, max_completion_tokens=T)
+    eval_sampling = Sampling(samples_per_prompt=1, temperature=0.0, max_completion_tokens=T)  # greedy
     results = {}
     for name, model in (("base", base), ("ours", ours_model), ("trl", trl_model)):
         results[name] = evaluate(model.eval(), tokenizer, test_rows, R1_ZERO_TEMPLATE, REWARDS, eval_sampling)
@@ -263,11 +263,11 @@ def run_seed(args) -> dict:
           f"max {T} completion tokens | {args.steps} steps | loss {args.loss_type} | beta {args.beta} | lr {args.lr} | "
           f"{args.threads} threads | torch {torch.__version__} | trl {__import__('trl').__version__}")
     print(f"{'':18s}{'s/step':>9s}{'cpu s/step':>11s}{'train reward (last ' + str(k) + ')':>26s}{'eval reward':>13s}{'accuracy':>10s}{'format':>8s}")
-    print(f"{'base':18s}{'':>9s}{'':>11s}{'':>26s}{results['base']['reward']:13.3f}{results['base']['accuracy']:10.3f}{results['base']['format_rate']:8.3f}")
+    print(f"{'base':18s}{'':>9s}{'':>11s}{'':>26s}{results['base']['reward']:13.3f}{results['base']['greedy_accuracy']:10.3f}{results['base']['format_rate']:8.3f}")
     train_rewards = {"trl": trl_rewards, **{n: [m["reward"] for m in ms] for n, ms in metrics.items()}}
     for name in ("ours", "trl", *(n for n in ours if n != "ours")):
         r = results.get(name)
-        held_out = f"{r['reward']:13.3f}{r['accuracy']:10.3f}{r['format_rate']:8.3f}" if r else f"{'-':>13s}{'-':>10s}{'-':>8s}"
+        held_out = f"{r['reward']:13.3f}{r['greedy_accuracy']:10.3f}{r['format_rate']:8.3f}" if r else f"{'-':>13s}{'-':>10s}{'-':>8s}"
         print(f"{name:18s}{per_step(timings[name]):9.2f}{per_step(cpu[name]):11.2f}"
               f"{statistics.mean(train_rewards[name][-k:]):26.3f}" + held_out)
     ratio = per_step(timings["ours"]) / per_step(timings["trl"])

@@ -62,6 +62,7 @@ class DatasetConfig:
     params: Mapping[str, Any] = field(default_factory=dict)  # generator parameters
     provides: tuple[str, ...] = ()
     rewards: tuple[str, ...] = ()  # the reward names routed to this dataset
+    eval_samples_per_prompt: int | None = None  # k when this set is evaluated (None: the stage's sampling)
 
 
 @dataclass(frozen=True)

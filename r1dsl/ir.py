@@ -64,6 +64,10 @@ class Dataset:
     params: Mapping[str, Any] = field(default_factory=dict)  # generator parameters (difficulty, ...)
     provides: tuple[str, ...] = ()  # canonical fields a row carries: prompt, answer, tests, response, ...
     span: Span | None = None
+    eval_samples_per_prompt: int | None = knob(
+        None, "k completions per prompt when this set is evaluated (pass@1 over k, pass@k, cons@k); default: the "
+        "stage's sampling.samples_per_prompt. The paper's k: 64 for AIME and GPQA, 16 for MATH-500, 8 for "
+        "LiveCodeBench [V2 D.1]", min=1, max=1024)
 
 
 @dataclass(frozen=True)
@@ -194,8 +198,10 @@ class GRPO:
 class Sampling:
     """Generation for rejection sampling and evaluation."""
 
-    samples_per_prompt: int = knob(4, "k completions per prompt", min=1, max=1024)
-    temperature: float = knob(0.6, "sampling temperature (0: greedy)", min=0.0, max=100.0)
+    samples_per_prompt: int = knob(4, "k completions per prompt (an eval set's eval_samples_per_prompt wins)",
+                                   min=1, max=1024)
+    temperature: float = knob(0.6, "sampling temperature (0: greedy); evaluation reports pass@1 over k samples at "
+                              "this temperature (the paper: 0.6, top-p 0.95 [V2 D.1])", min=0.0, max=100.0)
     top_p: float = knob(0.95, "nucleus", min_exclusive=0.0, max=1.0)
     max_completion_tokens: int = knob(64, "longest completion", min=1, max=1 << 20)
     max_prompts: int | None = knob(None, "take at most this many prompts", min=1, max=10**9)

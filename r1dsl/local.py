@@ -186,7 +186,8 @@ def _read(path: Path) -> str | None:
         return None
 
 
-COLUMNS = (("accuracy", "accuracy"), ("pass@1", "pass@1"), ("cons@", "cons@k"), ("format_rate", "format"),
+# (key or key prefix, title): the headline is pass@1 over k samples [V2 D.1]; greedy beside it
+COLUMNS = (("pass@1", "pass@1"), ("cons@", "cons@k"), ("greedy_accuracy", "greedy"), ("format_rate", "format"),
            ("mean_completion_tokens", "tokens"))
 OTHER = ("train_loss", "train_reward", "samples_kept", "samples_seen", "pair_accuracy")
 
@@ -221,7 +222,7 @@ def results_table(path: Path, markdown: bool = False) -> str:
         sets = [name for name in by_set if name] or [""]
         for name in sets:
             m = by_set.get(name, {}) if name else by_set.get("", {})
-            cells = [_fmt(next((v for k, v in m.items() if k.startswith(prefix) and "/" not in k), None)) for prefix, _ in COLUMNS]
+            cells = [_cell(m, prefix) for prefix, _ in COLUMNS]
             if name or any(c != "-" for c in cells) or other:
                 rows.append([stage, name or "-", *cells, other])
                 other = ""
@@ -233,6 +234,15 @@ def results_table(path: Path, markdown: bool = False) -> str:
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def _cell(metrics: dict, prefix: str) -> str:
+    """The first metric named `prefix...` (its standard error `..._se` beside it), or "-"."""
+    key = next((k for k in metrics if k.startswith(prefix) and "/" not in k and not k.endswith("_se")), None)
+    if key is None:
+        return "-"
+    se = metrics.get(key + "_se")
+    return _fmt(metrics[key]) + (f" ±{se:.2g}" if isinstance(se, float) and se == se else "")
 
 
 def _fmt(value) -> str:

@@ -35,6 +35,7 @@ PANELS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("throughput", "tokens/s", ("tokens_per_s",)),
 )
 STEP_COLUMNS = ("step", "global_step", "trainer/global_step")
+SE = "_se"  # `<metric>_se`: the standard error over prompts the evaluation writes beside each metric
 
 
 # ---------------------------------------------------------------- reading the run folder
@@ -244,7 +245,8 @@ def plot_eval(results: Mapping[str, Mapping[str, float]], path: Path) -> Path | 
 
     Counts (`num_prompts`, ...) stay in the table only.
     """
-    metrics = sorted({m for values in results.values() for m in values if not m.rsplit("/", 1)[-1].startswith("num_")})
+    metrics = sorted({m for values in results.values() for m in values
+                      if not m.rsplit("/", 1)[-1].startswith("num_") and not m.endswith(SE)})
     if not metrics:
         return None
     cols = min(3, len(metrics))
@@ -257,7 +259,9 @@ def plot_eval(results: Mapping[str, Mapping[str, float]], path: Path) -> Path | 
         ax = fig.add_subplot(rows, cols, i + 1)
         # Every panel keeps every stage's slot and colour, so a stage reads the same across panels.
         present = [(x, results[s][metric], c) for x, (s, c) in enumerate(zip(stages, colors)) if metric in results[s]]
-        bars = ax.bar([x for x, _, _ in present], [v for _, v, _ in present], color=[c for _, _, c in present])
+        errors = [results[stages[x]].get(metric + SE, 0.0) for x, _, _ in present]  # one standard error over prompts
+        bars = ax.bar([x for x, _, _ in present], [v for _, v, _ in present], color=[c for _, _, c in present],
+                      yerr=errors, capsize=3)
         ax.bar_label(bars, labels=[_fmt(v) for _, v, _ in present], fontsize="small")
         ax.set_xticks(range(len(stages)), stages, rotation=30, ha="right")
         ax.set_xlim(-0.6, len(stages) - 0.4)
@@ -296,10 +300,16 @@ def mermaid_graph(stages: list[StageInfo]) -> str:
     return "\n".join(lines)
 
 
+def with_se(values: Mapping[str, float], metric: str) -> str:
+    """`0.571 ± 0.031`: a metric and its standard error over prompts (`<metric>_se`), or the metric alone."""
+    se = values.get(metric + SE)
+    return _fmt(values[metric]) + (f" ± {se:.2g}" if se is not None and math.isfinite(se) else "")
+
+
 def eval_table(results: Mapping[str, Mapping[str, float]]) -> tuple[list[str], list[list[str]]]:
-    """(header, rows): a row per evaluated stage, a column per metric."""
-    metrics = sorted({m for values in results.values() for m in values})
-    rows = [[stage] + [_fmt(values[m]) if m in values else "" for m in metrics] for stage, values in results.items()]
+    """(header, rows): a row per evaluated stage, a column per metric, its standard error beside it."""
+    metrics = sorted({m for values in results.values() for m in values if not m.endswith(SE)})
+    rows = [[stage] + [with_se(values, m) if m in values else "" for m in metrics] for stage, values in results.items()]
     return ["stage", *metrics], rows
 
 

@@ -1,4 +1,4 @@
-"""Evaluation: greedy accuracy, format rate, completion length, pass@1 and cons@k over k samples.
+"""Evaluation as the paper reports it [V2 D.1]: pass@1, pass@k and cons@k over k samples, greedy beside them.
 
 `evaluate(model, tokenizer, rows, template, rewards, sampling) -> dict` is the reusable core (`rewards`: compiled
 `RewardConfig`s, `sampling`: an `ir.Sampling` or None for its defaults);
@@ -7,16 +7,17 @@ writes `<stage>/eval.json`, `<stage>/eval_examples.jsonl` and the stage's entry 
 `run(cfg)` is the `eval` stage itself (its data are the sets to evaluate).
 
 Which reward is "accuracy": every rule whose registration needs a ground truth (`answer` or `tests`);
-"format rate" is the `format` rule. Metric keys are plain for one eval set and `<set>/<metric>` for several.
+"format rate" is the `format` rule. Metric keys are plain for one eval set and `<set>/<metric>` for several;
+each metric `m` comes with `m_se`, its standard error over prompts (see `run_eval`).
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections import Counter
+from dataclasses import dataclass
 from functools import partial
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
@@ -65,6 +66,34 @@ def _mean(values: Sequence[float]) -> float:
     return sum(values) / len(values) if values else math.nan
 
 
+def standard_error(values: Sequence[float]) -> float:
+    """The standard error of the mean of `values` (one per prompt): sample std (n - 1) / sqrt(n); NaN below 2."""
+    values = [v for v in values if not math.isnan(v)]
+    n = len(values)
+    if n < 2:
+        return math.nan
+    m = sum(values) / n
+    return math.sqrt(sum((v - m) ** 2 for v in values) / (n - 1) / n)
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Chen et al. (2021)'s unbiased pass@k from n samples of which c are correct: 1 - C(n-c, k) / C(n, k)."""
+    if not 0 <= c <= n or not 1 <= k <= n:
+        raise ValueError(f"pass@k needs 0 <= c <= n and 1 <= k <= n (got n={n}, c={c}, k={k})")
+    if n - c < k:
+        return 1.0
+    return 1.0 - math.comb(n - c, k) / math.comb(n, k)
+
+
+def _per_prompt(values: Sequence[float], k: int) -> list[float]:
+    """Mean of each prompt's k values (NaN-free ones), in prompt order."""
+    return [_mean(values[i : i + k]) for i in range(0, len(values), k)]
+
+
+def _put(metrics: dict[str, float], name: str, per_prompt: Sequence[float]) -> None:
+    """`name` = the mean over prompts and `name_se` its standard error over prompts."""
+    metrics[name] = _mean(per_prompt)
+    metrics[f"{name}_se"] = standard_error(per_prompt)
 def _generate(model, tokenizer, prompts, k, temperature, top_p, max_tokens, seed, rows_per_batch=256, engine=None):
     texts, lengths, truncated = [], [], []
     per_batch = max(1, rows_per_batch // k)
@@ -85,55 +114,71 @@ def _generate(model, tokenizer, prompts, k, temperature, top_p, max_tokens, seed
 
 
 def run_eval(model, tokenizer, rows, template, rewards: Sequence[RewardConfig], sampling: Sampling | None,
-             engine=None) -> tuple[dict[str, float], list[dict[str, Any]]]:
+             engine=None, samples_per_prompt: int | None = None) -> tuple[dict[str, float], list[dict[str, Any]]]:
     """Metrics of one set, and one record per prompt (prompt, greedy completion, its rewards); `engine`: a vLLM
-    engine holding the model's weights generates instead of the model itself."""
+    engine holding the model's weights generates instead of the model itself; `samples_per_prompt`: the set's
+    k (its `eval_samples_per_prompt`), else the sampling block's.
+
+    Headline, over k samples per prompt at the sampling temperature and top-p [V2 D.1]: `pass@1` (mean
+    correctness), `pass@k` (Chen et al.'s unbiased estimator, k > 1), `cons@k` (the majority answer's
+    correctness, see `consensus`), `format_rate`, `reward`, lengths. Greedy decoding is reported beside them as
+    `greedy_accuracy` and `greedy_format_rate` (temperature 0: the samples are the greedy completions, k = 1).
+    Every metric `m` is a mean over prompts and comes with `m_se`, its standard error over prompts.
+    """
     sampling = sampling or Sampling()
     rows = list(rows)[: sampling.max_prompts] if sampling.max_prompts else list(rows)
     rewards = list(rewards or default_rewards(rows))
     correct_names, format_names = _split_rewards(rewards)
     prompts = [render_prompt(template, str(r["prompt"]), tokenizer) for r in rows]
-    max_tokens, k = sampling.max_completion_tokens, sampling.samples_per_prompt
+    max_tokens = sampling.max_completion_tokens
+    sampled = sampling.temperature > 0
+    k = (samples_per_prompt or sampling.samples_per_prompt) if sampled else 1
     n = len(rows)
-    metrics: dict[str, float] = {"num_prompts": float(n)}
+    metrics: dict[str, float] = {"num_prompts": float(n), "samples_per_prompt": float(k)}
     if n == 0:
         return metrics, []
 
-    # greedy: one completion per prompt
+    # greedy: one completion per prompt, reported as greedy_* (and the records)
     texts, lengths, truncated = _generate(model, tokenizer, prompts, 1, 0.0, 1.0, max_tokens, sampling.seed, engine=engine)
     totals, per_rule = score(rewards, texts, rows, lengths)
     correct = _row_means(per_rule, correct_names, n)
     fmt = _row_means(per_rule, format_names, n)
     if correct is not None:
-        metrics["accuracy"] = _mean(correct)
+        _put(metrics, "greedy_accuracy", correct)
     if fmt is not None:
-        metrics["format_rate"] = _mean(fmt)
-    metrics["reward"] = _mean(totals)
-    for name, values in per_rule.items():
-        metrics[f"reward/{name}"] = _mean(values)
-    metrics["mean_completion_tokens"] = sum(lengths) / n
-    metrics["truncated_rate"] = sum(truncated) / n
+        _put(metrics, "greedy_format_rate", fmt)
     records = [
         {"prompt": r["prompt"], "completion": t, "answer": r.get("answer"), "reward": tot, **{f"reward/{k_}": v[i] for k_, v in per_rule.items()}}
         for i, (r, t, tot) in enumerate(zip(rows, texts, totals))
     ]
 
-    # k samples per prompt at the stage's temperature: pass@1 (mean correctness) and cons@k (majority answer)
-    if k > 1 and sampling.temperature > 0:
-        texts_k, lengths_k, _ = _generate(
+    # k samples per prompt at the stage's temperature: the headline metrics
+    if sampled:
+        texts_k, lengths_k, truncated_k = _generate(
             model, tokenizer, prompts, k, sampling.temperature, sampling.top_p, max_tokens, sampling.seed + 1,
             engine=engine,
         )
         rows_k = [row for row in rows for _ in range(k)]
-        _, per_rule_k = score(rewards, texts_k, rows_k, lengths_k)
-        correct_k = _row_means(per_rule_k, correct_names, n * k)
-        fmt_k = _row_means(per_rule_k, format_names, n * k)
-        if correct_k is not None:
-            metrics["pass@1"] = _mean(correct_k)
-            metrics[f"cons@{k}"] = _majority_accuracy(texts_k, correct_k, k)
-        if fmt_k is not None:
-            metrics["format_rate_sampled"] = _mean(fmt_k)
-        metrics["mean_completion_tokens_sampled"] = sum(lengths_k) / (n * k)
+        totals_k, per_rule_k = score(rewards, texts_k, rows_k, lengths_k)
+    else:
+        texts_k, lengths_k, truncated_k, totals_k, per_rule_k = texts, lengths, truncated, totals, per_rule
+    correct_k = _row_means(per_rule_k, correct_names, n * k)
+    fmt_k = _row_means(per_rule_k, format_names, n * k)
+    if correct_k is not None:
+        _put(metrics, "pass@1", _per_prompt(correct_k, k))
+        if k > 1:
+            solved = [[v >= 1.0 for v in correct_k[i : i + k] if not math.isnan(v)] for i in range(0, n * k, k)]
+            _put(metrics, f"pass@{k}", [pass_at_k(len(s), sum(s), k) if len(s) == k else math.nan for s in solved])
+            voter = next((r for r in rewards if r.name in correct_names and r.rule in VOTERS), None)
+            if voter is not None:
+                _put(metrics, f"cons@{k}", consensus(texts_k, per_rule_k[voter.name], voter, k))
+    if fmt_k is not None:
+        _put(metrics, "format_rate", _per_prompt(fmt_k, k))
+    _put(metrics, "reward", _per_prompt(totals_k, k))
+    for name, values in per_rule_k.items():
+        _put(metrics, f"reward/{name}", _per_prompt(values, k))
+    _put(metrics, "mean_completion_tokens", _per_prompt([float(t) for t in lengths_k], k))
+    _put(metrics, "truncated_rate", _per_prompt([float(t) for t in truncated_k], k))
     return metrics, records
 
 
@@ -144,22 +189,74 @@ def evaluate(model, tokenizer, rows, template, rewards: Sequence[RewardConfig], 
     return run_eval(unwrap(model), tokenizer, rows, template, rewards, sampling)[0]
 
 
-def _majority_accuracy(texts: list[str], correct: list[float], k: int) -> float:
-    """Per prompt, the correctness of a completion carrying the most frequent extracted answer."""
+# ---------------------------------------------------------------- majority vote (cons@k)
+
+
+@dataclass(frozen=True)
+class Voter:
+    """How a correctness rule's answers vote: its extractor and its equivalence, both from the rule's own module."""
+
+    answer: Callable[[str, Mapping[str, Any]], str | None]  # (completion, rule params) -> the answer, or None
+    same: Callable[[str, str, Mapping[str, Any]], bool]  # (answer, answer, rule params) -> one vote?
+
+
+def _math_answer(completion: str, params: Mapping[str, Any]) -> str | None:
     from backends.rewards.extract import extract_answer
 
-    hits = []
-    for i in range(0, len(texts), k):
-        answers = [extract_answer(t) for t in texts[i : i + k]]
-        counted = Counter(a.strip() for a in answers if a is not None and a.strip())
-        if not counted:
-            hits.append(0.0)
+    got = extract_answer(completion, params["extract"], params["answer_tag"])
+    got = got.strip() if got is not None else None
+    return got if got and len(got) <= params["max_answer_chars"] else None
+
+
+def _math_same(a: str, b: str, params: Mapping[str, Any]) -> bool:
+    from backends.rewards.equivalence import equivalent  # cached: a pair asked twice is decided once
+
+    return equivalent(a, b, params["timeout_s"], params["max_answer_chars"], params["use_sympy"])
+
+
+# correctness rules whose answers can be voted on (code has no single answer to vote on)
+VOTERS: dict[str, Voter] = {"math_accuracy": Voter(_math_answer, _math_same)}
+
+
+def majority(answers: Sequence[str | None], same: Callable[[str, str], bool]) -> int | None:
+    """Index of the answer the most samples agree with (None: no sample has an answer).
+
+    Answers are grouped by `same` (mathematical equivalence): identical strings first, then each new distinct
+    string is compared with the first answer of each group so far, so at most d^2 / 2 calls for d distinct
+    answers (d <= k). Ties go to the group whose first answer came first (lowest sample index). The returned
+    index is that first answer's, the completion whose correctness is the vote's.
+    """
+    groups: list[list[int]] = []  # sample indices, the first one the group's representative
+    by_text: dict[str, int] = {}  # answer string -> its group
+    for i, a in enumerate(answers):
+        if a is None:
             continue
-        top = counted.most_common(1)[0][0]
-        j = next(j for j, a in enumerate(answers) if a is not None and a.strip() == top)
-        value = correct[i + j]
-        hits.append(0.0 if math.isnan(value) else value)
-    return sum(hits) / len(hits)
+        g = by_text.get(a)
+        if g is None:
+            g = next((j for j, grp in enumerate(groups) if same(answers[grp[0]], a)), None)  # type: ignore[arg-type]
+            if g is None:
+                g = len(groups)
+                groups.append([])
+            by_text[a] = g
+        groups[g].append(i)
+    if not groups:
+        return None
+    best = max(range(len(groups)), key=lambda j: (len(groups[j]), -groups[j][0]))
+    return groups[best][0]
+
+
+def consensus(texts: Sequence[str], correct: Sequence[float], reward: RewardConfig, k: int) -> list[float]:
+    """Per prompt (k consecutive completions), the correctness of the majority answer: `reward`'s extractor picks
+    each completion's answer, its equivalence groups them (`majority`), and the vote scores what `reward` gave
+    the winning answer's first completion (that answer against the gold). No answer at all: 0; not routed: NaN."""
+    voter = VOTERS[reward.rule]
+    params = {**REWARDS[reward.rule].defaults(), **reward.params}
+    out = []
+    for i in range(0, len(texts), k):
+        j = majority([voter.answer(t, params) for t in texts[i : i + k]], lambda a, b: voter.same(a, b, params))
+        value = 0.0 if j is None else correct[i + j]
+        out.append(math.nan if all(math.isnan(v) for v in correct[i : i + k]) else (0.0 if math.isnan(value) else value))
+    return out
 
 
 def evaluate_stage(run, model, tokenizer, datasets=None, engine=None) -> dict[str, float]:
@@ -182,10 +279,12 @@ def evaluate_stage(run, model, tokenizer, datasets=None, engine=None) -> dict[st
         for dataset in datasets:
             rows = load_rows(dataset)
             set_metrics, records = run_eval(plain, tokenizer, rows, cfg.template, _rewards_for(cfg, dataset), cfg.sampling,
-                                            engine=engine)
+                                            engine=engine, samples_per_prompt=dataset.eval_samples_per_prompt)
             by_set[str(dataset.name)] = set_metrics
             examples += [{"dataset": str(dataset.name), **r} for r in records]
-            run.print(f"[{run.name}] eval {dataset.name}: " + ", ".join(f"{k}={v:.3f}" for k, v in set_metrics.items() if k != "num_prompts"))
+            run.print(f"[{run.name}] eval {dataset.name}: " + ", ".join(
+                f"{k}={v:.3f}" + (f"±{set_metrics[k + '_se']:.3f}" if f"{k}_se" in set_metrics else "")
+                for k, v in set_metrics.items() if k != "num_prompts" and not k.endswith("_se")))
         if len(by_set) == 1:
             metrics = dict(next(iter(by_set.values())))
         else:

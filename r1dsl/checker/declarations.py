@@ -5,6 +5,7 @@ May import: r1dsl.ast, r1dsl.ir, r1dsl.schema, r1dsl.diagnostics, .scope, .const
 
 from __future__ import annotations
 
+import dataclasses
 import typing
 from typing import Any
 
@@ -68,7 +69,7 @@ def model(cx: Context, decl: ast.BlockDecl, module: ast.Module) -> None:
 def dataset(cx: Context, decl: ast.BlockDecl, module: ast.Module) -> None:
     where = f"dataset {decl.name}"
     settings, sections = flat(cx, decl.body, where, sections_ok=("fields", "params"))
-    valid = list(DATASET_SOURCES) + ["split", "size", "seed"]
+    valid = list(DATASET_SOURCES) + ["split", "size", "seed", "eval_samples_per_prompt"]
     for key, entry in settings.items():
         if key not in valid:
             unknown_setting(cx, key, entry.key_span, where, valid + ["fields { }", "params { }"])
@@ -91,6 +92,7 @@ def dataset(cx: Context, decl: ast.BlockDecl, module: ast.Module) -> None:
         split = None
     size = int_setting(cx, settings.get("size"), f"{where}.size", minimum=1)
     seed = int_setting(cx, settings.get("seed"), f"{where}.seed", minimum=0, maximum=ir.SEED_MAX)
+    eval_k = knob_setting(cx, ir.Dataset, "eval_samples_per_prompt", settings, where)
     fields_map: dict[str, str] = {}
     if "fields" in sections:
         raw, _ = flat(cx, sections["fields"].body, f"{where}.fields")
@@ -140,8 +142,21 @@ def dataset(cx: Context, decl: ast.BlockDecl, module: ast.Module) -> None:
     kind = source if source != "generator" else "generator"
     cx.provides[decl.name] = provides
     cx.datasets[decl.name] = ir.Dataset(
-        decl.name, kind, generator, path, split or "train", size, seed or 0, fields_map, params, provides or (), decl.span
+        decl.name, kind, generator, path, split or "train", size, seed or 0, fields_map, params, provides or (), decl.span,
+        eval_k,
     )
+
+
+def knob_setting(cx: Context, cls: type, name: str, settings: dict, where: str) -> Any:
+    """One declared `knob` of `cls` set in a block of loose settings: typed and range-checked from its declaration."""
+    entry = settings.get(name)
+    if entry is None:
+        return None
+    decl = next(f for f in dataclasses.fields(cls) if f.name == name)
+    value = convert(cx, entry.value, typing.get_type_hints(cls)[name], f"{where}.{name}")
+    if value is BAD or not limits(cx, value, dict(decl.metadata), f"{where}.{name}", entry.value.span):
+        return None
+    return value
 
 
 def well_formed(cx: Context, text: str, source: str, what: str, span: Span) -> bool:

@@ -49,7 +49,7 @@ def test_grpo_stage_logs_every_step_metric_saves_the_model_and_evaluates(run_dir
     lines = (stage / "metrics.csv").read_text().splitlines()
     assert STEP_METRICS <= set(lines[0].split(",")) and len(lines) == 1 + 4
     results = json.loads((run_dir / "results.json").read_text())["zero"]
-    assert {"accuracy", "format_rate", "train_reward"} <= set(results)
+    assert {"pass@1", "greedy_accuracy", "format_rate", "train_reward"} <= set(results)
 
 
 def test_a_rerun_resumes_from_the_last_checkpoint_and_ends_with_the_same_weights(run_dir):

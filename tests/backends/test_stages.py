@@ -43,7 +43,8 @@ def test_pretrain_writes_model_metrics_eval_results_and_done(run_dir, capsys):
     assert [p.name for p in (stage / "checkpoints").iterdir()] == ["step_000002"]  # none at the last step
     assert list((stage / "tb").iterdir())
     results = json.loads((run_dir / "results.json").read_text())["base"]
-    assert {"accuracy", "format_rate", "pass@1", "cons@2", "mean_completion_tokens", "train_loss"} <= set(results)
+    assert {"pass@1", "pass@1_se", "pass@2", "cons@2", "cons@2_se", "greedy_accuracy", "format_rate", "mean_completion_tokens",
+            "train_loss"} <= set(results)
     assert len((stage / "metrics.csv").read_text().splitlines()) == 1 + 4
 
     capsys.readouterr()
@@ -80,7 +81,7 @@ def test_eval_stage_scores_a_saved_model(run_dir):
         sampling=replace(EVAL_SAMPLING, samples_per_prompt=3),
     )
     metrics = STAGES["eval"](load(cfg))
-    assert metrics["num_prompts"] == 5 and 0 <= metrics["accuracy"] <= 1 and "cons@3" in metrics
+    assert metrics["num_prompts"] == 5 and 0 <= metrics["pass@1"] <= 1 and "cons@3" in metrics
     assert json.loads((run_dir / "results.json").read_text())["final_eval"]["num_prompts"] == 5
     assert set(json.loads((run_dir / "final_eval" / "eval.json").read_text())) == {"arith_test"}
 
@@ -93,8 +94,9 @@ def test_evaluate_counts_correct_tagged_answers():
     model, tok = load_policy(MICRO_INIT)
     rows = [{"prompt": "What is 1 + 1?", "answer": "2"}]
     metrics = evaluate(model.eval(), tok, rows, None, [], Sampling(samples_per_prompt=1, max_completion_tokens=4))
-    assert metrics["accuracy"] == 0.0 and metrics["format_rate"] == 0.0 and metrics["num_prompts"] == 1
-    assert "pass@1" not in metrics  # one sample: pass@1 is the greedy accuracy
+    assert metrics["greedy_accuracy"] == 0.0 and metrics["greedy_format_rate"] == 0.0 and metrics["num_prompts"] == 1
+    assert metrics["pass@1"] == 0.0 and metrics["format_rate"] == 0.0  # one sample at the default temperature
+    assert "pass@2" not in metrics and "cons@1" not in metrics  # one sample: no pass@k or vote
 
 
 def _pretrain_config(run_dir: Path, steps: int, devices: int = 1, checkpoint_every: int = 5):

@@ -202,14 +202,14 @@ def test_local_run_streams_stages_in_order_then_prints_results(good, tmp_path, c
     script = (
         "import json, pathlib, sys; cfg = pathlib.Path(sys.argv[1]); d = cfg.parent; (d / 'DONE').write_text('');"
         "r = d.parent / 'results.json'; old = json.loads(r.read_text()) if r.exists() else {};"
-        "old[d.name] = {'accuracy': 0.5}; r.write_text(json.dumps(old)); print('ran', d.name)"
+        "old[d.name] = {'pass@1': 0.5, 'pass@1_se': 0.25}; r.write_text(json.dumps(old)); print('ran', d.name)"
     )
     monkeypatch.setattr(local, "command", lambda job: [sys.executable, "-c", script, str(Path(job.dir) / "config.yaml")])
     run = tmp_path / "run"
     assert main(["compile", str(good), "-o", str(run), "--run"]) == 0
     out = capsys.readouterr().out
     assert out.index("== stage zero") < out.index("== stage rs") < out.index("== stage tuned")
-    assert "accuracy" in out and "0.5" in out
+    assert "pass@1" in out and "0.5 ±0.25" in out
     assert main(["compile", str(good), "-o", str(run), "--run"]) == 0  # second time: everything skipped
     assert out.count("skipped") == 0 and capsys.readouterr().out.count("skipped") == 3
 

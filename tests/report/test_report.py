@@ -212,3 +212,11 @@ def test_report_does_not_import_matplotlib_at_module_import() -> None:
     code = "import sys, r1dsl.report; print('matplotlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=Path(__file__).parents[2])
     assert out.stdout.strip() == "False"
+
+
+def test_the_eval_table_shows_each_metric_with_its_standard_error_and_hides_the_se_columns():
+    from r1dsl.report import eval_table
+
+    header, rows = eval_table({"final": {"pass@1": 0.5, "pass@1_se": 0.125, "num_prompts": 8.0}})
+    assert header == ["stage", "num_prompts", "pass@1"]
+    assert rows == [["final", "8", "0.5 ± 0.12"]]
