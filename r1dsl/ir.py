@@ -227,6 +227,11 @@ class RejectionFilters:
     correct: bool = knob(True, "keep only completions the rule rewards call correct")
     format: bool = knob(True, "keep only well-formatted completions")
     language: float | None = knob(None, "minimum language-consistency score", min=0.0, max=1.0)
+    code_blocks: bool = knob(False, "drop chains of thought that contain a fenced code block (```)")
+    max_paragraph_chars: int | None = knob(None, "drop chains of thought with a paragraph (text between blank lines) "
+                                           "longer than this many characters", min=1, max=1 << 24)
+    repetition: float | None = knob(None, "drop chains of thought in which at least this fraction of the 4-word windows "
+                                    "repeat an earlier one", min_exclusive=0.0, max=1.0)
     judge: str | None = knob(None, "reward name of a judge whose verdict must pass")
     max_completion_tokens: int | None = knob(None, "drop longer completions", min=1, max=1 << 20)
     dedup: bool = knob(True, "drop duplicate completions per prompt")
