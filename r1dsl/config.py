@@ -62,6 +62,7 @@ class DatasetConfig:
     params: Mapping[str, Any] = field(default_factory=dict)  # generator parameters
     provides: tuple[str, ...] = ()
     rewards: tuple[str, ...] = ()  # the reward names routed to this dataset
+    from_step: int = 0  # grpo: the first step (0-based) whose prompts may come from this dataset
 
 
 @dataclass(frozen=True)

@@ -246,6 +246,7 @@ class Stage:
     init_is_stage: bool
     data: tuple[str, ...]  # dataset names (a stage-sourced dataset names its producer)
     template: str | None = None
+    data_from_step: Mapping[str, int] = field(default_factory=dict)  # grpo: dataset -> the step it joins the pool
     rewards: tuple[Reward, ...] = ()
     optim: Optim = field(default_factory=Optim)
     train: Train = field(default_factory=Train)
@@ -258,6 +259,12 @@ class Stage:
     after: tuple[str, ...] = ()  # stages this one reads from (derived: init and stage-sourced data)
     student_of: str | None = None  # distill: the declaration this job was expanded from
     span: Span | None = None
+
+    def data_schedule(self) -> list[str]:
+        """One line per dataset that joins a grpo stage's prompt pool late (what graph and plan show)."""
+        steps = self.grpo.steps if self.grpo else None
+        return [f"{ds} from step {n}" + (f" of {steps} (the last {steps - n})" if steps else "")
+                for ds, n in sorted(self.data_from_step.items(), key=lambda kv: (kv[1], kv[0])) if n > 0]
 
 
 @dataclass(frozen=True)
