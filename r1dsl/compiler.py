@@ -166,7 +166,8 @@ def _dataset(recipe: ir.Recipe, name: str, run: Path, stage: ir.Stage, scored: b
     path = str(run / ds.path / "data.jsonl") if ds.source == "stage" else ds.path
     rewards = [r.name for r in stage.rewards if not r.datasets or name in r.datasets] if scored else []
     return DatasetConfig(ds.name, ds.source, ds.generator, path, ds.split, ds.size, ds.seed, dict(ds.fields),
-                         _plain(ds.params), tuple(ds.provides), tuple(rewards), ds.eval_samples_per_prompt)
+                         _plain(ds.params), tuple(ds.provides), tuple(rewards), ds.eval_samples_per_prompt,
+                         stage.data_from_step.get(name, 0))
 
 
 def _reward_params(recipe: ir.Recipe, reward: ir.Reward, run: Path) -> dict[str, Any]:

@@ -63,6 +63,7 @@ class DatasetConfig:
     provides: tuple[str, ...] = ()
     rewards: tuple[str, ...] = ()  # the reward names routed to this dataset
     eval_samples_per_prompt: int | None = None  # k when this set is evaluated (None: the stage's sampling)
+    from_step: int = 0  # grpo: the first step (0-based) whose prompts may come from this dataset
 
 
 @dataclass(frozen=True)

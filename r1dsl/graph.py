@@ -13,7 +13,8 @@ def edges(recipe: ir.Recipe) -> tuple[list[tuple[str, str, str]], list[tuple[str
     for m in models:
         nodes.append((m, m, "model"))
     for s in recipe.stages:
-        nodes.append((s.name, f"{s.name}\\n{s.kind}" + (f" ({s.student_of})" if s.student_of else ""), "stage"))
+        label = f"{s.name}\\n{s.kind}" + (f" ({s.student_of})" if s.student_of else "")
+        nodes.append((s.name, "\\n".join([label, *s.data_schedule()]), "stage"))
         if s.init:
             out.append((s.init, s.name, "from"))
         for d in s.data:

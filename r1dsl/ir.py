@@ -233,6 +233,11 @@ class RejectionFilters:
     correct: bool = knob(True, "keep only completions the rule rewards call correct")
     format: bool = knob(True, "keep only well-formatted completions")
     language: float | None = knob(None, "minimum language-consistency score", min=0.0, max=1.0)
+    code_blocks: bool = knob(False, "drop chains of thought that contain a fenced code block (```)")
+    max_paragraph_chars: int | None = knob(None, "drop chains of thought with a paragraph (text between blank lines) "
+                                           "longer than this many characters", min=1, max=1 << 24)
+    repetition: float | None = knob(None, "drop chains of thought in which at least this fraction of the 4-word windows "
+                                    "repeat an earlier one", min_exclusive=0.0, max=1.0)
     judge: str | None = knob(None, "reward name of a judge whose verdict must pass")
     max_completion_tokens: int | None = knob(None, "drop longer completions", min=1, max=1 << 20)
     dedup: bool = knob(True, "drop duplicate completions per prompt")
@@ -247,6 +252,7 @@ class Stage:
     init_is_stage: bool
     data: tuple[str, ...]  # dataset names (a stage-sourced dataset names its producer)
     template: str | None = None
+    data_from_step: Mapping[str, int] = field(default_factory=dict)  # grpo: dataset -> the step it joins the pool
     rewards: tuple[Reward, ...] = ()
     optim: Optim = field(default_factory=Optim)
     train: Train = field(default_factory=Train)
@@ -259,6 +265,12 @@ class Stage:
     after: tuple[str, ...] = ()  # stages this one reads from (derived: init and stage-sourced data)
     student_of: str | None = None  # distill: the declaration this job was expanded from
     span: Span | None = None
+
+    def data_schedule(self) -> list[str]:
+        """One line per dataset that joins a grpo stage's prompt pool late (what graph and plan show)."""
+        steps = self.grpo.steps if self.grpo else None
+        return [f"{ds} from step {n}" + (f" of {steps} (the last {steps - n})" if steps else "")
+                for ds, n in sorted(self.data_from_step.items(), key=lambda kv: (kv[1], kv[0])) if n > 0]
 
 
 @dataclass(frozen=True)

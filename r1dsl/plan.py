@@ -196,6 +196,7 @@ def plan_stage(stage: Stage, recipe: Recipe, arch: Arch | None, produced: dict[s
                   capacity_gb=gpu_memory_gb)
     dp, tp, pp = _layout(stage, p)
     p.layout = f"{dp}x{tp}x{pp}"
+    p.notes += [f"data schedule: {line}" for line in stage.data_schedule()]
     if arch is None:
         p.notes.append("model size unknown (hub id not in the table of known architectures): memory and FLOPs not estimated")
         return p

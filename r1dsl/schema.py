@@ -25,7 +25,9 @@ SECTIONS: dict[str, type] = {
 }
 
 # stage-level settings that are not sections; `students` only for distill
-STAGE_KEYS = ("from", "data", "template", "rewards", "route", "eval", "students")
+STAGE_KEYS = ("from", "data", "template", "rewards", "route", "from_step", "eval", "students")
+# stage-level sections keyed by dataset: route { DATASET = [rewards] }, from_step { DATASET = STEP }
+NAMED_SECTIONS = ("route", "from_step")
 
 # what a rejection_sample stage's data.jsonl rows carry
 STAGE_DATA_PROVIDES = ("prompt", "response", "answer")

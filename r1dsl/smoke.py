@@ -59,6 +59,7 @@ def stand_in_stage(stage: ir.Stage) -> ir.Stage:
         filters=ir.RejectionFilters(finished=False, correct=False, format=False, language=None, judge=None,
                                     dedup=False, keep_per_prompt=None) if stage.filters else None,
         resources=ir.Resources(),
+        data_from_step={ds: min(step, 1) for ds, step in stage.data_from_step.items()},  # step 1 of 2: both phases run
     )
 
 

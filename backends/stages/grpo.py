@@ -21,6 +21,7 @@ import torch
 
 import backends.rewards  # noqa: F401  (registers the built-in reward rules)
 from backends.data.loading import DataError, load_rows
+from backends.data.schedule import PromptSchedule
 from backends.grpo.step import grpo_step, unwrap
 from backends.models import disable_dropout, load_policy, prepare_for_training
 from backends.stages.eval import evaluate_stage
@@ -35,9 +36,14 @@ SUMMED_METRICS = ("tokens_per_s",)  # summed over ranks; every other metric is a
 def run(cfg) -> dict[str, float]:
     run = StageRun(cfg)
     grpo, optim = cfg.model.grpo, cfg.model.optim
-    rows = [row for dataset in cfg.model.data.train for row in load_rows(dataset)]
+    rows, starts = [], []  # starts[i]: the first step row i may be drawn (its dataset's from_step)
+    for dataset in cfg.model.data.train:
+        loaded = load_rows(dataset)
+        rows += loaded
+        starts += [dataset.from_step] * len(loaded)
     if not rows or any("prompt" not in row for row in rows[:1]):
         raise DataError(f"{cfg.name}: grpo needs rows with a `prompt` field")
+    schedule = PromptSchedule(starts)
     rewards = cfg.model.rewards
     steps, prompts_per_step = grpo.steps, grpo.num_prompts_per_step
     seed = grpo.seed
@@ -62,7 +68,8 @@ def run(cfg) -> dict[str, float]:
     with run.progress(steps, start, f"{run.name} (grpo)") as bar:
         for step in range(start, steps):
             # the step's prompts are a pure function of (seed, step): a resumed run sees the same ones
-            chosen = batch_indices(step, prompts_per_step, len(rows), seed)[run.rank :: run.world_size]
+            pool = schedule.pool(step)
+            chosen = [pool[i] for i in batch_indices(step, prompts_per_step, len(pool), seed)[run.rank :: run.world_size]]
             generator = torch.Generator(device=run.device).manual_seed(seed * 1_000_003 + step * 1009 + run.rank)
             local = grpo_step(run.fabric, model, reference, optimizer, tokenizer, [rows[i] for i in chosen], grpo,
                               rewards, cfg.model.template, optim.max_grad_norm, generator,

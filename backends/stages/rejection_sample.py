@@ -3,11 +3,17 @@
 For every prompt of the stage's data, `samples_per_prompt` completions are drawn from the stage's model;
 each passes through the recipe's filters in a fixed order and the survivors become an SFT dataset:
 
-    finished -> correct -> format -> language -> judge -> length -> dedup -> keep_per_prompt
+    finished -> correct -> format -> language -> code_blocks -> paragraphs -> repetition -> judge -> length
+    -> dedup -> keep_per_prompt
+
+`language`, `code_blocks` and `paragraphs` are R1's readability filters: "we have filtered out
+chain-of-thought with mixed languages, long paragraphs, and code blocks" [V1 2.3.3]; `repetition` is the
+filter of its cold-start data collection [V2 B.3.3]. These scan the chain of thought (the text inside the
+reasoning tags), each in one linear pass.
 
 `<stage>/data.jsonl` holds one row per kept completion with its provenance (source stage, checkpoint
 hash, dataset, prompt id, sample index, every reward value); `<stage>/data_summary.json` counts what each
-filter saw and kept. Prompts are processed in chunks; a chunk's kept rows are appended to a partial file
+filter saw, kept and dropped. Prompts are processed in chunks; a chunk's kept rows are appended to a partial file
 whose progress is recorded atomically, so a killed stage resumes after its last finished chunk, and
 data.jsonl appears only when every chunk is done (write, then rename).
 """
@@ -24,12 +30,16 @@ from typing import Any, Mapping, Sequence
 
 import backends.rewards  # noqa: F401  (registers the built-in reward rules)
 from backends.generation import render_prompt
+from backends.rewards.language import chain_of_thought
 from backends.rewards.registry import GROUND_TRUTH_FIELDS, REWARDS, score
 from backends.trainer.results import atomic_write_json
 from r1dsl.config import InitConfig, RewardConfig, plain
 from r1dsl.ir import RejectionFilters
 
-FILTERS = ("finished", "correct", "format", "language", "judge", "length", "dedup", "keep_per_prompt")
+FILTERS = ("finished", "correct", "format", "language", "code_blocks", "paragraphs", "repetition", "judge", "length",
+           "dedup", "keep_per_prompt")
+_TESTED = FILTERS[: FILTERS.index("dedup")]  # the filters that test one candidate at a time
+REPEAT_WINDOW = 4  # words per window of the repetition filter
 PROMPTS_PER_CHUNK = 64
 
 
@@ -51,7 +61,7 @@ def run(cfg) -> dict[str, float]:
     partial = run.exp_dir / "data.partial.jsonl"
     progress_path = run.exp_dir / "data.progress.json"
     progress = _load_progress(progress_path)  # {"done_chunks": [...], "counts": {...}}
-    counts = progress["counts"] or {f: {"seen": 0, "kept": 0} for f in FILTERS}
+    counts = {f: {"seen": 0, "kept": 0} for f in FILTERS} | (progress["counts"] or {})
 
     chunks = []
     for dataset in cfg.model.data.train:
@@ -105,18 +115,22 @@ def run(cfg) -> dict[str, float]:
         partial.touch()
         seen = counts["finished"]["seen"]
         kept_total = counts["keep_per_prompt"]["kept"]
-        atomic_write_json(run.exp_dir / "data_summary.json", {"seen": seen, "kept": kept_total, "per_filter": counts})
+        per_filter = {name: {**c, "dropped": c["seen"] - c["kept"]} for name, c in counts.items()}
+        atomic_write_json(run.exp_dir / "data_summary.json", {"seen": seen, "kept": kept_total, "per_filter": per_filter})
         os.replace(partial, run.exp_dir / "data.jsonl")
         progress_path.unlink(missing_ok=True)
         run.print(f"[{run.name}] kept {kept_total} of {seen} samples -> {run.exp_dir / 'data.jsonl'}")
         for name in FILTERS:
-            run.print(f"[{run.name}]   {name:16s} {counts[name]['kept']:6d} / {counts[name]['seen']:6d}")
+            run.print(f"[{run.name}]   {name:16s} kept {counts[name]['kept']:6d} / {counts[name]['seen']:6d}"
+                      f"  dropped {counts[name]['seen'] - counts[name]['kept']:6d}")
     record_engine(run, engine)
     run.fabric.barrier()
 
     summary = json.loads((run.exp_dir / "data_summary.json").read_text())
     metrics = {"samples_seen": float(summary["seen"]), "samples_kept": float(summary["kept"])}
     metrics["keep_rate"] = metrics["samples_kept"] / metrics["samples_seen"] if metrics["samples_seen"] else 0.0
+    for name, c in summary["per_filter"].items():
+        metrics[f"dropped/{name}"] = float(c["seen"] - c["kept"])
     run.finish(metrics)
     return metrics
 
@@ -137,6 +151,10 @@ def apply_filters(
     correct_names = [r.name for r in rewards if _rule(r) is not None and any(f in _rule(r).needs for f in GROUND_TRUTH_FIELDS)]
     format_names = [r.name for r in rewards if r.rule == "format"]
     language_names = [r.name for r in rewards if r.rule == "language_consistency"]
+    think_tag, opens = _think_tag(rewards)
+
+    def cot(c: Candidate) -> str:
+        return chain_of_thought(c.text, think_tag, opens)
 
     def all_at_least(c: Candidate, names: Sequence[str], threshold: float) -> bool:
         values = [c.rewards.get(n, math.nan) for n in names]
@@ -147,11 +165,15 @@ def apply_filters(
         "correct": (lambda c: all_at_least(c, correct_names, 1.0)) if filters.correct else None,
         "format": (lambda c: all_at_least(c, format_names, 1.0)) if filters.format else None,
         "language": (lambda c: all_at_least(c, language_names, filters.language)) if filters.language is not None else None,
+        "code_blocks": (lambda c: not has_code_block(cot(c))) if filters.code_blocks else None,
+        "paragraphs": ((lambda c: longest_paragraph_chars(cot(c)) <= filters.max_paragraph_chars)
+                       if filters.max_paragraph_chars is not None else None),
+        "repetition": (lambda c: repeated_fraction(cot(c)) < filters.repetition) if filters.repetition is not None else None,
         "judge": (lambda c: all_at_least(c, [filters.judge], 0.5)) if filters.judge else None,
         "length": (lambda c: c.tokens <= filters.max_completion_tokens) if filters.max_completion_tokens else None,
     }
     survivors = list(candidates)
-    for name in FILTERS[:6]:
+    for name in _TESTED:
         counts[name]["seen"] += len(survivors)
         if tests[name] is not None:
             survivors = [c for c in survivors if tests[name](c)]
@@ -181,6 +203,53 @@ def apply_filters(
         survivors = capped
     counts["keep_per_prompt"]["kept"] += len(survivors)
     return survivors
+
+
+def has_code_block(text: str) -> bool:
+    """A fenced code block: a line that starts with ``` (or ~~~), as Markdown renders one."""
+    return any(line.lstrip().startswith(("```", "~~~")) for line in text.splitlines())
+
+
+def longest_paragraph_chars(text: str) -> int:
+    """Characters of the longest paragraph: a run of non-blank lines (one pass)."""
+    longest = current = 0
+    for line in text.splitlines():
+        if line.strip():
+            current += len(line.strip()) + (1 if current else 0)
+            longest = max(longest, current)
+        else:
+            current = 0
+    return longest
+
+
+def repeated_fraction(text: str, n: int = REPEAT_WINDOW) -> float:
+    """The fraction of n-word windows that repeat an earlier window (0.0 for text with fewer than n words).
+
+    A model stuck in a loop ("wait, let me check. wait, let me check. ...") scores near 1; ordinary prose
+    near 0. One pass with a set of window hashes: linear in the words.
+    """
+    words = text.split()
+    total = len(words) - n + 1
+    if total <= 0:
+        return 0.0
+    seen: set[tuple[str, ...]] = set()
+    repeats = 0
+    for i in range(total):
+        window = tuple(words[i : i + n])
+        if window in seen:
+            repeats += 1
+        else:
+            seen.add(window)
+    return repeats / total
+
+
+def _think_tag(rewards: Sequence[RewardConfig]) -> tuple[str, bool]:
+    """The reasoning tag (and whether the prompt opens it) the stage's format or language reward declares."""
+    for reward in rewards:
+        if reward.rule in ("format", "language_consistency"):
+            params = {**REWARDS[reward.rule].defaults(), **reward.params}
+            return str(params.get("think_tag", "think")), bool(params.get("prompt_opens_think", False))
+    return "think", False
 
 
 def provenance_row(c: Candidate, stage: str, checkpoint: str, dataset: str) -> dict[str, Any]:

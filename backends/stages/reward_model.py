@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from backends.data.loading import DataError, load_rows
-from backends.rewards.model_based import preference_text
+from backends.rewards.model_based import preference_batch
 from backends.stages.lm import batch_indices, total_steps
 from backends.trainer import StageRun, build_optimizer, build_scheduler
 from backends.trainer.fabric import setup_trainable
@@ -42,9 +42,8 @@ def load_classifier(init_cfg, work_dir):
 
 
 def rewards_of(model, tokenizer, prompts, responses, max_tokens: int, device) -> torch.Tensor:
-    """(B,) scores of prompt + response."""
-    texts = [preference_text(p, r) for p, r in zip(prompts, responses)]
-    enc = tokenizer(texts, return_tensors="pt", padding=True, padding_side="right", truncation=True, max_length=max_tokens).to(device)
+    """(B,) scores of prompt + response, in the layout the `preference_model` reward scores (`preference_ids`)."""
+    enc = preference_batch(tokenizer, prompts, responses, max_tokens, device)
     return model(**enc).logits[:, 0].float()
 
 

@@ -12,7 +12,7 @@ from r1dsl.checker.scope import BAD, Context, StageInfo
 from r1dsl.checker.values import article, flat, unknown, unknown_setting
 from r1dsl.ir import Span
 from r1dsl.kinds import KINDS
-from r1dsl.schema import SECTIONS, SHORTHAND_NAMES, STAGE_KEYS, shorthand
+from r1dsl.schema import NAMED_SECTIONS, SECTIONS, SHORTHAND_NAMES, STAGE_KEYS, shorthand
 
 
 def outlines(cx: Context) -> None:
@@ -38,11 +38,11 @@ def stage_outline(cx: Context, decl: ast.StageDecl) -> None:
         seen[entry.key] = entry.key_span
         if isinstance(entry, ast.Assign):
             canon = shorthand(decl.kind, entry.key)
-            if entry.key in STAGE_KEYS and entry.key != "route":
+            if entry.key in STAGE_KEYS and entry.key not in NAMED_SECTIONS:
                 info.refs[entry.key] = entry
             elif canon:
                 add_knob(cx, info, canon, entry)
-            elif entry.key in SECTIONS or entry.key == "route":
+            elif entry.key in SECTIONS or entry.key in NAMED_SECTIONS:
                 cx.d.error("E004", f"`{entry.key}` is a section", entry.key_span,
                            help=f"write `{entry.key} {{ key = value }}`")
             elif entry.key in SHORTHAND_NAMES:
@@ -50,7 +50,7 @@ def stage_outline(cx: Context, decl: ast.StageDecl) -> None:
                           help="remove it")
             else:
                 unknown_setting(cx, entry.key, entry.key_span, where,
-                                [k for k in STAGE_KEYS if k != "route"] + list(SHORTHAND_NAMES))
+                                [k for k in STAGE_KEYS if k not in NAMED_SECTIONS] + list(SHORTHAND_NAMES))
         else:
             if entry.key in SECTIONS:
                 if row is not None and entry.key not in row.sections:
@@ -59,14 +59,14 @@ def stage_outline(cx: Context, decl: ast.StageDecl) -> None:
                 settings, _ = flat(cx, entry.body, f"{where}.{entry.key}")
                 for key, setting in settings.items():
                     add_knob(cx, info, (entry.key, key), setting)
-            elif entry.key in ("route", "students"):
+            elif entry.key in NAMED_SECTIONS or entry.key == "students":
                 info.sections[entry.key] = entry
             elif entry.key in STAGE_KEYS:
                 cx.d.error("E004", f"`{entry.key}` is a setting, not a section", entry.key_span,
                            help=f"write `{entry.key} = ...`")
             else:
-                unknown(cx, entry.key, entry.key_span, f"section in {where}", list(SECTIONS) + ["route", "students"],
-                        help_extra="sections: " + ", ".join(list(SECTIONS) + ["route", "students"]))
+                unknown(cx, entry.key, entry.key_span, f"section in {where}", list(SECTIONS) + [*NAMED_SECTIONS, "students"],
+                        help_extra="sections: " + ", ".join(list(SECTIONS) + [*NAMED_SECTIONS, "students"]))
     if "students" in info.sections or "students" in info.refs:
         if row is None or row.lowered_to is None:
             span = (info.sections.get("students") or info.refs["students"]).key_span

@@ -215,3 +215,47 @@ def route(cx: Context, info: StageInfo, rewards: list[str], data: list[str], eva
                       help="list it under a dataset in route { ... }, or drop it from rewards")
         out.append(replace(cx.rewards[name], datasets=() if len(scored) == len(sets) else scored))
     return tuple(out)
+
+
+def data_from_step(cx: Context, info: StageInfo, data: list[str], steps: int | None) -> dict[str, int]:
+    """`from_step { DATASET = N }` of a grpo stage: the dataset joins the prompt pool at step N (0-based).
+
+    A dataset not listed is sampled from the first step; at least one must be, or the first steps have no
+    prompts. N must be below the stage's steps, or the dataset would never be sampled.
+    """
+    section = info.sections.get("from_step")
+    if section is None:
+        return {}
+    if info.decl.kind != "grpo":
+        cx.d.warn("W104", f"`from_step {{ ... }}` is only read by grpo stages, not {info.decl.kind}", section.key_span,
+                  help="remove it")
+        return {}
+    settings, _ = flat(cx, section.body, f"stage {info.decl.name}.from_step")
+    out: dict[str, int] = {}
+    for ds, entry in settings.items():
+        if ds not in data:
+            if cx.kind_of(ds) is None and _written(info, ("data",), ds):
+                continue  # an unknown name, already reported where the stage lists it
+            cx.d.error("E002", f"`{ds}` is not a training dataset of stage {info.decl.name}", entry.key_span,
+                       help=did_you_mean(ds, data) or f"its datasets: {', '.join(data) or 'none'}")
+            continue
+        value = resolve(cx, entry.value)
+        if value is BAD:
+            continue
+        if not isinstance(value, ast.Num) or isinstance(value.value, bool) or not float(value.value).is_integer():
+            cx.d.error("E004", f"`from_step.{ds}` is a step number, got {describe(value, cx)}", entry.value.span,
+                       help=f"write `{ds} = 1300`: the dataset's prompts are drawn from step 1300 on")
+            continue
+        step = int(value.value)
+        if step < 0 or (steps is not None and step >= steps):
+            cx.d.error("E005", f"`from_step.{ds}` = {step} is outside the stage's steps 0..{(steps or 1) - 1}",
+                       entry.value.span, help="a dataset that joins at or after the last step is never sampled; "
+                       "0 is the first step")
+            continue
+        out[ds] = step
+    if data and out and all(out.get(ds, 0) > 0 for ds in data):
+        cx.d.error("E005", f"every dataset of stage {info.decl.name} starts after step 0: its first "
+                   f"{min(out.values())} steps have no prompts", section.key_span,
+                   help="let at least one dataset start at step 0 (leave it out of from_step { })")
+        return {}
+    return out

@@ -9,7 +9,7 @@ from typing import Any
 
 from r1dsl import ir
 from r1dsl.checker.lowering import distill_jobs
-from r1dsl.checker.references import data_refs, reward_refs, route, start_point, template_ref
+from r1dsl.checker.references import data_from_step, data_refs, reward_refs, route, start_point, template_ref
 from r1dsl.checker.rules import batch_arithmetic, check_resources, check_rollout, field_needs, stage_warnings
 from r1dsl.checker.scope import Context, StageInfo
 from r1dsl.checker.values import build
@@ -92,6 +92,7 @@ def stage(cx: Context, info: StageInfo) -> None:
         sampling=built["sampling"] if row.samples or explicit["sampling"] else None,
         filters=built["filters"] if "filters" in row.sections else None,
         rollout=built["rollout"],
+        data_from_step=data_from_step(cx, info, data, built["grpo"].steps if "grpo" in row.sections else None),
         after=tuple(info.deps),
         **common,
     )

@@ -91,6 +91,11 @@ def test_stage_writes_rows_with_provenance_and_a_summary(tmp_path):
     summary = json.loads((exp / "data_summary.json").read_text())
     assert summary["seen"] == 6 * 3
     assert summary["kept"] == len(rows) and 0 < len(rows) <= 6 * 2
+    for name, c in summary["per_filter"].items():  # the report says what each filter dropped
+        assert c["dropped"] == c["seen"] - c["kept"], name
+    assert sum(c["dropped"] for c in summary["per_filter"].values()) == summary["seen"] - summary["kept"]
+    results = json.loads((tmp_path / "results.json").read_text())["rs"]
+    assert results["dropped/keep_per_prompt"] == summary["per_filter"]["keep_per_prompt"]["dropped"]
     for row in rows:
         assert {"prompt", "response", "answer", "source_stage", "checkpoint", "prompt_id", "sample_index", "rewards"} <= row.keys()
         assert row["source_stage"] == "rs" and set(row["rewards"]) == {"accuracy", "format"}
@@ -124,3 +129,49 @@ def test_a_chunk_cut_off_mid_write_is_dropped_on_resume(tmp_path, monkeypatch):
     assert all(r["source_dataset"] == "more" for r in rows[1:])
     summary = json.loads((exp / "data_summary.json").read_text())
     assert summary["seen"] == 18 + 4 * 3
+
+
+# -- R1's readability filters [V1 2.3.3] and the cold-start repetition filter, on crafted chains of thought ---------
+
+def test_a_chain_of_thought_with_a_code_block_is_dropped_but_code_after_the_reasoning_is_not():
+    with_fence = candidate(0, "<think> let me try\n```python\nprint(1)\n```\n</think> 1", 1.0, 1.0)
+    answer_code = candidate(1, "<think> plain reasoning </think>\n```python\nprint(1)\n```", 1.0, 1.0)
+    inline = candidate(2, "<think> the value of `x` is 1 </think> 1", 1.0, 1.0)
+    counts = fresh_counts()
+    kept = apply_filters([with_fence, answer_code, inline], RejectionFilters(correct=False, format=False, code_blocks=True),
+                         REWARDS, counts)
+    assert kept == [answer_code, inline]
+    assert counts["code_blocks"] == {"seen": 3, "kept": 2}
+
+
+def test_a_chain_of_thought_with_a_long_paragraph_is_dropped():
+    short_paragraphs = candidate(0, "<think>" + "\n\n".join(["word " * 20] * 10) + "</think> 1", 1.0, 1.0)
+    one_wall = candidate(1, "<think>" + "word " * 200 + "</think> 1", 1.0, 1.0)
+    lines_no_blank = candidate(2, "<think>" + "\n".join(["word " * 20] * 10) + "</think> 1", 1.0, 1.0)  # one paragraph
+    counts = fresh_counts()
+    filters = RejectionFilters(correct=False, format=False, max_paragraph_chars=500)
+    kept = apply_filters([short_paragraphs, one_wall, lines_no_blank], filters, REWARDS, counts)
+    assert kept == [short_paragraphs]
+    assert counts["paragraphs"] == {"seen": 3, "kept": 1}
+
+
+def test_a_looping_chain_of_thought_is_dropped_by_the_repetition_filter():
+    loop = candidate(0, "<think>" + "wait, let me check again. " * 50 + "</think> 1", 1.0, 1.0)
+    prose = candidate(1, "<think>" + " ".join(f"step {i} adds {i + 1} to the total" for i in range(30)) + "</think> 1", 1.0, 1.0)
+    counts = fresh_counts()
+    kept = apply_filters([loop, prose], RejectionFilters(correct=False, format=False, repetition=0.5), REWARDS, counts)
+    assert kept == [prose]
+    assert counts["repetition"] == {"seen": 2, "kept": 1}
+
+
+def test_the_text_scans_are_linear_on_hostile_input():
+    import time
+
+    from backends.stages.rejection_sample import has_code_block, longest_paragraph_chars, repeated_fraction
+
+    hostile = ("`" * 2 + "\n") * 200_000 + "x" * 1_000_000
+    start = time.perf_counter()
+    assert not has_code_block(hostile)
+    assert longest_paragraph_chars(hostile) == 1_600_000  # one paragraph: no blank line in it
+    assert repeated_fraction("a b " * 200_000) > 0.99
+    assert time.perf_counter() - start < 5.0

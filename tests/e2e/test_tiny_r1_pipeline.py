@@ -36,3 +36,8 @@ def test_every_phase_runs_and_r1_and_the_students_score_as_the_paper_orders_them
     assert r["reasoning_samples"]["samples_kept"] > 0 and r["helpful_rm"]["pair_accuracy"] > 0.8
     summary = json.loads((tmp_path / "reasoning_samples" / "data_summary.json").read_text())
     assert summary["per_filter"]["correct"]["kept"] < summary["per_filter"]["correct"]["seen"]  # the filters did filter
+    for name in ("code_blocks", "paragraphs"):  # R1's readability filters ran and say what they dropped
+        assert summary["per_filter"][name]["dropped"] == summary["per_filter"][name]["seen"] - summary["per_filter"][name]["kept"]
+    cold = json.loads((tmp_path / "cold_samples" / "data_summary.json").read_text())
+    assert cold["per_filter"]["repetition"]["seen"] > 0
+    assert r["harmless_rm"]["pair_accuracy"] > 0.5  # the second preference model trained (chance is 0.5)
