@@ -79,7 +79,10 @@ def main() -> None:
     parser.add_argument("--model", default="runs/tiny_r1_zero/base/model", help="HF directory of the tiny base")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--num-generations-per-prompt", "--group-size", dest="num_generations_per_prompt", type=int, default=8)
-    parser.add_argument("--prompts-per-step", type=int, default=16)
+    parser.add_argument("--prompts-per-step", type=int, default=16, help="prompts per rollout (generation batch)")
+    parser.add_argument("--steps-per-generation", type=int, default=1,
+                        help="optimizer steps per rollout (TRL's steps_per_generation; ours: train_global_batch_size = "
+                             "prompts x G / this); --steps counts optimizer steps")
     parser.add_argument("--max-completion-tokens", type=int, default=48)
     parser.add_argument("--lr", type=float, default=2e-4)
     parser.add_argument("--beta", type=float, default=0.001)
@@ -160,7 +163,12 @@ def run_seed(args) -> dict:
 
     base, tokenizer = load_model(args.model)
     trl_model = copy.deepcopy(base).train()
-    settings = GRPO(num_generations_per_prompt=G, num_prompts_per_step=P, micro_batch_size=P * G, steps=args.steps,
+    S = args.steps_per_generation
+    if (P * G) % (S * G) or args.steps % S:
+        raise SystemExit(f"--steps-per-generation {S} must divide --prompts-per-step {P} (whole groups per optimizer "
+                         f"step) and --steps {args.steps}")
+    settings = GRPO(num_generations_per_prompt=G, num_prompts_per_step=P, micro_batch_size=P * G // S, steps=args.steps,
+                    train_global_batch_size=P * G // S if S > 1 else None,
                     kl_penalty=args.beta, loss_aggregation=LOSS_AGGREGATION[args.loss_type], temperature=1.0,
                     max_completion_tokens=T, max_prompt_tokens=256, seed=args.seed)
 
@@ -180,7 +188,8 @@ def run_seed(args) -> dict:
     config = GRPOConfig(
         output_dir=out_dir, report_to="none", use_vllm=False, use_cpu=True, bf16=False, seed=args.seed,
         max_steps=args.steps, learning_rate=args.lr, lr_scheduler_type="constant", weight_decay=0.0,
-        max_grad_norm=1.0, per_device_train_batch_size=P * G, gradient_accumulation_steps=1, num_generations=G,
+        max_grad_norm=1.0, per_device_train_batch_size=P * G // S, gradient_accumulation_steps=1, num_generations=G,
+        steps_per_generation=S,  # one rollout of P x G, S optimizer steps on it (old log-probs from the rollout)
         gradient_checkpointing=False,  # on by default since TRL 0.29; ours has none
         max_completion_length=T, temperature=1.0, beta=args.beta, epsilon=0.2, loss_type=args.loss_type,
         scale_rewards="group", shuffle_dataset=False, logging_steps=1, save_strategy="no", disable_tqdm=True,
@@ -227,9 +236,16 @@ def run_seed(args) -> dict:
             trl_phases[-1]["optimizer"] += time.perf_counter() - self.o0
 
         def on_step_end(self, _args, state, *_, **__):
-            timings["trl"].append(time.perf_counter() - self.t0)
-            cpu["trl"].append(time.process_time() - self.c0)
-            step = state.global_step - 1
+            # per rollout: TRL's S optimizer steps summed, then ours runs the same rollout's S steps at once
+            if state.global_step % S != 1 % S:
+                timings["trl"][-1] += time.perf_counter() - self.t0
+                cpu["trl"][-1] += time.process_time() - self.c0
+            else:
+                timings["trl"].append(time.perf_counter() - self.t0)
+                cpu["trl"].append(time.process_time() - self.c0)
+            if state.global_step % S:
+                return
+            step = state.global_step // S - 1  # the rollout
             step_rows = [by_prompt[prompt] for prompt, _ in seen[::G]]  # the P prompts TRL just trained on
             names = list(ours)
             for name in names[step % len(names):] + names[: step % len(names)]:  # rotate: no side always goes first

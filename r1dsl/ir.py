@@ -172,9 +172,17 @@ class GRPO:
     """GRPO as in DeepSeekMath eq. 3; names follow NeMo-RL where a term exists."""
 
     num_generations_per_prompt: int = knob(8, "group size G", min=2, max=1024)
-    num_prompts_per_step: int = knob(8, "questions per step", min=1, max=1 << 20)
+    num_prompts_per_step: int = knob(8, "questions per rollout (NeMo-RL's num_prompts_per_step: its step is one "
+                                     "rollout); the rollout holds num_prompts_per_step x G outputs", min=1, max=1 << 20)
+    train_global_batch_size: int | None = knob(
+        None, "outputs per optimizer step, as NeMo-RL's policy.train_global_batch_size (verl: ppo_mini_batch_size x G; "
+        "TRL: rollout / steps_per_generation): the rollout is split into mini-batches of this many outputs (whole "
+        "groups), one optimizer step each, the later ones off-policy (the ratio and its clip act); unset: the whole "
+        "rollout, one optimizer step per rollout", min=2, max=1 << 30)
     micro_batch_size: int = knob(16, "sequences per forward/backward", min=1, max=1 << 20)
-    steps: int = knob(100, "GRPO steps", min=1, max=10**9)
+    steps: int = knob(100, "optimizer steps, as the papers count them (a rollout makes mini_batches x inner_epochs "
+                      "of them); also the unit of checkpoint_every, reference_refresh_steps and the lr schedule",
+                      min=1, max=10**9)
     kl_penalty: float = knob(0.001, "beta, the KL coefficient", min=0.0, max=1000.0)
     kl_type: str = knob("k3", "KL estimator", choices=("k1", "k2", "k3"))
     ratio_clip_min: float = knob(0.2, "epsilon low", min_exclusive=0.0, max=100.0)
@@ -183,7 +191,7 @@ class GRPO:
         "sequence", "sequence (paper), token (DAPO) or constant (Dr. GRPO)", choices=("sequence", "token", "constant")
     )
     advantage_scaling: str = knob("std", "divide by group std, or not (Dr. GRPO)", choices=("std", "none"))
-    inner_epochs: int = knob(1, "updates per rollout batch", min=1, max=1000)
+    inner_epochs: int = knob(1, "passes over each rollout's mini-batches (PPO epochs)", min=1, max=1000)
     temperature: float = knob(1.0, "rollout temperature", min_exclusive=0.0, max=100.0)
     top_p: float = knob(1.0, "rollout nucleus", min_exclusive=0.0, max=1.0)
     max_prompt_tokens: int = knob(128, "longest prompt", min=1, max=1 << 20)
@@ -192,6 +200,21 @@ class GRPO:
     truncated: str = knob("keep", "completions cut at the length limit", choices=("keep", "mask", "penalize"))
     checkpoint_every: int = knob(25, "steps between checkpoints", min=1, max=10**9)
     seed: int = knob(0, "random seed", min=0, max=SEED_MAX)
+
+    @property
+    def rollout_size(self) -> int:
+        """Outputs per rollout: num_prompts_per_step x G."""
+        return self.num_prompts_per_step * self.num_generations_per_prompt
+
+    @property
+    def mini_batches(self) -> int:
+        """Optimizer steps per pass over a rollout (TRL's steps_per_generation); the checker makes it exact."""
+        return self.rollout_size // (self.train_global_batch_size or self.rollout_size)
+
+    @property
+    def updates_per_rollout(self) -> int:
+        """Optimizer steps per rollout: mini_batches x inner_epochs; `steps` counts these."""
+        return self.mini_batches * self.inner_epochs
 
 
 @dataclass(frozen=True)

@@ -214,7 +214,7 @@ def plan_stage(stage: Stage, recipe: Recipe, arch: Arch | None, produced: dict[s
     seq_len, micro = stage.train.max_seq_len, stage.train.micro_batch_size
     if row.steps_section == "grpo":
         g = stage.grpo
-        seqs = g.steps * g.num_prompts_per_step * g.num_generations_per_prompt
+        seqs = g.steps // g.updates_per_rollout * g.rollout_size  # outputs generated: rollouts x rollout size
         prompt, completion = g.max_prompt_tokens, g.max_completion_tokens
         seq_len, micro = prompt + completion, g.micro_batch_size
         scoring_passes = 1 + (1 if g.kl_penalty > 0 else 0)  # old-policy (and reference) log-probs

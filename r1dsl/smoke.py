@@ -46,15 +46,20 @@ def stand_in_dataset(ds: ir.Dataset) -> ir.Dataset:
     return replace(ds, source="generator", generator=generator, path=None, split="train", size=ROWS, fields={}, params={})
 
 
+def smoke_grpo(g: ir.GRPO) -> ir.GRPO:
+    """Two rollouts of 2 prompts x 2; a split rollout stays split (one group per optimizer step)."""
+    small = replace(g, num_generations_per_prompt=2, num_prompts_per_step=2, micro_batch_size=4, steps=2,
+                    train_global_batch_size=2 if g.train_global_batch_size else None, max_prompt_tokens=384,
+                    max_completion_tokens=8, reference_refresh_steps=None, checkpoint_every=1)
+    return replace(small, steps=2 * small.updates_per_rollout, micro_batch_size=2 if g.train_global_batch_size else 4)
+
+
 def stand_in_stage(stage: ir.Stage) -> ir.Stage:
     return replace(
         stage,
         train=replace(stage.train, steps=2, epochs=None, batch_size=4, micro_batch_size=4, max_seq_len=128, checkpoint_every=1),
         optim=replace(stage.optim, warmup_steps=0),
-        grpo=replace(
-            stage.grpo, num_generations_per_prompt=2, num_prompts_per_step=2, micro_batch_size=4, steps=2,
-            max_prompt_tokens=384, max_completion_tokens=8, reference_refresh_steps=None, checkpoint_every=1,
-        ) if stage.grpo else None,
+        grpo=smoke_grpo(stage.grpo) if stage.grpo else None,
         sampling=replace(stage.sampling, samples_per_prompt=2, max_completion_tokens=8, max_prompts=4) if stage.sampling else None,
         filters=ir.RejectionFilters(finished=False, correct=False, format=False, language=None, judge=None,
                                     dedup=False, keep_per_prompt=None) if stage.filters else None,

@@ -3,8 +3,9 @@
     rollout    = sample_groups(policy, prompts)                     # B = P * G completions
     r, per_rule = score(rewards, completions, rows, lengths)        # (B,)
     A          = group_advantages(r)                                # (B,)
-    old, ref   = log-probs of the rollout policy and the reference  # (B, T), no grad
-    for each inner epoch: for each micro-batch: loss.backward(); then one optimizer step
+    old, ref   = log-probs of the rollout policy and the reference  # (B, T), no grad, once per rollout
+    for each inner epoch: for each mini-batch (train_global_batch_size outputs):
+        for each micro-batch: loss.backward(); then one optimizer step   # later mini-batches: off-policy
 
 Distributed (DDP or FSDP2): each rank rolls out its own prompts (whole groups, so advantages stay local);
 the loss normalisers are the step's global counts divided by the world size, so the ranks' gradient average
@@ -104,12 +105,24 @@ def batched_logprobs(model, r: Rollout, temperature: float, size: int, num_gener
     return torch.cat(parts)
 
 
+def mini_batches(n: int, count: int) -> list[slice]:
+    """The rollout's `n` rows (this rank's) cut into `count` contiguous mini-batches of whole groups (the checker
+    makes n / count a whole number of groups)."""
+    size = n // count
+    return [slice(i, i + size) for i in range(0, n, size)]
+
+
 def update(fabric, policy, reference, optimizer, scored: Scored, grpo, max_grad_norm: float,
-           speedups: Speedups = Speedups()) -> dict[str, float]:
-    """The GRPO update on one scored rollout: inner_epochs optimizer steps, micro-batched. Returns local stats."""
+           speedups: Speedups = Speedups(), on_optimizer_step=None) -> dict[str, float]:
+    """The GRPO update on one scored rollout: for each of inner_epochs passes, one optimizer step per mini-batch
+    (train_global_batch_size outputs, micro-batched), so grpo.updates_per_rollout steps in all; `on_optimizer_step`
+    (the lr scheduler's step) runs after each. Old and reference log-probs are taken once, before any update, so
+    from the second optimizer step on the ratio leaves 1 and the clip acts. Returns local stats, averaged over the
+    optimizer steps."""
     r = scored.rollout
     G, B = grpo.num_generations_per_prompt, len(r.texts)
     beta, temperature, mb = grpo.kl_penalty, grpo.temperature, grpo.micro_batch_size
+    updates = grpo.updates_per_rollout
     plain_policy = unwrap(policy)  # no-grad passes skip DDP (FSDP2 shards the module itself: it still gathers)
     # a group's completions share one prompt pass, unless the policy recomputes activations (keeps no KV cache);
     # (or an ablation turns prefix sharing off); every pass below scores the same way, so the reference and the
@@ -120,54 +133,62 @@ def update(fabric, policy, reference, optimizer, scored: Scored, grpo, max_grad_
     if grpo.truncated == "mask":
         loss_mask[r.truncated] = 0
 
-    # the step's global counts (divided by the world size: DDP averages the ranks' gradients)
-    counts = torch.tensor([float(B), float(loss_mask.sum())])
+    # each mini-batch's global counts (divided by the world size: DDP averages the ranks' gradients)
+    minis = mini_batches(B, grpo.mini_batches)
+    counts = torch.tensor([[float(s.stop - s.start), float(loss_mask[s].sum())] for s in minis])  # (M, 2)
     counts = fabric.all_reduce(counts, reduce_op="sum") / fabric.world_size
-    num_sequences, num_tokens = float(counts[0]), float(counts[1])
 
     start = time.perf_counter()
     with fabric.autocast():
-        old_logp = batched_logprobs(plain_policy, r, temperature, mb, group) if grpo.inner_epochs > 1 else None  # (B, T)
+        # the rollout policy's log-probs, once, before any update (on-policy with one update: the ratio is 1)
+        old_logp = batched_logprobs(plain_policy, r, temperature, mb, group) if updates > 1 else None  # (B, T)
         ref_logp = batched_logprobs(reference, r, temperature, mb, group) if beta > 0 else None  # (B, T)
     seconds = {"time_reference_s": time.perf_counter() - start, "time_backward_s": 0.0, "time_optimizer_s": 0.0}
 
     sums = {"loss": 0.0, "kl": 0.0, "clip_fraction": 0.0, "entropy": 0.0, "grad_norm": 0.0}
     if r.sample_logprobs is not None:  # NeMo-RL's check of the sampler against the trainer: 1.0 when they agree
         sums["token_mult_prob_error"] = 0.0
-    batches, rows_per_prompt = micro_batches(B, mb, group)
+    total_tokens = max(float(r.completion_mask.sum()), 1.0)
     for epoch in range(grpo.inner_epochs):
-        start = time.perf_counter()
-        optimizer.zero_grad(set_to_none=True)
-        for k, s in enumerate(batches):
-            with fabric.no_backward_sync(policy, enabled=k < len(batches) - 1):
-                with fabric.autocast():
-                    logp, entropy = token_logprobs(policy, r.prompt_ids[s], r.prompt_mask[s], r.completion_ids[s],
-                                                   r.completion_mask[s], temperature, with_entropy=True,
-                                                   rows_per_prompt=rows_per_prompt, vocab_size=r.vocab_size)  # (b, T)
-                old = logp.detach() if old_logp is None else old_logp[s]  # one inner epoch: on-policy, ratio 1
-                ref = None if ref_logp is None else ref_logp[s]
-                loss, stats = grpo_loss(
-                    logp, old, ref, advantages[s], loss_mask[s],
-                    eps_low=grpo.ratio_clip_min, eps_high=grpo.ratio_clip_max, beta=beta, kl_type=grpo.kl_type,
-                    aggregation=grpo.loss_aggregation, max_completion_tokens=grpo.max_completion_tokens,
-                    num_sequences=num_sequences, num_tokens=num_tokens,
-                )
-                fabric.backward(loss)
-            m = r.completion_mask[s].float()
-            weight = float(m.sum()) / max(float(r.completion_mask.sum()), 1.0) / grpo.inner_epochs
-            sums["loss"] += float(loss.detach()) / grpo.inner_epochs
-            sums["kl"] += float(stats["kl"]) * weight
-            sums["clip_fraction"] += float(stats["clip_fraction"]) * weight
-            sums["entropy"] += float((entropy * m).sum() / m.sum().clamp(min=1.0)) * weight
-            if r.sample_logprobs is not None and epoch == 0:  # before any update: the policy that sampled
-                gap = (logp.detach() - r.sample_logprobs[s]).abs().exp()  # (b, T) exp|log pi_train - log pi_sampler|
-                sums["token_mult_prob_error"] += float((gap * m).sum() / m.sum().clamp(min=1.0)) * weight * grpo.inner_epochs
-        stepping = time.perf_counter()
-        grad_norm = fabric.clip_gradients(policy, optimizer, max_norm=max_grad_norm)
-        sums["grad_norm"] += float(grad_norm) / grpo.inner_epochs
-        optimizer.step()
-        seconds["time_backward_s"] += stepping - start  # the policy's forward and backward passes
-        seconds["time_optimizer_s"] += time.perf_counter() - stepping  # clipping and the AdamW step
+        for j, mini in enumerate(minis):
+            num_sequences, num_tokens = float(counts[j, 0]), float(counts[j, 1])
+            batches, rows_per_prompt = micro_batches(mini.stop - mini.start, mb, group)
+            batches = [slice(mini.start + s.start, mini.start + s.stop) for s in batches]
+            start = time.perf_counter()
+            optimizer.zero_grad(set_to_none=True)
+            for k, s in enumerate(batches):
+                with fabric.no_backward_sync(policy, enabled=k < len(batches) - 1):
+                    with fabric.autocast():
+                        logp, entropy = token_logprobs(policy, r.prompt_ids[s], r.prompt_mask[s], r.completion_ids[s],
+                                                       r.completion_mask[s], temperature, with_entropy=True,
+                                                       rows_per_prompt=rows_per_prompt, vocab_size=r.vocab_size)  # (b, T)
+                    old = logp.detach() if old_logp is None else old_logp[s]  # one update per rollout: ratio 1
+                    ref = None if ref_logp is None else ref_logp[s]
+                    loss, stats = grpo_loss(
+                        logp, old, ref, advantages[s], loss_mask[s],
+                        eps_low=grpo.ratio_clip_min, eps_high=grpo.ratio_clip_max, beta=beta, kl_type=grpo.kl_type,
+                        aggregation=grpo.loss_aggregation, max_completion_tokens=grpo.max_completion_tokens,
+                        num_sequences=num_sequences, num_tokens=num_tokens,
+                    )
+                    fabric.backward(loss)
+                m = r.completion_mask[s].float()
+                # each pass over the rollout weighs its tokens once; the passes are averaged
+                weight = float(m.sum()) / total_tokens / grpo.inner_epochs
+                sums["loss"] += float(loss.detach()) / updates
+                sums["kl"] += float(stats["kl"]) * weight
+                sums["clip_fraction"] += float(stats["clip_fraction"]) * weight
+                sums["entropy"] += float((entropy * m).sum() / m.sum().clamp(min=1.0)) * weight
+                if r.sample_logprobs is not None and epoch == 0 and j == 0:  # before any update: the sampling policy
+                    gap = (logp.detach() - r.sample_logprobs[s]).abs().exp()  # (b, T) exp|log pi_train - log pi_sampler|
+                    sums["token_mult_prob_error"] += float((gap * m).sum() / m.sum().clamp(min=1.0)) * (float(m.sum()) / max(float(r.completion_mask[mini].sum()), 1.0))
+            stepping = time.perf_counter()
+            grad_norm = fabric.clip_gradients(policy, optimizer, max_norm=max_grad_norm)
+            sums["grad_norm"] += float(grad_norm) / updates
+            optimizer.step()
+            if on_optimizer_step is not None:
+                on_optimizer_step()
+            seconds["time_backward_s"] += stepping - start  # the policy's forward and backward passes
+            seconds["time_optimizer_s"] += time.perf_counter() - stepping  # clipping and the AdamW step
     return {**sums, **seconds}
 
 
@@ -198,15 +219,17 @@ def step_metrics(scored: Scored, rewards_cfg, update_stats: Mapping[str, float],
 
 def grpo_step(fabric, policy, reference, optimizer, tokenizer, rows, grpo, rewards_cfg, template,
               max_grad_norm: float, generator: torch.Generator | None = None, engine=None, seed: int = 0,
-              stop: tuple[str, ...] = DEFAULT_STOP, speedups: Speedups = Speedups()) -> dict[str, float]:
-    """Rollout, score, update (then the engine, if any, gets the new weights); returns this rank's metrics.
+              stop: tuple[str, ...] = DEFAULT_STOP, speedups: Speedups = Speedups(),
+              on_optimizer_step=None) -> dict[str, float]:
+    """One rollout, scored, then its grpo.updates_per_rollout optimizer steps (then the engine, if any, gets the
+    new weights, once per rollout); returns this rank's metrics.
     `speedups`: switch off one of the rollout's speed-ups (ablations); the result is the same, only slower."""
     start = time.perf_counter()
     plain_policy = unwrap(policy)
     with eval_mode(plain_policy), fabric.autocast():
         scored = rollout_and_score(plain_policy, tokenizer, rows, grpo, rewards_cfg, template, generator, engine, seed, stop,
                                    speedups)
-    stats = update(fabric, policy, reference, optimizer, scored, grpo, max_grad_norm, speedups)
+    stats = update(fabric, policy, reference, optimizer, scored, grpo, max_grad_norm, speedups, on_optimizer_step)
     if engine is not None:
         stats["weight_sync_s"] = engine.load_weights(policy)  # the next rollout samples from this step's policy
     return step_metrics(scored, rewards_cfg, stats, time.perf_counter() - start)

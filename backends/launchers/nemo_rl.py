@@ -529,12 +529,17 @@ def grpo_config(job: StageJob, pipeline: Pipeline) -> Translation:
     tr = Translation("grpo", cfg)
     warn = tr.warnings
     gr = cfg["grpo"]
+    # NeMo-RL's step is one rollout of num_prompts_per_step x G outputs, trained in optimizer steps of
+    # policy.train_global_batch_size (old log-probs once per rollout); it counts steps, checkpoints and the lr
+    # scheduler in rollouts, the recipe in optimizer steps: the checker makes them whole rollouts.
+    per_rollout = g.updates_per_rollout
+    rollouts = g.steps // per_rollout
     gr["num_prompts_per_step"] = int(g.num_prompts_per_step)
     gr["num_generations_per_prompt"] = int(g.num_generations_per_prompt)
-    gr["max_num_steps"] = int(g.steps)
+    gr["max_num_steps"] = int(rollouts)
     # Training stops at min(max_num_steps, epochs over the prompts): each epoch has at least one step
     # (drop_last batches of num_prompts_per_step), so `steps` epochs never stop it early.
-    gr["max_num_epochs"] = int(g.steps)
+    gr["max_num_epochs"] = int(rollouts)
     gr["seed"] = int(g.seed)
     # DeepSeekMath eq. 3: A = (r - mean(r)) / std(r) over the whole group, not leave-one-out.
     gr["use_leave_one_out_baseline"] = False
@@ -549,8 +554,8 @@ def grpo_config(job: StageJob, pipeline: Pipeline) -> Translation:
 
     policy = cfg["policy"]
     policy["model_name"] = literal(model_name(job, pipeline, tr))
-    # On-policy: one optimizer step per rollout batch of prompts x generations.
-    policy["train_global_batch_size"] = int(g.num_prompts_per_step * g.num_generations_per_prompt)
+    # outputs per optimizer step (unset: the whole rollout, one optimizer step per rollout)
+    policy["train_global_batch_size"] = int(g.train_global_batch_size or g.rollout_size)
     policy["train_micro_batch_size"] = int(g.micro_batch_size)
     policy["max_total_sequence_length"] = int(g.max_prompt_tokens + g.max_completion_tokens)
     cfg["data"]["max_input_seq_length"] = int(g.max_prompt_tokens)
@@ -563,13 +568,13 @@ def grpo_config(job: StageJob, pipeline: Pipeline) -> Translation:
     gen["vllm_cfg"]["gpu_memory_utilization"] = float(stage.rollout.gpu_memory_utilization)
     if stage.rollout.max_model_len is not None:
         gen["vllm_cfg"]["max_model_len"] = int(stage.rollout.max_model_len)
-    optimizer_keys(job, policy, int(g.steps), decay_steps(job, g.steps))
+    optimizer_keys(job, policy, int(rollouts), decay_steps(job, rollouts))
     parallel_keys(job, pipeline, cfg, tr)
     rollout_placement(job, cfg, tr)
-    checkpoint_and_logger_keys(job, pipeline, cfg, g.checkpoint_every)
+    checkpoint_and_logger_keys(job, pipeline, cfg, g.checkpoint_every // per_rollout)
     data_blocks(job, pipeline, cfg, tr)
     validates = cfg["data"]["validation"] is not None
-    gr["val_period"] = int(g.checkpoint_every) if validates else 0
+    gr["val_period"] = int(g.checkpoint_every // per_rollout) if validates else 0
     gr["val_at_start"] = False
     gr["val_at_end"] = validates
     cfg["env"]["math"]["num_workers"] = int(cfg["env"]["math"]["num_workers"])
@@ -580,6 +585,10 @@ def grpo_config(job: StageJob, pipeline: Pipeline) -> Translation:
     if g.reference_refresh_steps:
         warn.append(f"stage `{stage.name}`: reference_refresh_steps = {g.reference_refresh_steps} (R1-Zero resets "
                     "the reference every 400 steps) has no NeMo-RL key: the reference stays the initial policy")
+    if per_rollout > 1 and stage.optim.warmup_steps:
+        warn.append(f"stage `{stage.name}`: NeMo-RL steps its lr scheduler once per rollout, not once per optimizer "
+                    f"step: warmup_steps = {stage.optim.warmup_steps} counts rollouts there ({per_rollout} optimizer "
+                    "steps each)")
     if g.inner_epochs > 1:
         warn.append(f"stage `{stage.name}`: inner_epochs = {g.inner_epochs} has no NeMo-RL key: NeMo-RL makes one "
                     "pass over each rollout batch")
@@ -828,6 +837,6 @@ def run(pipeline: Pipeline, dry_run: bool = False) -> int:
 
 
 def batch_arithmetic(cfg: dict[str, Any]) -> bool:
-    """On-policy GRPO: one optimizer step per rollout batch."""
+    """GRPO: a rollout of num_prompts_per_step x G outputs splits into optimizer steps of train_global_batch_size."""
     g = cfg["grpo"]
-    return cfg["policy"]["train_global_batch_size"] == g["num_prompts_per_step"] * g["num_generations_per_prompt"]
+    return (g["num_prompts_per_step"] * g["num_generations_per_prompt"]) % cfg["policy"]["train_global_batch_size"] == 0

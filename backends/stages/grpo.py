@@ -3,10 +3,10 @@
     run = StageRun(cfg)                          # Fabric (DDP on gloo under torchrun), folders, logger
     policy, reference = the stage's init model (in its training dtype, sharded under FSDP), and a frozen copy
                         of it under the same precision and wrapping
-    for step:                                    # resumes from the latest checkpoint
-        rows    = this step's prompts, sharded over ranks (whole groups per rank)
-        metrics = grpo_step(...)                 # rollout -> rewards -> advantages -> update
-        refresh the reference every reference_refresh_steps; log; checkpoint
+    for rollout:                                 # resumes from the latest checkpoint
+        rows    = this rollout's prompts, sharded over ranks (whole groups per rank)
+        metrics = grpo_step(...)                 # rollout -> rewards -> advantages -> updates_per_rollout steps
+        refresh the reference every reference_refresh_steps; log; checkpoint (all counted in optimizer steps)
     save <stage>/model, evaluate the eval sets, results.json, DONE
 
 Everything the step does lives in `backends/grpo/` (loss, rollout, step); this file is the I/O around it.
@@ -46,6 +46,9 @@ def run(cfg) -> dict[str, float]:
     schedule = PromptSchedule(starts)
     rewards = cfg.model.rewards
     steps, prompts_per_step = grpo.steps, grpo.num_prompts_per_step
+    # `steps` counts optimizer steps (as the papers do); each rollout makes grpo.updates_per_rollout of them (the
+    # checker makes steps, checkpoint_every and reference_refresh_steps whole rollouts of them)
+    per_rollout = grpo.updates_per_rollout
     seed = grpo.seed
 
     model, tokenizer = load_policy(cfg.model.init, run.device, run.precision)
@@ -62,26 +65,28 @@ def run(cfg) -> dict[str, float]:
     engine = stage_engine(run, cfg, model, tokenizer)  # None: sample from the policy itself (rollout.engine = hf)
     n_params = sum(p.numel() for p in model.parameters())
     run.print(f"[{run.name}] {n_params / 1e6:.2f}M parameters, {len(rows)} prompts, {run.world_size} process(es), "
-              f"G={grpo.num_generations_per_prompt} x {prompts_per_step} prompts/step, steps {start}->{steps}")
+              f"G={grpo.num_generations_per_prompt} x {prompts_per_step} prompts/rollout, {per_rollout} optimizer "
+              f"step(s)/rollout, steps {start}->{steps}")
 
     metrics: dict[str, float] = {}
     with run.progress(steps, start, f"{run.name} (grpo)") as bar:
-        for step in range(start, steps):
-            # the step's prompts are a pure function of (seed, step): a resumed run sees the same ones
-            pool = schedule.pool(step)
-            chosen = [pool[i] for i in batch_indices(step, prompts_per_step, len(pool), seed)[run.rank :: run.world_size]]
-            generator = torch.Generator(device=run.device).manual_seed(seed * 1_000_003 + step * 1009 + run.rank)
+        for rollout in range(start // per_rollout, steps // per_rollout):
+            # the rollout's prompts are a pure function of (seed, rollout): a resumed run sees the same ones; a
+            # dataset joins the pool from its from_step (an optimizer step: the rollout's first one counts)
+            pool = schedule.pool(rollout * per_rollout)
+            chosen = [pool[i] for i in batch_indices(rollout, prompts_per_step, len(pool), seed)[run.rank :: run.world_size]]
+            generator = torch.Generator(device=run.device).manual_seed(seed * 1_000_003 + rollout * 1009 + run.rank)
             local = grpo_step(run.fabric, model, reference, optimizer, tokenizer, [rows[i] for i in chosen], grpo,
                               rewards, cfg.model.template, optim.max_grad_norm, generator,
-                              engine, seed * 1_000_003 + step * 1009 + run.rank)
-            scheduler.step()
-            if reference is not None and grpo.reference_refresh_steps and (step + 1) % grpo.reference_refresh_steps == 0:
+                              engine, seed * 1_000_003 + rollout * 1009 + run.rank, on_optimizer_step=scheduler.step)
+            step = (rollout + 1) * per_rollout  # optimizer steps done
+            if reference is not None and grpo.reference_refresh_steps and step % grpo.reference_refresh_steps == 0:
                 reference.load_state_dict(unwrap(model).state_dict())  # R1: the reference becomes the policy
             metrics = reduce_metrics(run.fabric, local)
             metrics["lr"] = scheduler.get_last_lr()[0]
-            run.log(step + 1, metrics)
-            run.maybe_checkpoint(step + 1, steps, state)
-            bar.update(step + 1, reward=metrics["reward"], acc=metrics.get("accuracy", math.nan),
+            run.log(step, metrics)
+            run.maybe_checkpoint(step, steps, state)
+            bar.update(step, reward=metrics["reward"], acc=metrics.get("accuracy", math.nan),
                        fmt=metrics.get("format", math.nan), len=metrics["completion_length"])
 
     run.save_model(model, tokenizer)

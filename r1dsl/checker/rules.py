@@ -170,6 +170,14 @@ def batch_arithmetic(cx: Context, stage: ir.Stage, explicit: dict[str, set[str]]
         cx.d.error("E009", f"{what} sequences per step do not split over {dp} data-parallel ranks", knob_span(cx, info, section, "batch_size" if section == "train" else "num_prompts_per_step"),
                    help=f"make it a multiple of {dp} (data-parallel size = training GPUs / (tensor_parallel x pipeline_parallel))")
         return stage
+    if section == "grpo":
+        split = rollout_split(cx, stage.grpo, dp, info, explicit["grpo"])
+        if split is None:
+            return stage
+        stage = replace(stage, grpo=split)
+        # a micro-batch lives inside one mini-batch (one optimizer step)
+        total = stage.grpo.train_global_batch_size or total
+        what = f"train_global_batch_size = {total}" if stage.grpo.train_global_batch_size else what
     per_rank = total // dp
     if not is_explicit:
         mbs = math.gcd(per_rank, mbs)
@@ -182,6 +190,47 @@ def batch_arithmetic(cx: Context, stage: ir.Stage, explicit: dict[str, set[str]]
                    knob_span(cx, info, section, "micro_batch_size"),
                    help=f"each of the {dp} rank(s) gets {per_rank} sequences; choose a micro_batch_size dividing it, e.g. {', '.join(map(str, divisors))}")
     return stage
+
+
+def rollout_split(cx: Context, g: ir.GRPO, dp: int, info: StageInfo, explicit: set[str]) -> ir.GRPO | None:
+    """E009: a rollout splits into mini-batches of whole groups, whole groups per rank, and `steps`,
+    `checkpoint_every` and `reference_refresh_steps` count whole rollouts of optimizer steps. None when it fails;
+    an unset checkpoint_every is rounded up to whole rollouts."""
+    G, rollout, mini = g.num_generations_per_prompt, g.rollout_size, g.train_global_batch_size
+    if mini is not None:
+        span = knob_span(cx, info, "grpo", "train_global_batch_size")
+        if mini % G:
+            cx.d.error("E009", f"train_global_batch_size = {mini} outputs per optimizer step is not a whole number of "
+                       f"groups of num_generations_per_prompt = {G} (advantages and the shared prompt pass need whole "
+                       "groups)", span, help=f"make it a multiple of {G}, e.g. {max(G, mini // G * G)}")
+            return None
+        if rollout % mini:
+            cx.d.error("E009", f"a rollout of num_prompts_per_step x num_generations_per_prompt = {g.num_prompts_per_step} "
+                       f"x {G} = {rollout} outputs does not split into mini-batches of train_global_batch_size = {mini}",
+                       span, help=f"choose a train_global_batch_size dividing {rollout} in whole groups, e.g. "
+                       f"{', '.join(str(G * d) for d in _divisors_near(g.num_prompts_per_step, mini // G))}")
+            return None
+        if (mini // G) % dp:
+            cx.d.error("E009", f"train_global_batch_size = {mini} is {mini // G} groups per optimizer step, which do not "
+                       f"split over {dp} data-parallel ranks (each rank trains whole groups)", span,
+                       help=f"make train_global_batch_size a multiple of {G} x {dp} = {G * dp}")
+            return None
+    per_rollout = g.updates_per_rollout
+    if per_rollout == 1:
+        return g
+    if "checkpoint_every" not in explicit:
+        g = replace(g, checkpoint_every=-(-g.checkpoint_every // per_rollout) * per_rollout)
+    why = (f"a rollout makes {g.mini_batches} mini-batch(es) x inner_epochs {g.inner_epochs} = {per_rollout} "
+           "optimizer steps")
+    ok = True
+    for name in ("steps", "checkpoint_every", "reference_refresh_steps"):
+        value = getattr(g, name)
+        if value is not None and value % per_rollout:
+            cx.d.error("E009", f"{name} = {value} optimizer steps is not a whole number of rollouts: {why}",
+                       knob_span(cx, info, "grpo", name),
+                       help=f"make {name} a multiple of {per_rollout}, e.g. {max(per_rollout, round(value / per_rollout) * per_rollout)}")
+            ok = False
+    return g if ok else None
 
 
 def _divisors_near(n: int, near: int, count: int = 3, scan: int = 10_000) -> list[int]:

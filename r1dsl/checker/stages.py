@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from r1dsl import ir
+from r1dsl import ast, ir
+from r1dsl.checker.constants import resolve
 from r1dsl.checker.lowering import distill_jobs
 from r1dsl.checker.references import data_from_step, data_refs, reward_refs, route, start_point, template_ref
 from r1dsl.checker.rules import batch_arithmetic, check_resources, check_rollout, field_needs, stage_warnings
@@ -54,8 +55,12 @@ def stage(cx: Context, info: StageInfo) -> None:
         template = template_ref(cx, refs["template"], decl.name)
     # rewards and routing
     rewards = reward_refs(cx, refs.get("rewards"))
-    if not rewards and row.scores_data and "rewards" not in refs:  # a written list of unknown names is reported there
-        cx.d.error("E011", f"{kind} stage `{decl.name}` has no rewards", decl.name_span,
+    written = refs.get("rewards")
+    value = resolve(cx, written.value) if written is not None and not rewards else None
+    empty = isinstance(value, ast.List) and not value.items
+    if not rewards and row.scores_data and (written is None or empty):  # a list of unknown names is reported there
+        cx.d.error("E011", f"{kind} stage `{decl.name}` has {'an empty rewards list' if empty else 'no rewards'}: "
+                   "nothing scores its samples", written.value.span if empty else decl.name_span,
                    help="add rewards = [accuracy, format] (reward declarations)")
     if not rewards and row.data_is_eval and eval_data:
         cx.d.warn("W108", f"eval stage `{decl.name}` has no rewards: nothing scores its samples", decl.name_span,

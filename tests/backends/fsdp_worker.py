@@ -2,6 +2,7 @@
 
     python tests/backends/fsdp_worker.py OUT auto 1                                     # the single-process step
     python -m torch.distributed.run --nproc_per_node 2 tests/backends/fsdp_worker.py OUT fsdp 2   # FSDP2 on gloo
+    ... OUT auto 1 8                                    # with train_global_batch_size = 8: 2 optimizer steps
 
 Each rank takes its prompts `[rank::world]` (whole groups), as the grpo stage does. Rank 0 writes to OUT:
 the step's loss and KL (averaged over ranks, as the stage logs them), the number of parameter elements
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import sys
+from dataclasses import replace
 
 import torch
 from conftest import MICRO_TINY
@@ -59,7 +61,7 @@ def rank_share(scored: Scored, rank: int, world: int) -> Scored:
     return Scored(local, G, scored.rewards[rows], {})
 
 
-def main(out: str, strategy: str, devices: int) -> None:
+def main(out: str, strategy: str, devices: int, train_global_batch_size: int | None = None) -> None:
     fabric = setup_fabric(TrainerConfig(accelerator="cpu", devices=devices, strategy=strategy, precision="32-true"))
     torch.manual_seed(0)
     tokenizer = build_tiny_tokenizer(MICRO_TINY.vocab_size)
@@ -70,7 +72,8 @@ def main(out: str, strategy: str, devices: int) -> None:
     policy, optimizer, _ = setup_trainable(fabric, model, lambda params: build_optimizer(params, OPTIM))
     scored = rank_share(fixed_rollout(len(tokenizer)), fabric.global_rank, fabric.world_size)
 
-    stats = update(fabric, policy, reference, optimizer, scored, GRPO, max_grad_norm=1.0)
+    grpo = GRPO if train_global_batch_size is None else replace(GRPO, train_global_batch_size=train_global_batch_size)
+    stats = update(fabric, policy, reference, optimizer, scored, grpo, max_grad_norm=1.0)
 
     params = list(unwrap(policy).parameters())
     local = sum(p.to_local().numel() if hasattr(p, "to_local") else p.numel() for p in params)
@@ -85,4 +88,4 @@ def main(out: str, strategy: str, devices: int) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], int(sys.argv[3]))
+    main(sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]) if len(sys.argv) > 4 else None)

@@ -149,3 +149,28 @@ def test_rollout_rewards_count_generated_tokens():
     assert scored.per_rule["long"] == [(0 - n) / 8 for n in tokens]
     words = [len(t.split()) for t in scored.rollout.texts]
     assert words != tokens  # random tiny-model text: the word count would have given other values
+
+
+def test_steps_count_optimizer_steps_with_a_split_rollout_and_a_rerun_resumes_at_a_rollout_boundary(run_dir):
+    """16 outputs per rollout in mini-batches of 8: 2 optimizer steps per rollout; steps = 4 is 2 rollouts, logged
+    at optimizer steps 2 and 4, checkpointed at 2; the linear schedule moves once per optimizer step."""
+    cfg = grpo_config(run_dir, eval_rows=0, train_global_batch_size=8, micro_batch_size=4, steps=4, kl_penalty=0.01)
+    cfg["model"]["optim"]["lr_schedule"] = "linear"
+    config = write_config(cfg)
+    assert run_stage([str(config)]) == 0
+    lines = (run_dir / "zero" / "metrics.csv").read_text().splitlines()
+    header, rows = lines[0].split(","), [dict(zip(lines[0].split(","), line.split(","))) for line in lines[1:]]
+    assert [int(line.split(",")[0]) for line in lines[1:]] == [2, 4]
+    assert (run_dir / "zero" / "checkpoints" / "step_000002").exists()
+    from backends.trainer.schedule import lr_factor
+
+    o = cfg["model"]["optim"]  # the schedule over 4 optimizer steps, after 2 of them (not 1: the rollout count)
+    expected = o["lr"] * lr_factor(2, 4, o["warmup_steps"], "linear", o["min_lr_ratio"])
+    assert float(rows[0]["lr"]) == pytest.approx(expected) != o["lr"] * lr_factor(1, 4, o["warmup_steps"], "linear", o["min_lr_ratio"])
+    straight = weights(run_dir)
+    (run_dir / "zero" / "DONE").unlink()
+    shutil.rmtree(run_dir / "zero" / "model")
+    assert run_stage([str(config)]) == 0
+    resumed = weights(run_dir)
+    for name in straight:
+        torch.testing.assert_close(resumed[name], straight[name], msg=name)

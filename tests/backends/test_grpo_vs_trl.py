@@ -109,7 +109,8 @@ def test_loss_and_gradient_match_trl(loss_type, beta):
 
 
 @pytest.mark.slow  # a subprocess that imports TRL and trains four copies: ~30 s quiet, 2 min on a loaded box
-def test_the_parity_benchmark_runs_with_its_ablation_rows(tmp_path):
+@pytest.mark.parametrize("steps_per_generation", ["1", "2"])
+def test_the_parity_benchmark_runs_with_its_ablation_rows(tmp_path, steps_per_generation):
     """Both sides train, both get the registry's rewards, and --ablate adds one timed row per speed-up."""
     from backends.models import build_tiny_model, build_tiny_tokenizer
 
@@ -120,6 +121,7 @@ def test_the_parity_benchmark_runs_with_its_ablation_rows(tmp_path):
     root = Path(__file__).resolve().parents[2]
     out = subprocess.run(
         [sys.executable, "benchmarks/grpo_vs_trl.py", "--model", str(tmp_path), "--steps", "2", "--seeds", "3",
+         "--steps-per-generation", steps_per_generation,
          "--prompts-per-step", "2", "--num-generations-per-prompt", "2", "--max-completion-tokens", "4",
          "--eval-prompts", "2", "--ablate"],
         cwd=root, capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"},

@@ -35,7 +35,9 @@ def test_smoke_keeps_the_graph_and_the_fields_every_stage_reads():
     assert small.models["llama_70b"].tiny.arch == "llama" and small.models["qwen_32b"].tiny.arch == "qwen2"
     assert all(s.resources.gpus_per_node == 0 and s.resources.nodes == 1 for s in small.stages)
     grpo = small.stage("reasoning_rl").grpo
-    assert (grpo.steps, grpo.num_generations_per_prompt, grpo.ratio_clip_min) == (2, 2, 10.0)  # algorithm knobs stay
+    assert (grpo.steps, grpo.num_generations_per_prompt, grpo.ratio_clip_min) == (4, 2, 10.0)  # algorithm knobs stay
+    # the paper's split stays: two rollouts of one group per optimizer step, 2 optimizer steps each
+    assert (grpo.train_global_batch_size, grpo.updates_per_rollout) == (2, 2)
 
 
 def test_smoke_compiles_to_cpu_jobs(tmp_path):

@@ -173,6 +173,25 @@ def test_compiled_recipes_load_into_nemo_rls_master_config_and_pass_its_setup_as
     shellcheck(written)
 
 
+def test_the_papers_rollout_split_reaches_nemo_rl_which_counts_rollouts(tmp_path, monkeypatch):
+    """R1-Zero [NAT Methods]: 512 questions x 16 per rollout, 16 optimizer steps of 512 outputs, 10,400 optimizer
+    steps; NeMo-RL v0.7.0 splits its rollout by train_global_batch_size and counts steps, checkpoints and its lr
+    scheduler (dtensor and megatron: once per train() call) in rollouts."""
+    from r1dsl.compiler import compile_recipe
+    from r1dsl.frontend import load_recipe
+
+    monkeypatch.setenv("NEMO_RL_BF16_DIR", "/ckpt/bf16")
+    recipe = on_cluster(load_recipe(str(ROOT / "recipes" / "deepseek_r1_zero.r1")))
+    pipeline = compile_recipe(recipe, str(tmp_path), "nemo-rl")
+    nemo_rl.emit(pipeline)
+    cfg = validate(tmp_path / "r1_zero" / "nemo_rl.yaml", "grpo")
+    assert (cfg["grpo"]["num_prompts_per_step"], cfg["grpo"]["num_generations_per_prompt"]) == (512, 16)
+    assert cfg["policy"]["train_global_batch_size"] == 512  # 8,192 / 512 = 16 optimizer steps per rollout
+    assert cfg["grpo"]["max_num_steps"] == 650  # 10,400 optimizer steps / 16
+    assert cfg["checkpointing"]["save_period"] == 25  # checkpoint_every = 400 optimizer steps
+    assert cfg["policy"]["megatron_cfg"]["scheduler"]["lr_decay_iters"] == 650
+
+
 def test_deepseek_v3_follows_nemo_rls_own_recipe(tmp_path, monkeypatch):
     from r1dsl.compiler import compile_recipe
     from r1dsl.frontend import load_recipe
