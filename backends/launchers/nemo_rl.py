@@ -81,13 +81,8 @@ def container_image(job: StageJob) -> str:
     return job.stage.resources.container_image or os.environ.get("NEMO_RL_CONTAINER") or DEFAULT_CONTAINER
 
 
-def slurm_account(job: StageJob) -> str | None:
-    """resources.account, else sbatch's own SBATCH_ACCOUNT of the compile environment."""
-    return job.stage.resources.account or os.environ.get("SBATCH_ACCOUNT") or None
-
-
-def slurm_partition(job: StageJob) -> str | None:
-    return job.stage.resources.partition or os.environ.get("SBATCH_PARTITION") or None
+slurm_account = slurm.account  # resources.account, else SBATCH_ACCOUNT (one rule for both targets' stages)
+slurm_partition = slurm.partition
 
 
 def hf_home() -> str:
@@ -189,6 +184,11 @@ def model_name(job: StageJob, pipeline: Pipeline, tr: Translation) -> str:
                       f"convert it as that guide shows into DIR/{name} and compile with NEMO_RL_BF16_DIR=DIR")
             return model.path
         path = os.path.join(os.path.abspath(bf16_dir), name)
+        if not os.path.isfile(os.path.join(path, "config.json")):
+            tr.refuse(job, f"model `{model.name}` ({model.path}) is read from its BF16 conversion {path!r}, which "
+                           "holds no Hugging Face model (config.json) on this machine",
+                      f"convert the FP8 weights into {path} (NeMo-RL docs/guides/deepseek.md), or point "
+                      "NEMO_RL_BF16_DIR at the folder that holds it")
         tr.mounts.add(os.path.abspath(bf16_dir))
         return path
     if model.source == "hf" and model.path:
@@ -659,7 +659,9 @@ def mounts(pipeline: Pipeline, trs: list[Translation]) -> list[str]:
     """Host folders the NeMo-RL containers see at the same path: the run folder, data files and local models
     outside it, the HF cache, and a host NeMo-RL checkout named by $NEMO_RL_DIR."""
     run = pipeline.run_dir
-    folders = {run, hf_home()} | {m for tr in trs for m in tr.mounts}
+    folders = {run} | {m for tr in trs for m in tr.mounts}
+    if os.path.isdir(hf_home()):  # pyxis fails the job on a mount whose source folder does not exist
+        folders.add(hf_home())
     if os.environ.get("NEMO_RL_DIR") and os.path.isdir(os.environ["NEMO_RL_DIR"]):
         folders.add(os.path.abspath(os.environ["NEMO_RL_DIR"]))
     inside = {f for f in folders if any(f != g and f.startswith(g.rstrip("/") + "/") for g in folders)}
@@ -780,14 +782,15 @@ def translations(pipeline: Pipeline) -> dict[str, Translation]:
 def refusals(pipeline: Pipeline) -> list[Refusal]:
     """What the target will not emit (the CLI prints these and writes nothing)."""
     trs = translations(pipeline)
-    found = [r for tr in trs.values() for r in tr.refusals]
+    found: list[Any] = [r for tr in trs.values() for r in tr.refusals]
+    found += slurm.refusals(pipeline, [job for job in pipeline.jobs if not runs_on_nemo_rl(job)])
     return list(dict.fromkeys(found))
 
 
 def emit(pipeline: Pipeline) -> list[Path]:
     """Write NeMo-RL configs and run scripts for grpo/sft/distill stages, sbatch scripts for the others."""
     trs = translations(pipeline)
-    refused = list(dict.fromkeys(r for tr in trs.values() for r in tr.refusals))
+    refused = refusals(pipeline)
     if refused:
         raise TargetError(refused)
     written: list[Path] = []

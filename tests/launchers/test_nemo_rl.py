@@ -23,7 +23,7 @@ import yaml
 from omegaconf import OmegaConf
 
 import nemo_rl_types
-from backends.launchers import nemo_rl
+from backends.launchers import nemo_rl, slurm
 from handmade import ACCURACY, grpo_stage, make_pipeline, make_recipe, r1_like
 from r1dsl.ir import GRPO, Dataset, Model, Optim, Resources, Rollout, Stage, Template, Train
 from test_slurm import shellcheck
@@ -42,6 +42,14 @@ def compile_env(monkeypatch):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("R1DSL_TOTAL_STEPS", "40")  # what nemo_rl_run.sh exports for epoch-based SFT
     monkeypatch.setenv("R1DSL_DECAY_STEPS", "39")
+
+
+def bf16_dir(folder: Path) -> str:
+    """A NEMO_RL_BF16_DIR holding (a stand-in of) the BF16 conversions the DeepSeek recipes read."""
+    for name in ("DeepSeek-V3-Base-BF16", "DeepSeek-V3-BF16"):
+        (folder / name).mkdir(parents=True, exist_ok=True)
+        (folder / name / "config.json").write_text("{}")
+    return str(folder)
 
 
 def _resolvers() -> None:
@@ -151,7 +159,7 @@ def test_compiled_recipes_load_into_nemo_rls_master_config_and_pass_its_setup_as
     from r1dsl.compiler import compile_recipe
     from r1dsl.frontend import load_recipe
 
-    monkeypatch.setenv("NEMO_RL_BF16_DIR", str(tmp_path / "bf16"))
+    monkeypatch.setenv("NEMO_RL_BF16_DIR", bf16_dir(tmp_path / "bf16"))
     recipe = on_cluster(load_recipe(str(ROOT / "recipes" / f"{name}.r1")))
     pipeline = compile_recipe(recipe, str(tmp_path / "run"), "nemo-rl")
     assert nemo_rl.refusals(pipeline) == []
@@ -177,14 +185,15 @@ def test_deepseek_v3_follows_nemo_rls_own_recipe(tmp_path, monkeypatch):
     from r1dsl.compiler import compile_recipe
     from r1dsl.frontend import load_recipe
 
-    monkeypatch.setenv("NEMO_RL_BF16_DIR", "/ckpt/bf16")
+    bf16 = bf16_dir(tmp_path / "ckpt" / "bf16")
+    monkeypatch.setenv("NEMO_RL_BF16_DIR", bf16)
     recipe = on_cluster(load_recipe(str(ROOT / "recipes" / "deepseek_r1_zero.r1")))
-    pipeline = compile_recipe(recipe, str(tmp_path), "nemo-rl")
+    pipeline = compile_recipe(recipe, str(tmp_path / "run"), "nemo-rl")
     nemo_rl.emit(pipeline)
-    cfg = validate(tmp_path / "r1_zero" / "nemo_rl.yaml", "grpo")
+    cfg = validate(tmp_path / "run" / "r1_zero" / "nemo_rl.yaml", "grpo")
     theirs = yaml.safe_load((FIXTURE / "examples/configs/recipes/llm/grpo-dapomath17k-dsv3-megatron.yaml").read_text())
     ours_m, theirs_m = cfg["policy"]["megatron_cfg"], theirs["policy"]["megatron_cfg"]
-    assert cfg["policy"]["model_name"] == "/ckpt/bf16/DeepSeek-V3-Base-BF16"  # docs/guides/deepseek.md's conversion
+    assert cfg["policy"]["model_name"] == f"{bf16}/DeepSeek-V3-Base-BF16"  # docs/guides/deepseek.md's conversion
     assert ours_m["enabled"] and not cfg["policy"]["dtensor_cfg"]["enabled"]
     # 61 layers over 8 pipeline stages, as NeMo-RL splits them
     assert (ours_m["num_layers_in_first_pipeline_stage"], ours_m["num_layers_in_last_pipeline_stage"]) == (
@@ -197,10 +206,10 @@ def test_deepseek_v3_follows_nemo_rls_own_recipe(tmp_path, monkeypatch):
     assert vllm["tensor_parallel_size"] == theirs["policy"]["generation"]["vllm_cfg"]["tensor_parallel_size"] == 32
     assert vllm["async_engine"] is True
     assert cfg["policy"]["generation"]["vllm_kwargs"] == theirs["policy"]["generation"]["vllm_kwargs"]
-    run = (tmp_path / "r1_zero" / "nemo_rl_run.sh").read_text()
+    run = (tmp_path / "run" / "r1_zero" / "nemo_rl_run.sh").read_text()
     assert "uv run --extra mcore python examples/converters/convert_megatron_to_hf.py" in run
-    mounts = re.search(r"MOUNTS=(\S+)", (tmp_path / "submit.sh").read_text()).group(1)
-    assert "/ckpt/bf16:/ckpt/bf16" in mounts.split(",")
+    mounts = re.search(r"MOUNTS=(\S+)", (tmp_path / "run" / "submit.sh").read_text()).group(1)
+    assert f"{bf16}:{bf16}" in mounts.split(",")
 
 
 def test_fp8_deepseek_weights_are_refused_without_the_bf16_conversion(tmp_path):
@@ -214,6 +223,52 @@ def test_fp8_deepseek_weights_are_refused_without_the_bf16_conversion(tmp_path):
     assert found[0].startswith(f"{recipe.file}:")  # points at the stage in the recipe
     with pytest.raises(nemo_rl.TargetError):
         nemo_rl.emit(pipeline)
+
+
+def test_a_missing_bf16_conversion_is_refused_at_compile_time(tmp_path, monkeypatch):
+    from r1dsl.compiler import compile_recipe
+    from r1dsl.frontend import load_recipe
+
+    monkeypatch.setenv("NEMO_RL_BF16_DIR", str(tmp_path / "nowhere"))
+    recipe = on_cluster(load_recipe(str(ROOT / "recipes" / "deepseek_r1_zero.r1")))
+    pipeline = compile_recipe(recipe, str(tmp_path / "run"), "nemo-rl")
+    found = [str(r) for r in nemo_rl.refusals(pipeline)]
+    assert len(found) == 1 and str(tmp_path / "nowhere" / "DeepSeek-V3-Base-BF16") in found[0], found
+    assert "config.json" in found[0] and "NEMO_RL_BF16_DIR" in found[0]
+    bf16_dir(tmp_path / "nowhere")
+    assert nemo_rl.refusals(compile_recipe(recipe, str(tmp_path / "run"), "nemo-rl")) == []
+
+
+def test_a_missing_hf_cache_folder_is_not_mounted(tmp_path, monkeypatch):
+    pipeline = make_pipeline(on_cluster(r1_like(tmp_path).recipe), tmp_path / "run", "nemo-rl")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "no-hf-cache"))
+    assert str(tmp_path / "no-hf-cache") not in nemo_rl.mounts(pipeline, list(nemo_rl.translations(pipeline).values()))
+    (tmp_path / "no-hf-cache").mkdir()
+    assert str(tmp_path / "no-hf-cache") in nemo_rl.mounts(pipeline, list(nemo_rl.translations(pipeline).values()))
+
+
+def test_our_backends_stages_get_the_sbatch_account_and_partition_of_the_compile_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("SBATCH_ACCOUNT", "proj7")
+    monkeypatch.setenv("SBATCH_PARTITION", "batch")
+    pipeline = make_pipeline(r1_like(tmp_path).recipe, tmp_path / "run", "nemo-rl")
+    nemo_rl.emit(pipeline)
+    ours = [job for job in pipeline.jobs if not nemo_rl.runs_on_nemo_rl(job)]
+    assert ours
+    for job in ours:
+        text = (Path(job.dir) / "job.sbatch").read_text()
+        assert "#SBATCH --account=proj7" in text and "#SBATCH --partition=batch" in text, job.stage.name
+
+
+@pytest.mark.parametrize("odd", ["a,b", "a:b"])
+def test_a_run_folder_a_container_mount_list_cannot_name_is_refused(tmp_path, odd):
+    base = on_cluster(r1_like(tmp_path).recipe)
+    rs = next(s for s in base.stages if s.kind == "rejection_sample")  # runs on our backend under either target
+    recipe = replace(base, stages=tuple(replace(s, resources=replace(s.resources, container_image="img.sqsh"))
+                                        if s is rs else s for s in base.stages))
+    for target in (nemo_rl, slurm):
+        pipeline = make_pipeline(recipe, tmp_path / odd, target.__name__.rsplit(".", 1)[-1].replace("_", "-"))
+        found = [str(r) for r in target.refusals(pipeline)]
+        assert any("--container-mounts" in f and str(tmp_path / odd) in f for f in found), (target, found)
 
 
 # ---------------------------------------------------------------- keys and values
