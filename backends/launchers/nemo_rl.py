@@ -30,7 +30,7 @@ import json
 import os
 import re
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -445,7 +445,7 @@ def deepseek_v3_keys(job: StageJob, cfg: dict[str, Any], arch, tr: Translation) 
                                "recipe; grpo.micro_batch_size is not used")
 
 
-def rollout_placement(job: StageJob, cfg: dict[str, Any], tr: Translation) -> None:
+def rollout_placement(job: StageJob, pipeline: Pipeline, cfg: dict[str, Any], tr: Translation) -> None:
     """rollout_gpus > 0: generation on its own GPUs (policy.generation.colocated.enabled = false).
 
     grpo.py's setup asserts: on one node, colocated.resources.gpus_per_node > 0 and num_nodes null or 1;
@@ -476,6 +476,38 @@ def rollout_placement(job: StageJob, cfg: dict[str, Any], tr: Translation) -> No
     if rollout % vllm_tp:
         tr.refuse(job, f"vLLM's tensor parallel size {vllm_tp} does not divide the {rollout} generation GPUs",
                   "choose rollout_gpus (or nodes x gpus_per_node) as a multiple of it")
+    vllm_memory(job, pipeline, cfg, tr)
+
+
+def vllm_memory(job: StageJob, pipeline: Pipeline, cfg: dict[str, Any], tr: Translation) -> None:
+    """gpu_memory_utilization that lets vLLM start: its weights, overhead and one max-length sequence's KV cache
+    within it, the colocated trainer's resident weights in the rest (r1dsl.plan.vllm_room). When the recipe's
+    value leaves no room, the smallest that does is chosen (and said); when none does, the stage is refused."""
+    from r1dsl.plan import GPU_MEMORY_GB, vllm_room
+
+    arch = architecture(job, pipeline)
+    if arch is None:
+        return
+    gen, res = cfg["policy"]["generation"], job.stage.resources
+    vllm = gen["vllm_cfg"]
+    max_len = int(vllm.get("max_model_len") if isinstance(vllm.get("max_model_len"), int)
+                  else cfg["policy"]["max_total_sequence_length"])
+    room = vllm_room(arch, tp=int(vllm["tensor_parallel_size"]), pp=int(vllm.get("pipeline_parallel_size") or 1),
+                     max_len=max_len, utilization=float(vllm["gpu_memory_utilization"]),
+                     trainer_mp=res.tensor_parallel * res.pipeline_parallel if gen["colocated"]["enabled"] else 0,
+                     capacity_gib=GPU_MEMORY_GB)
+    if room.fits:
+        return
+    chosen = room.smallest_fitting()
+    if chosen is None:
+        tr.refuse(job, f"no gpu_memory_utilization lets vLLM start on {GPU_MEMORY_GB:.0f} GiB cards: {room}",
+                  "raise the vLLM tensor parallel size (more GPUs per engine), give generation its own GPUs "
+                  "(rollout_gpus), or shorten max_model_len")
+        return
+    vllm["gpu_memory_utilization"] = chosen
+    tr.warnings.append(f"stage `{job.stage.name}`: rollout.gpu_memory_utilization = {room.utilization:g} leaves vLLM "
+                       f"no room ({room}); the config uses {chosen:g}: "
+                       f"{replace(room, utilization=chosen)}")
 
 
 # ---------------------------------------------------------------- the two algorithms
@@ -565,7 +597,7 @@ def grpo_config(job: StageJob, pipeline: Pipeline) -> Translation:
         gen["vllm_cfg"]["max_model_len"] = int(stage.rollout.max_model_len)
     optimizer_keys(job, policy, int(g.steps), decay_steps(job, g.steps))
     parallel_keys(job, pipeline, cfg, tr)
-    rollout_placement(job, cfg, tr)
+    rollout_placement(job, pipeline, cfg, tr)
     checkpoint_and_logger_keys(job, pipeline, cfg, g.checkpoint_every)
     data_blocks(job, pipeline, cfg, tr)
     validates = cfg["data"]["validation"] is not None

@@ -835,3 +835,43 @@ def test_without_the_refusal_ray_sub_would_hand_srun_an_injected_word(tmp_path):
     submit.write_text(submit.read_text().replace(word, "'CONTAINER=img --container-mounts=/:/host'"))
     (head,) = run_ray_sub(pipeline, tmp_path)
     assert "--container-image=img" in head and "--container-mounts=/:/host" in head  # an extra word, a root mount
+
+
+# ---------------------------------------------------------------- vLLM's memory (issue 23 item 2)
+
+
+def _zero_config(tmp_path, monkeypatch):
+    from r1dsl.compiler import compile_recipe
+    from r1dsl.frontend import load_recipe
+
+    monkeypatch.setenv("NEMO_RL_BF16_DIR", bf16_dir(tmp_path / "bf16"))
+    recipe = on_cluster(load_recipe(str(ROOT / "recipes" / "deepseek_r1_zero.r1")))
+    return compile_recipe(recipe, str(tmp_path / "run"), "nemo-rl")
+
+
+def test_vllm_gets_room_for_its_weights_and_a_kv_cache_next_to_the_colocated_trainer(tmp_path, monkeypatch):
+    from r1dsl.plan import GPU_MEMORY_GB, GiB, VLLM_OVERHEAD_GIB, known_arch
+
+    pipeline = _zero_config(tmp_path, monkeypatch)
+    assert nemo_rl.refusals(pipeline) == []
+    nemo_rl.emit(pipeline)
+    cfg = validate(tmp_path / "run" / "r1_zero" / "nemo_rl.yaml", "grpo")
+    vllm = cfg["policy"]["generation"]["vllm_cfg"]
+    arch = known_arch("deepseek-ai/DeepSeek-V3-Base")
+    weights = 2 * arch.params / vllm["tensor_parallel_size"] / GiB  # ~39 GiB at TP 32
+    kv = arch.kv_bytes_per_token * cfg["policy"]["max_total_sequence_length"] / GiB
+    budget = vllm["gpu_memory_utilization"] * GPU_MEMORY_GB
+    assert weights + VLLM_OVERHEAD_GIB + kv <= budget  # 0.5 (39.8-40 GiB) does not hold them
+    trainer = 2 * arch.params / (cfg["policy"]["megatron_cfg"]["tensor_model_parallel_size"]
+                                 * cfg["policy"]["megatron_cfg"]["pipeline_model_parallel_size"]) / GiB
+    assert trainer <= GPU_MEMORY_GB - budget
+    assert any("gpu_memory_utilization = 0.5 leaves vLLM no room" in w for w in nemo_rl.unsupported(pipeline))
+
+
+def test_a_vllm_engine_that_cannot_start_at_any_utilization_is_refused_with_the_arithmetic(tmp_path, monkeypatch):
+    from r1dsl import plan
+
+    monkeypatch.setattr(plan, "GPU_MEMORY_GB", 40.0)  # 40 GiB cards: 39 GiB of weights leave no KV cache
+    found = [str(r) for r in nemo_rl.refusals(_zero_config(tmp_path, monkeypatch))]
+    assert len(found) == 1 and "no gpu_memory_utilization lets vLLM start" in found[0], found
+    assert "GiB of bf16 weights" in found[0] and "KV cache" in found[0]
