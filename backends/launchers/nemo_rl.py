@@ -27,6 +27,7 @@ Recipe features NeMo-RL cannot express are listed by `unsupported(pipeline)`. To
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
@@ -426,6 +427,7 @@ def deepseek_v3_keys(job: StageJob, cfg: dict[str, Any], arch, tr: Translation) 
     # experts spread over every GPU of a pipeline stage (the recipe: EP 32 = TP 8 x CP 4), dividing the experts
     megatron["expert_model_parallel_size"] = max(d for d in range(1, per_stage + 1)
                                                  if per_stage % d == 0 and arch.experts % d == 0)
+    context_parallel(job, cfg, gpus // (res.tensor_parallel * res.pipeline_parallel), tr)
     megatron["activation_checkpointing"] = True
     megatron["sequence_parallel"] = res.tensor_parallel > 1
     megatron["apply_rope_fusion"] = False
@@ -443,6 +445,29 @@ def deepseek_v3_keys(job: StageJob, cfg: dict[str, Any], arch, tr: Translation) 
         if job.stage.grpo is not None and job.stage.grpo.micro_batch_size != 1:
             tr.warnings.append(f"stage `{job.stage.name}`: DeepSeek-V3 trains with micro-batches of 1 in NeMo-RL's "
                                "recipe; grpo.micro_batch_size is not used")
+
+
+# NeMo-RL's DeepSeek-V3 recipe: context parallel 4 at 16,384 tokens, i.e. 4,096 tokens of a sequence per CP rank.
+REFERENCE_TOKENS_PER_CP_RANK = 16384 // 4
+
+
+def context_parallel(job: StageJob, cfg: dict[str, Any], data_parallel: int, tr: Translation) -> None:
+    """megatron_cfg.context_parallel_size: the power of two that keeps a sequence's tokens per CP rank at the
+    reference's 4,096, capped by the data-parallel replicas it splits (TP x PP x CP x DP = the training GPUs)."""
+    policy = cfg["policy"]
+    seq = int(policy["max_total_sequence_length"])
+    want = 1 << max(0, math.ceil(math.log2(seq / REFERENCE_TOKENS_PER_CP_RANK)))
+    cp = 1
+    while cp * 2 <= want and data_parallel % (cp * 2) == 0:
+        cp *= 2
+    policy["megatron_cfg"]["context_parallel_size"] = cp
+    # the reference's rule: sequences padded to a multiple of TP x 2 x CP (Megatron's CP load balancing)
+    policy["make_sequence_length_divisible_by"] = int(policy["megatron_cfg"]["tensor_model_parallel_size"]) * 2 * cp
+    if cp < want:
+        tr.warnings.append(f"stage `{job.stage.name}`: context_parallel_size {cp} (the data-parallel replicas, "
+                           f"{data_parallel}, allow no more) puts {seq // cp:,} tokens of a {seq:,}-token sequence on "
+                           f"each rank; NeMo-RL's DeepSeek-V3 recipe puts {REFERENCE_TOKENS_PER_CP_RANK:,} (CP 4 at "
+                           "16,384): add nodes for more")
 
 
 def rollout_placement(job: StageJob, pipeline: Pipeline, cfg: dict[str, Any], tr: Translation) -> None:

@@ -875,3 +875,16 @@ def test_a_vllm_engine_that_cannot_start_at_any_utilization_is_refused_with_the_
     found = [str(r) for r in nemo_rl.refusals(_zero_config(tmp_path, monkeypatch))]
     assert len(found) == 1 and "no gpu_memory_utilization lets vLLM start" in found[0], found
     assert "GiB of bf16 weights" in found[0] and "KV cache" in found[0]
+
+
+def test_long_deepseek_sequences_are_split_by_context_parallelism_as_nemo_rls_recipe_does(tmp_path, monkeypatch):
+    pipeline = _zero_config(tmp_path, monkeypatch)
+    nemo_rl.emit(pipeline)
+    cfg = validate(tmp_path / "run" / "r1_zero" / "nemo_rl.yaml", "grpo")
+    m, policy = cfg["policy"]["megatron_cfg"], cfg["policy"]
+    seq, cp = policy["max_total_sequence_length"], m["context_parallel_size"]
+    assert seq > 16384 and cp >= 4  # the reference: CP 4 at 16,384
+    gpus = cfg["cluster"]["num_nodes"] * cfg["cluster"]["gpus_per_node"]
+    assert gpus % (m["tensor_model_parallel_size"] * m["pipeline_model_parallel_size"] * cp) == 0
+    assert seq / cp <= 2 * nemo_rl.REFERENCE_TOKENS_PER_CP_RANK
+    assert policy["make_sequence_length_divisible_by"] == m["tensor_model_parallel_size"] * 2 * cp
