@@ -538,19 +538,28 @@ def vllm_memory(job: StageJob, pipeline: Pipeline, cfg: dict[str, Any], tr: Tran
 # ---------------------------------------------------------------- the two algorithms
 
 
-def save_before_limit(job: StageJob) -> str | None:
-    """checkpointing.checkpoint_must_save_by: NeMo-RL saves and stops once this much training time has passed.
-
-    Its clock starts when training starts, after Ray and the model are up, so the lead before the job's
-    time limit covers start-up and the save: a tenth of the limit, between 15 minutes and 2 hours (at
-    least checkpoint_before_limit_s). None (no timed save) when the limit leaves under 10 minutes.
-    """
+def save_lead_s(job: StageJob) -> int:
+    """Seconds before the job's time limit that NeMo-RL must have saved its last checkpoint by: a tenth of the
+    limit, between 15 minutes and 2 hours (at least checkpoint_before_limit_s), for the save itself."""
     limit = job.stage.resources.time_limit_min * 60
-    lead = max(job.stage.resources.checkpoint_before_limit_s, min(7200, max(900, limit // 10)))
-    budget = limit - lead
-    if budget < 600:
-        return None
-    days, rest = divmod(budget, 86400)
+    return max(job.stage.resources.checkpoint_before_limit_s, min(7200, max(900, limit // 10)))
+
+
+def save_before_limit(job: StageJob) -> str | None:
+    """checkpointing.checkpoint_must_save_by written in the config: NeMo-RL saves and stops once this much time
+    has passed since ITS training loop started (after Ray, the model import and vLLM are up).
+
+    The run script replaces it with the time left from its own start (SLURM_JOB_END_TIME, or the job's start
+    + limit) minus save_lead_s, so start-up comes out of the budget rather than the lead; this value, measured
+    from the job's start, is the fallback where SLURM exports neither. None when under 10 minutes remain.
+    """
+    budget = job.stage.resources.time_limit_min * 60 - save_lead_s(job)
+    return None if budget < 600 else duration(budget)
+
+
+def duration(seconds: int) -> str:
+    """NeMo-RL's DD:HH:MM:SS (nemo_rl/utils/timer.py)."""
+    days, rest = divmod(seconds, 86400)
     return f"{days:02d}:{rest // 3600:02d}:{rest % 3600 // 60:02d}:{rest % 60:02d}"
 
 
@@ -768,6 +777,8 @@ def run_script_values(job: StageJob, tr: Translation, config: Path) -> dict[str,
         "epochs": int(t.epochs or 0) if epochs else 0,
         "batch_size": int(t.batch_size),
         "warmup": max(1, job.stage.optim.warmup_steps),
+        "limit_s": int(job.stage.resources.time_limit_min * 60),
+        "save_lead_s": save_lead_s(job),
     }
 
 

@@ -888,3 +888,39 @@ def test_long_deepseek_sequences_are_split_by_context_parallelism_as_nemo_rls_re
     assert gpus % (m["tensor_model_parallel_size"] * m["pipeline_model_parallel_size"] * cp) == 0
     assert seq / cp <= 2 * nemo_rl.REFERENCE_TOKENS_PER_CP_RANK
     assert policy["make_sequence_length_divisible_by"] == m["tensor_model_parallel_size"] * 2 * cp
+
+
+@pytest.mark.parametrize("clock", ["end", "start"])
+def test_the_last_save_is_timed_from_the_jobs_clock_not_from_nemo_rls_training_loop(tmp_path, monkeypatch, clock):
+    import time
+
+    log = run_stub_env(tmp_path, monkeypatch)
+    pipeline = pipeline_of([grpo_stage("zero", "qwen_7b", time_limit_min=600)], tmp_path / "run")
+    nemo_rl.emit(pipeline)
+    assert resolved(tmp_path / "run" / "zero" / "nemo_rl.yaml")["checkpointing"]["checkpoint_must_save_by"] == \
+        "00:09:00:00"  # the fallback, from the job's start: 10 h less the save lead (1 h)
+    started = int(time.time()) - 2 * 3600  # two hours of queueing for Ray, the model import, vLLM ... (or a requeue)
+    env = dict(os.environ, SLURM_JOB_START_TIME=str(started))
+    if clock == "end":
+        env = dict(os.environ, SLURM_JOB_END_TIME=str(started + 600 * 60))
+    subprocess.run(["bash", str(tmp_path / "run" / "zero" / "nemo_rl_run.sh")], check=True, capture_output=True,
+                   env=env)
+    call = next(c for c in log.read_text().splitlines() if "examples/run_grpo.py" in c)
+    save_by = re.search(r"checkpointing\.checkpoint_must_save_by=(\d\d):(\d\d):(\d\d):(\d\d)", call)
+    assert save_by, call
+    d, h, m, s = map(int, save_by.groups())
+    left = ((d * 24 + h) * 60 + m) * 60 + s
+    assert 7 * 3600 - 120 <= left <= 7 * 3600  # 10 h - 2 h gone - 1 h to save
+
+
+def test_a_job_with_too_little_time_left_does_not_start_training(tmp_path, monkeypatch):
+    import time
+
+    log = run_stub_env(tmp_path, monkeypatch)
+    pipeline = pipeline_of([grpo_stage("zero", "qwen_7b", time_limit_min=600)], tmp_path / "run")
+    nemo_rl.emit(pipeline)
+    env = dict(os.environ, SLURM_JOB_END_TIME=str(int(time.time()) + 3600 + 300))
+    done = subprocess.run(["bash", str(tmp_path / "run" / "zero" / "nemo_rl_run.sh")], capture_output=True,
+                          text=True, env=env)
+    assert done.returncode == 75 and "too little to start training" in done.stderr
+    assert not log.exists() or "run_grpo" not in log.read_text()
