@@ -141,6 +141,8 @@ class Translation:
     refusals: list[Refusal] = field(default_factory=list)
     mounts: set[str] = field(default_factory=set)  # host folders the container must see
     row_files: list[str] = field(default_factory=list)  # data files whose rows size an epoch-based schedule
+    # hub datasets the run script writes out with the recipe's columns: (hub id, split, {field: column}, file)
+    hub_extracts: list[tuple[str, str, dict[str, str], str]] = field(default_factory=list)
 
     def refuse(self, job: StageJob, message: str, help: str) -> None:
         self.refusals.append(Refusal(job.stage.name, message, help, job.stage.span))
@@ -237,8 +239,13 @@ def dataset_block(ds: Dataset, job: StageJob, pipeline: Pipeline, role: str, out
         tr.mounts.add(os.path.dirname(path))
         tr.row_files.append(path)
     elif ds.source == "hf":
-        block["data_path"] = literal(str(ds.path))
-        block["split"] = literal(ds.split)
+        # ResponseDataset uses a `messages` column whenever the data has one (OpenR1-Math-220k does) and then
+        # ignores input_key/output_key: the run script writes the recipe's columns out under our names first.
+        path = str(Path(job.dir) / f"{role}_{ds.name}.jsonl")
+        columns = {"prompt": fields.get("prompt", "prompt"), output: fields.get(output, output)}
+        tr.hub_extracts.append((str(ds.path), str(ds.split), columns, path))
+        block["data_path"] = literal(path)
+        block["input_key"], block["output_key"] = "prompt", output
     elif ds.source == "generator":
         from backends.data.generators import GENERATORS
         import backends.data  # noqa: F401  (registers the built-in generators)
@@ -777,6 +784,7 @@ def run_script_values(job: StageJob, tr: Translation, config: Path) -> dict[str,
         "epochs": int(t.epochs or 0) if epochs else 0,
         "batch_size": int(t.batch_size),
         "warmup": max(1, job.stage.optim.warmup_steps),
+        "hub_extracts": [(hub, split, json.dumps(columns), path) for hub, split, columns, path in tr.hub_extracts],
         "limit_s": int(job.stage.resources.time_limit_min * 60),
         "save_lead_s": save_lead_s(job),
     }

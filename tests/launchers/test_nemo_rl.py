@@ -9,6 +9,7 @@ the setup asserts of grpo.py and lm_policy.py (`nemo_rl_types.setup_errors`).
 from __future__ import annotations
 
 import ast
+import json
 import os
 import re
 import shlex
@@ -924,3 +925,26 @@ def test_a_job_with_too_little_time_left_does_not_start_training(tmp_path, monke
                           text=True, env=env)
     assert done.returncode == 75 and "too little to start training" in done.stderr
     assert not log.exists() or "run_grpo" not in log.read_text()
+
+
+def test_a_hub_dataset_with_a_messages_column_trains_on_the_columns_the_recipe_names(tmp_path, monkeypatch):
+    """OpenR1-Math-220k has `messages` (R1's whole solution): ResponseDataset would take it over input/output_key."""
+    log = run_stub_env(tmp_path, monkeypatch)
+    hub = tmp_path / "openr1"  # a local stand-in: datasets.load_dataset reads a folder as it reads a hub id
+    hub.mkdir()
+    (hub / "train.jsonl").write_text("".join(json.dumps(
+        {"problem": f"What is {i}+{i}?", "answer": str(2 * i), "solution": f"long solution {i}",
+         "messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": f"long solution {i}"}]}) + "\n"
+        for i in range(3)))
+    ds = Dataset("openr1", "hf", path=str(hub), split="train", fields={"prompt": "problem", "answer": "answer"},
+                 provides=("prompt", "answer"))
+    stage = replace(grpo_stage("zero", "qwen_7b"), data=("openr1",), eval_data=())
+    pipeline = pipeline_of([stage], tmp_path / "run", datasets={"openr1": ds})
+    nemo_rl.emit(pipeline)
+    cfg = validate(tmp_path / "run" / "zero" / "nemo_rl.yaml", "grpo")
+    train = cfg["data"]["train"]
+    assert (train["input_key"], train["output_key"]) == ("prompt", "answer")
+    subprocess.run(["bash", str(tmp_path / "run" / "zero" / "nemo_rl_run.sh")], check=True, capture_output=True)
+    rows = [json.loads(line) for line in Path(train["data_path"]).read_text().splitlines()]
+    assert rows == [{"prompt": f"What is {i}+{i}?", "answer": str(2 * i)} for i in range(3)]
+    assert "messages" not in Path(train["data_path"]).read_text()
