@@ -661,6 +661,7 @@ def test_values_ray_sub_would_split_are_refused(value, tmp_path):
 
 
 def test_a_hugging_face_cache_ray_sub_would_split_is_refused(tmp_path, monkeypatch):
+    (tmp_path / "hf cache").mkdir()  # mounted only when it exists
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf cache"))
     found = "\n".join(str(r) for r in nemo_rl.refusals(pipeline_of([grpo_stage("zero", "qwen_7b")], tmp_path / "r")))
     assert "hf cache" in found and "mounted folder" in found
@@ -715,6 +716,7 @@ def test_the_real_ray_sub_passes_every_value_to_srun_as_one_word(tmp_path, monke
     data = tmp_path / "data_@+=-.d"
     data.mkdir()
     image = "nvcr.io#nvidia/nemo-rl:v0.7.0_@+=-"
+    (tmp_path / "hf-cache").mkdir()
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-cache"))
     ds = Dataset("gsm", "jsonl", path=str(data / "x.jsonl"), provides=("prompt", "answer"))
     stage = replace(grpo_stage("zero", "qwen_7b"), data=("gsm",), eval_data=(),
