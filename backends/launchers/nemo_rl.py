@@ -48,6 +48,7 @@ RAY_SUB = REFERENCE_DIR / "ray.sub"  # NeMo-RL v0.7.0's launcher, copied unchang
 ENTRY_POINTS = {"grpo": "examples/run_grpo.py", "sft": "examples/run_sft.py"}
 CONVERTERS = {"dtensor": "examples/converters/convert_dcp_to_hf.py",
               "megatron": "examples/converters/convert_megatron_to_hf.py"}
+MEGATRON_WEIGHTS = "megatron_weights"  # <stage>/megatron_weights: link to the newest checkpoint's policy/weights
 NEMO_KINDS = {name: k.nemo_rl for name, k in KINDS.items() if k.nemo_rl}  # recipe kind -> NeMo-RL algorithm (r1dsl/kinds.py)
 # docs/guides/nemotron-3-super.md of v0.7.0 builds on this image.
 DEFAULT_CONTAINER = "nvcr.io/nvidia/nemo-rl:v0.7.0"
@@ -172,12 +173,51 @@ def architecture(job: StageJob, pipeline: Pipeline):
     return model_arch(model) if model is not None else None
 
 
-def model_name(job: StageJob, pipeline: Pipeline, tr: Translation) -> str:
-    """policy.model_name: a hub id, a local directory, or the Hugging Face model of an earlier stage."""
+def training_backend(job: StageJob, pipeline: Pipeline) -> str:
+    """megatron (pipeline parallel, or MoE) or dtensor: the policy's backend, and so its checkpoint format."""
+    arch = architecture(job, pipeline)
+    return "megatron" if job.stage.resources.pipeline_parallel > 1 or (arch is not None and arch.experts) else "dtensor"
+
+
+def megatron_hand_off(job: StageJob, pipeline: Pipeline) -> StageJob | None:
+    """The earlier NeMo-RL Megatron stage this Megatron stage starts from, when there is one: it then loads that
+    stage's Megatron checkpoint (policy.pretrained_checkpoint) and needs no Hugging Face export of it."""
     stage = job.stage
-    if stage.init_is_stage:
+    if not stage.init_is_stage or not runs_on_nemo_rl(job) or training_backend(job, pipeline) != "megatron":
+        return None
+    source = next((j for j in pipeline.jobs if j.stage.name == stage.init), None)
+    if source is None or not runs_on_nemo_rl(source) or training_backend(source, pipeline) != "megatron":
+        return None
+    return source
+
+
+def needs_hf_export(job: StageJob, pipeline: Pipeline) -> bool:
+    """A Hugging Face model in <stage>/model is written unless every stage starting from this one loads its
+    Megatron checkpoint; a last stage keeps its export (what users take away)."""
+    users = [j for j in pipeline.jobs if j.stage.init_is_stage and j.stage.init == job.stage.name]
+    return not users or any(megatron_hand_off(j, pipeline) is None for j in users)
+
+
+def model_name(job: StageJob, pipeline: Pipeline, tr: Translation) -> str:
+    """policy.model_name: a hub id, a local directory, or the Hugging Face model of an earlier stage.
+
+    From an earlier Megatron stage, a Megatron stage reads that stage's Megatron checkpoint instead
+    (policy.pretrained_checkpoint, format megatron_bridge: NeMo-RL resolves the newest iter_* under it), and
+    model_name is the root model (its tokenizer and architecture): no Hugging Face export in between.
+    """
+    stage = job.stage
+    source = megatron_hand_off(job, pipeline)
+    if source is not None:
+        tr.config["policy"]["pretrained_checkpoint"] = {
+            "path": literal(str(Path(source.dir) / MEGATRON_WEIGHTS)), "format": "megatron_bridge"}
+        model = root_model(job, pipeline)
+        if model is None:
+            tr.refuse(job, "its weights descend from no declared model", "start the chain from a declared model")
+            return stage.init
+    elif stage.init_is_stage:
         return str(Path(pipeline.run_dir) / stage.init / "model")
-    model = pipeline.recipe.models[stage.init]
+    else:
+        model = pipeline.recipe.models[stage.init]
     if model.source == "hf" and model.path and _HUB_FP8_DEEPSEEK.fullmatch(model.path):
         bf16_dir = os.environ.get("NEMO_RL_BF16_DIR")
         name = model.path.split("/")[-1] + "-BF16"
@@ -384,7 +424,7 @@ def parallel_keys(job: StageJob, pipeline: Pipeline, cfg: dict[str, Any], tr: Tr
     policy = cfg["policy"]
     arch = architecture(job, pipeline)
     moe = bool(arch is not None and arch.experts)
-    tr.backend = "megatron" if res.pipeline_parallel > 1 or moe else "dtensor"
+    tr.backend = training_backend(job, pipeline)
     megatron = policy["megatron_cfg"]
     policy["dtensor_cfg"]["tensor_parallel_size"] = int(res.tensor_parallel)
     megatron["tensor_model_parallel_size"] = int(res.tensor_parallel)
@@ -764,7 +804,7 @@ def launch_checks(job: StageJob, pipeline: Pipeline, tr: Translation) -> None:
                       f"use a path of the characters {_PATH_WORD.pattern} (no blanks, quotes, `$`, `,` or `:`)")
 
 
-def run_script_values(job: StageJob, tr: Translation, config: Path) -> dict[str, Any]:
+def run_script_values(job: StageJob, pipeline: Pipeline, tr: Translation, config: Path) -> dict[str, Any]:
     """Everything templates/nemo_rl/stage_run.sh.j2 renders (the template holds no logic)."""
     t = job.stage.train
     epochs = bool(tr.algorithm == "sft" and t.epochs)
@@ -778,6 +818,8 @@ def run_script_values(job: StageJob, tr: Translation, config: Path) -> dict[str,
         "backend": tr.backend,
         "converter": CONVERTERS[tr.backend],
         "uv_extra": ["--extra", "mcore"] if tr.backend == "megatron" else [],
+        "hf_export": needs_hf_export(job, pipeline),
+        "megatron_weights": str(Path(job.dir) / MEGATRON_WEIGHTS) if tr.backend == "megatron" else "",
         # the step count of a finished run (NeMo-RL names checkpoints step_<steps done> and always saves the last)
         "max_steps": "$R1DSL_TOTAL_STEPS" if epochs else int(tr.config[tr.algorithm]["max_num_steps"]),
         "row_files": tr.row_files if epochs else [],
@@ -823,7 +865,7 @@ def emit_nemo_stage(job: StageJob, pipeline: Pipeline, tr: Translation, ray_sub:
         (stage_dir / name).write_text(text)
         written.append(stage_dir / name)
     run_script = slurm.write_script(stage_dir / "nemo_rl_run.sh",
-                                    render("nemo_rl/stage_run.sh.j2", **run_script_values(job, tr, config)))
+                                    render("nemo_rl/stage_run.sh.j2", **run_script_values(job, pipeline, tr, config)))
     written.append(run_script)
 
     gpus = tr.config["cluster"]["gpus_per_node"]

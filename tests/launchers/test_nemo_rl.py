@@ -950,3 +950,22 @@ def test_a_hub_dataset_with_a_messages_column_trains_on_the_columns_the_recipe_n
     rows = [json.loads(line) for line in Path(train["data_path"]).read_text().splitlines()]
     assert rows == [{"prompt": f"What is {i}+{i}?", "answer": str(2 * i)} for i in range(3)]
     assert "messages" not in Path(train["data_path"]).read_text()
+
+
+def test_a_megatron_stage_starts_from_the_previous_stages_megatron_checkpoint_without_an_hf_export(tmp_path, monkeypatch):
+    log = run_stub_env(tmp_path, monkeypatch)
+    first = grpo_stage("first", "qwen_7b", nodes=2, tensor_parallel=4, pipeline_parallel=2)
+    second = replace(grpo_stage("second", "first", True, nodes=2, tensor_parallel=4, pipeline_parallel=2),
+                     after=("first",))
+    pipeline = pipeline_of([first, second], tmp_path / "run")
+    nemo_rl.emit(pipeline)
+    cfg = validate(tmp_path / "run" / "second" / "nemo_rl.yaml", "grpo")
+    link = tmp_path / "run" / "first" / nemo_rl.MEGATRON_WEIGHTS
+    assert cfg["policy"]["pretrained_checkpoint"] == {"path": str(link), "format": "megatron_bridge"}
+    assert cfg["policy"]["model_name"] == "Qwen/Qwen2.5-Math-7B"  # tokenizer and architecture of the root model
+    subprocess.run(["bash", str(tmp_path / "run" / "first" / "nemo_rl_run.sh")], check=True, capture_output=True)
+    assert link.resolve() == (tmp_path / "run" / "first" / "checkpoints" / "step_100" / "policy" / "weights").resolve()
+    assert not (tmp_path / "run" / "first" / "model").exists()  # no 1.3 TB single-process export in between
+    assert "converters" not in log.read_text()
+    subprocess.run(["bash", str(tmp_path / "run" / "second" / "nemo_rl_run.sh")], check=True, capture_output=True)
+    assert (tmp_path / "run" / "second" / "model" / "config.json").exists()  # the last stage keeps its export
