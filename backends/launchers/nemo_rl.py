@@ -943,6 +943,48 @@ def unsupported(pipeline: Pipeline) -> list[str]:
     return list(dict.fromkeys(warnings))
 
 
+def runtime_table(pipeline: Pipeline) -> str:
+    """What runs each stage under this target (for `r1dsl plan --target nemo-rl`): entry point, training and
+    generation engines, and vLLM's memory per GPU (plan.vllm_room) for the generation of NeMo-RL stages."""
+    from r1dsl.plan import GPU_MEMORY_GB, GiB, vllm_room
+
+    trs = translations(pipeline)
+    lines = [f"on NeMo-RL {NEMO_RL_VERSION} (GPUs of {GPU_MEMORY_GB:.0f} GiB):"]
+    for job in pipeline.jobs:
+        name, res = job.stage.name, job.stage.resources
+        if not runs_on_nemo_rl(job):
+            lines.append(f"  {name}: r1dsl backend (python -m backends.run_stage in job.sbatch), "
+                         f"{res.nodes} x {res.gpus_per_node} ranks, engine {job.stage.rollout.engine}")
+            arch = architecture(job, pipeline)
+            if arch is not None and res.gpus_per_node and 2 * arch.params / GiB > GPU_MEMORY_GB:
+                lines.append(f"    ! every rank loads the whole model: {arch.params / 1e9:,.0f}B parameters x 2 bytes "
+                             f"(bf16) = {2 * arch.params / GiB:,.0f} GiB per GPU, more than {GPU_MEMORY_GB:.0f}: "
+                             "this stage cannot run at this scale on this target (issue 23 item 1)")
+            continue
+        tr = trs[name]
+        policy = tr.config["policy"]
+        m = policy["megatron_cfg"]
+        layout = (f"Megatron TP {m['tensor_model_parallel_size']} x PP {m['pipeline_model_parallel_size']} x CP "
+                  f"{m['context_parallel_size']}" + (f", EP {m['expert_model_parallel_size']}" if
+                                                     m.get("expert_model_parallel_size", 1) > 1 else "")
+                  if tr.backend == "megatron" else f"DTensor TP {policy['dtensor_cfg']['tensor_parallel_size']}")
+        start = (f"from {policy['pretrained_checkpoint']['path']} (Megatron)" if "pretrained_checkpoint" in policy
+                 else f"from {policy['model_name']}")
+        lines.append(f"  {name}: {ENTRY_POINTS[tr.algorithm]} through ray.sub; training {layout}; {start}")
+        arch = architecture(job, pipeline)
+        if tr.algorithm == "grpo" and arch is not None:
+            gen = policy["generation"]
+            vllm = gen["vllm_cfg"]
+            mp = res.tensor_parallel * res.pipeline_parallel
+            room = vllm_room(arch, tp=int(vllm["tensor_parallel_size"]), pp=1,
+                             max_len=int(policy["max_total_sequence_length"]),
+                             utilization=float(vllm["gpu_memory_utilization"]),
+                             trainer_mp=mp if gen["colocated"]["enabled"] else 0)
+            lines.append(f"    generation: vLLM TP {vllm['tensor_parallel_size']}, "
+                         f"{'colocated' if gen['colocated']['enabled'] else 'own GPUs'}: {room}")
+    return "\n".join(lines)
+
+
 def run(pipeline: Pipeline, dry_run: bool = False) -> int:
     """Emit, then run submit.sh (NeMo-RL stages through ray.sub, the others through our sbatch scripts)."""
     return slurm.run_submit(pipeline, emit, dry_run)
