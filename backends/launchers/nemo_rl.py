@@ -510,7 +510,7 @@ def context_parallel(job: StageJob, cfg: dict[str, Any], data_parallel: int, tr:
     policy["megatron_cfg"]["context_parallel_size"] = cp
     # the reference's rule: sequences padded to a multiple of TP x 2 x CP (Megatron's CP load balancing)
     policy["make_sequence_length_divisible_by"] = int(policy["megatron_cfg"]["tensor_model_parallel_size"]) * 2 * cp
-    if cp < want:
+    if seq / cp > 2 * REFERENCE_TOKENS_PER_CP_RANK:  # more than twice the reference's share per rank
         tr.warnings.append(f"stage `{job.stage.name}`: context_parallel_size {cp} (the data-parallel replicas, "
                            f"{data_parallel}, allow no more) puts {seq // cp:,} tokens of a {seq:,}-token sequence on "
                            f"each rank; NeMo-RL's DeepSeek-V3 recipe puts {REFERENCE_TOKENS_PER_CP_RANK:,} (CP 4 at "
