@@ -344,16 +344,18 @@ def cmd_plan(args) -> int:
     out = plan_module.plan(recipe)
     print(out if isinstance(out, str) else str(out))
     refused = []
-    if getattr(args, "target", None) == "nemo-rl":
+    if getattr(args, "target", None):
         import tempfile
 
-        from backends.launchers import nemo_rl
         from r1dsl.compiler import compile_recipe
 
+        target = _target(args.target)
+        if isinstance(target, str):
+            return _usage(target)
         with tempfile.TemporaryDirectory() as run:  # nothing is written there: the layout needs a run folder
-            pipeline = compile_recipe(recipe, run, "nemo-rl")
-            print("\n" + nemo_rl.runtime_table(pipeline))
-            refused = nemo_rl.refusals(pipeline)
+            pipeline = compile_recipe(recipe, run, args.target)
+            print("\n" + target.runtime_table(pipeline))
+            refused = target.refusals(pipeline)
         for refusal in refused:
             print(refusal)
     return RECIPE_ERROR if getattr(out, "errors", None) or refused else OK
