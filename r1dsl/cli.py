@@ -100,6 +100,8 @@ def _parser() -> argparse.ArgumentParser:
 
     q = sub.add_parser("plan", help="estimate a recipe's compute: GPUs, memory per GPU, FLOPs and GPU-hours per stage")
     q.add_argument("file", metavar="FILE")
+    q.add_argument("--target", choices=("nemo-rl",), default=None,
+                   help="also say, per stage, what runs it on that target: entry point, engines, vLLM's memory")
     overrides(q)
 
     q = sub.add_parser("report", help="plots and a Markdown/HTML report of a run folder (into RUN_DIR/report/)")
@@ -377,7 +379,22 @@ def cmd_plan(args) -> int:
         return err
     out = plan_module.plan(recipe)
     print(out if isinstance(out, str) else str(out))
-    return RECIPE_ERROR if getattr(out, "errors", None) else OK
+    refused = []
+    if getattr(args, "target", None):
+        import tempfile
+
+        from r1dsl.compiler import compile_recipe
+
+        target = _target(args.target)
+        if isinstance(target, str):
+            return _usage(target)
+        with tempfile.TemporaryDirectory() as run:  # nothing is written there: the layout needs a run folder
+            pipeline = compile_recipe(recipe, run, args.target)
+            print("\n" + target.runtime_table(pipeline))
+            refused = target.refusals(pipeline)
+        for refusal in refused:
+            print(refusal)
+    return RECIPE_ERROR if getattr(out, "errors", None) or refused else OK
 
 
 def cmd_report(args) -> int:

@@ -92,6 +92,68 @@ KNOWN_ARCHS: dict[str, Arch] = {
 }
 
 
+VLLM_OVERHEAD_GIB = 2.0  # vLLM's profile-run activations, CUDA graphs and NCCL buffers per GPU (an estimate)
+VLLM_UTILIZATION_STEP = 0.05  # a chosen gpu_memory_utilization is rounded up to this
+VLLM_MAX_UTILIZATION = 0.95
+
+
+@dataclass(frozen=True)
+class VllmRoom:
+    """Memory per GPU of a vLLM engine colocated with a trainer (GiB), against gpu_memory_utilization x capacity.
+
+    vLLM takes `utilization` of the card for its weights, its overhead and the KV cache, and refuses to start
+    when weights + overhead leave no KV block for one sequence of max_model_len. The trainer's resident share
+    (its bf16 weights, kept while vLLM generates; optimizer states are offloaded) must fit in the rest.
+    """
+
+    utilization: float
+    capacity_gib: float
+    weights_gib: float  # bf16 weights / (vLLM TP x PP)
+    kv_gib: float  # one sequence of max_model_len (not divided over TP: an upper bound, exact for MLA's latent)
+    trainer_gib: float  # the colocated trainer's bf16 weights / (its TP x PP); 0 when generation has its own GPUs
+
+    @property
+    def need_gib(self) -> float:
+        return self.weights_gib + VLLM_OVERHEAD_GIB + self.kv_gib
+
+    @property
+    def budget_gib(self) -> float:
+        return self.utilization * self.capacity_gib
+
+    @property
+    def fits(self) -> bool:
+        return self.need_gib <= self.budget_gib and self.trainer_gib <= self.capacity_gib - self.budget_gib
+
+    def smallest_fitting(self) -> float | None:
+        """The smallest utilization (a multiple of VLLM_UTILIZATION_STEP) that fits both sides, or None."""
+        steps = math.ceil(self.need_gib / self.capacity_gib / VLLM_UTILIZATION_STEP - 1e-9)
+        util = round(steps * VLLM_UTILIZATION_STEP, 2)
+        if util > VLLM_MAX_UTILIZATION or self.trainer_gib > self.capacity_gib * (1 - util):
+            return None
+        return util
+
+    def sequences(self) -> int:
+        """Max-length sequences whose KV cache fits the budget."""
+        room = self.budget_gib - self.weights_gib - VLLM_OVERHEAD_GIB
+        return max(0, int(room // self.kv_gib)) if self.kv_gib else 0
+
+    def __str__(self) -> str:
+        trainer = f"; the colocated trainer keeps {self.trainer_gib:.1f} GiB of the other " \
+                  f"{self.capacity_gib - self.budget_gib:.1f}" if self.trainer_gib else ""
+        return (f"vLLM at gpu_memory_utilization {self.utilization:g} has {self.budget_gib:.1f} GiB of "
+                f"{self.capacity_gib:.0f} per GPU for {self.weights_gib:.1f} GiB of bf16 weights + "
+                f"{VLLM_OVERHEAD_GIB:.0f} GiB overhead + {self.kv_gib:.2f} GiB KV cache per max-length sequence "
+                f"(room for {self.sequences()}){trainer}")
+
+
+def vllm_room(arch: Arch, *, tp: int, pp: int, max_len: int, utilization: float, trainer_mp: int = 0,
+              capacity_gib: float = GPU_MEMORY_GB) -> VllmRoom:
+    """VllmRoom of `arch` on a vLLM engine of tp x pp GPUs; trainer_mp: the colocated trainer's TP x PP (0: none)."""
+    return VllmRoom(utilization, capacity_gib, 2 * arch.params / (tp * pp) / GiB,
+                    arch.kv_bytes_per_token * max_len / pp / GiB,
+                    2 * arch.params / trainer_mp / GiB if trainer_mp else 0.0)
+
+
 def known_arch(hub_id: str) -> Arch | None:
     """The table entry of a hub id: `Qwen/Qwen2.5-Math-7B` -> qwen2.5-7b, `deepseek-ai/DeepSeek-R1` -> deepseek-v3."""
     name = hub_id.rsplit("/", 1)[-1].lower()

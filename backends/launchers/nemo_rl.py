@@ -27,10 +27,11 @@ Recipe features NeMo-RL cannot express are listed by `unsupported(pipeline)`. To
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,7 @@ RAY_SUB = REFERENCE_DIR / "ray.sub"  # NeMo-RL v0.7.0's launcher, copied unchang
 ENTRY_POINTS = {"grpo": "examples/run_grpo.py", "sft": "examples/run_sft.py"}
 CONVERTERS = {"dtensor": "examples/converters/convert_dcp_to_hf.py",
               "megatron": "examples/converters/convert_megatron_to_hf.py"}
+MEGATRON_WEIGHTS = "megatron_weights"  # <stage>/megatron_weights: link to the newest checkpoint's policy/weights
 NEMO_KINDS = {name: k.nemo_rl for name, k in KINDS.items() if k.nemo_rl}  # recipe kind -> NeMo-RL algorithm (r1dsl/kinds.py)
 # docs/guides/nemotron-3-super.md of v0.7.0 builds on this image.
 DEFAULT_CONTAINER = "nvcr.io/nvidia/nemo-rl:v0.7.0"
@@ -81,13 +83,8 @@ def container_image(job: StageJob) -> str:
     return job.stage.resources.container_image or os.environ.get("NEMO_RL_CONTAINER") or DEFAULT_CONTAINER
 
 
-def slurm_account(job: StageJob) -> str | None:
-    """resources.account, else sbatch's own SBATCH_ACCOUNT of the compile environment."""
-    return job.stage.resources.account or os.environ.get("SBATCH_ACCOUNT") or None
-
-
-def slurm_partition(job: StageJob) -> str | None:
-    return job.stage.resources.partition or os.environ.get("SBATCH_PARTITION") or None
+slurm_account = slurm.account  # resources.account, else SBATCH_ACCOUNT (one rule for both targets' stages)
+slurm_partition = slurm.partition
 
 
 def hf_home() -> str:
@@ -145,6 +142,8 @@ class Translation:
     refusals: list[Refusal] = field(default_factory=list)
     mounts: set[str] = field(default_factory=set)  # host folders the container must see
     row_files: list[str] = field(default_factory=list)  # data files whose rows size an epoch-based schedule
+    # hub datasets the run script writes out with the recipe's columns: (hub id, split, {field: column}, file)
+    hub_extracts: list[tuple[str, str, dict[str, str], str]] = field(default_factory=list)
 
     def refuse(self, job: StageJob, message: str, help: str) -> None:
         self.refusals.append(Refusal(job.stage.name, message, help, job.stage.span))
@@ -174,12 +173,51 @@ def architecture(job: StageJob, pipeline: Pipeline):
     return model_arch(model) if model is not None else None
 
 
-def model_name(job: StageJob, pipeline: Pipeline, tr: Translation) -> str:
-    """policy.model_name: a hub id, a local directory, or the Hugging Face model of an earlier stage."""
+def training_backend(job: StageJob, pipeline: Pipeline) -> str:
+    """megatron (pipeline parallel, or MoE) or dtensor: the policy's backend, and so its checkpoint format."""
+    arch = architecture(job, pipeline)
+    return "megatron" if job.stage.resources.pipeline_parallel > 1 or (arch is not None and arch.experts) else "dtensor"
+
+
+def megatron_hand_off(job: StageJob, pipeline: Pipeline) -> StageJob | None:
+    """The earlier NeMo-RL Megatron stage this Megatron stage starts from, when there is one: it then loads that
+    stage's Megatron checkpoint (policy.pretrained_checkpoint) and needs no Hugging Face export of it."""
     stage = job.stage
-    if stage.init_is_stage:
+    if not stage.init_is_stage or not runs_on_nemo_rl(job) or training_backend(job, pipeline) != "megatron":
+        return None
+    source = next((j for j in pipeline.jobs if j.stage.name == stage.init), None)
+    if source is None or not runs_on_nemo_rl(source) or training_backend(source, pipeline) != "megatron":
+        return None
+    return source
+
+
+def needs_hf_export(job: StageJob, pipeline: Pipeline) -> bool:
+    """A Hugging Face model in <stage>/model is written unless every stage starting from this one loads its
+    Megatron checkpoint; a last stage keeps its export (what users take away)."""
+    users = [j for j in pipeline.jobs if j.stage.init_is_stage and j.stage.init == job.stage.name]
+    return not users or any(megatron_hand_off(j, pipeline) is None for j in users)
+
+
+def model_name(job: StageJob, pipeline: Pipeline, tr: Translation) -> str:
+    """policy.model_name: a hub id, a local directory, or the Hugging Face model of an earlier stage.
+
+    From an earlier Megatron stage, a Megatron stage reads that stage's Megatron checkpoint instead
+    (policy.pretrained_checkpoint, format megatron_bridge: NeMo-RL resolves the newest iter_* under it), and
+    model_name is the root model (its tokenizer and architecture): no Hugging Face export in between.
+    """
+    stage = job.stage
+    source = megatron_hand_off(job, pipeline)
+    if source is not None:
+        tr.config["policy"]["pretrained_checkpoint"] = {
+            "path": literal(str(Path(source.dir) / MEGATRON_WEIGHTS)), "format": "megatron_bridge"}
+        model = root_model(job, pipeline)
+        if model is None:
+            tr.refuse(job, "its weights descend from no declared model", "start the chain from a declared model")
+            return stage.init
+    elif stage.init_is_stage:
         return str(Path(pipeline.run_dir) / stage.init / "model")
-    model = pipeline.recipe.models[stage.init]
+    else:
+        model = pipeline.recipe.models[stage.init]
     if model.source == "hf" and model.path and _HUB_FP8_DEEPSEEK.fullmatch(model.path):
         bf16_dir = os.environ.get("NEMO_RL_BF16_DIR")
         name = model.path.split("/")[-1] + "-BF16"
@@ -189,6 +227,11 @@ def model_name(job: StageJob, pipeline: Pipeline, tr: Translation) -> str:
                       f"convert it as that guide shows into DIR/{name} and compile with NEMO_RL_BF16_DIR=DIR")
             return model.path
         path = os.path.join(os.path.abspath(bf16_dir), name)
+        if not os.path.isfile(os.path.join(path, "config.json")):
+            tr.refuse(job, f"model `{model.name}` ({model.path}) is read from its BF16 conversion {path!r}, which "
+                           "holds no Hugging Face model (config.json) on this machine",
+                      f"convert the FP8 weights into {path} (NeMo-RL docs/guides/deepseek.md), or point "
+                      "NEMO_RL_BF16_DIR at the folder that holds it")
         tr.mounts.add(os.path.abspath(bf16_dir))
         return path
     if model.source == "hf" and model.path:
@@ -236,8 +279,13 @@ def dataset_block(ds: Dataset, job: StageJob, pipeline: Pipeline, role: str, out
         tr.mounts.add(os.path.dirname(path))
         tr.row_files.append(path)
     elif ds.source == "hf":
-        block["data_path"] = literal(str(ds.path))
-        block["split"] = literal(ds.split)
+        # ResponseDataset uses a `messages` column whenever the data has one (OpenR1-Math-220k does) and then
+        # ignores input_key/output_key: the run script writes the recipe's columns out under our names first.
+        path = str(Path(job.dir) / f"{role}_{ds.name}.jsonl")
+        columns = {"prompt": fields.get("prompt", "prompt"), output: fields.get(output, output)}
+        tr.hub_extracts.append((str(ds.path), str(ds.split), columns, path))
+        block["data_path"] = literal(path)
+        block["input_key"], block["output_key"] = "prompt", output
     elif ds.source == "generator":
         from backends.data.generators import GENERATORS
         import backends.data  # noqa: F401  (registers the built-in generators)
@@ -376,7 +424,7 @@ def parallel_keys(job: StageJob, pipeline: Pipeline, cfg: dict[str, Any], tr: Tr
     policy = cfg["policy"]
     arch = architecture(job, pipeline)
     moe = bool(arch is not None and arch.experts)
-    tr.backend = "megatron" if res.pipeline_parallel > 1 or moe else "dtensor"
+    tr.backend = training_backend(job, pipeline)
     megatron = policy["megatron_cfg"]
     policy["dtensor_cfg"]["tensor_parallel_size"] = int(res.tensor_parallel)
     megatron["tensor_model_parallel_size"] = int(res.tensor_parallel)
@@ -426,6 +474,7 @@ def deepseek_v3_keys(job: StageJob, cfg: dict[str, Any], arch, tr: Translation) 
     # experts spread over every GPU of a pipeline stage (the recipe: EP 32 = TP 8 x CP 4), dividing the experts
     megatron["expert_model_parallel_size"] = max(d for d in range(1, per_stage + 1)
                                                  if per_stage % d == 0 and arch.experts % d == 0)
+    context_parallel(job, cfg, gpus // (res.tensor_parallel * res.pipeline_parallel), tr)
     megatron["activation_checkpointing"] = True
     megatron["sequence_parallel"] = res.tensor_parallel > 1
     megatron["apply_rope_fusion"] = False
@@ -445,7 +494,30 @@ def deepseek_v3_keys(job: StageJob, cfg: dict[str, Any], arch, tr: Translation) 
                                "recipe; grpo.micro_batch_size is not used")
 
 
-def rollout_placement(job: StageJob, cfg: dict[str, Any], tr: Translation) -> None:
+# NeMo-RL's DeepSeek-V3 recipe: context parallel 4 at 16,384 tokens, i.e. 4,096 tokens of a sequence per CP rank.
+REFERENCE_TOKENS_PER_CP_RANK = 16384 // 4
+
+
+def context_parallel(job: StageJob, cfg: dict[str, Any], data_parallel: int, tr: Translation) -> None:
+    """megatron_cfg.context_parallel_size: the power of two that keeps a sequence's tokens per CP rank at the
+    reference's 4,096, capped by the data-parallel replicas it splits (TP x PP x CP x DP = the training GPUs)."""
+    policy = cfg["policy"]
+    seq = int(policy["max_total_sequence_length"])
+    want = 1 << max(0, math.ceil(math.log2(seq / REFERENCE_TOKENS_PER_CP_RANK)))
+    cp = 1
+    while cp * 2 <= want and data_parallel % (cp * 2) == 0:
+        cp *= 2
+    policy["megatron_cfg"]["context_parallel_size"] = cp
+    # the reference's rule: sequences padded to a multiple of TP x 2 x CP (Megatron's CP load balancing)
+    policy["make_sequence_length_divisible_by"] = int(policy["megatron_cfg"]["tensor_model_parallel_size"]) * 2 * cp
+    if seq / cp > 2 * REFERENCE_TOKENS_PER_CP_RANK:  # more than twice the reference's share per rank
+        tr.warnings.append(f"stage `{job.stage.name}`: context_parallel_size {cp} (the data-parallel replicas, "
+                           f"{data_parallel}, allow no more) puts {seq // cp:,} tokens of a {seq:,}-token sequence on "
+                           f"each rank; NeMo-RL's DeepSeek-V3 recipe puts {REFERENCE_TOKENS_PER_CP_RANK:,} (CP 4 at "
+                           "16,384): add nodes for more")
+
+
+def rollout_placement(job: StageJob, pipeline: Pipeline, cfg: dict[str, Any], tr: Translation) -> None:
     """rollout_gpus > 0: generation on its own GPUs (policy.generation.colocated.enabled = false).
 
     grpo.py's setup asserts: on one node, colocated.resources.gpus_per_node > 0 and num_nodes null or 1;
@@ -476,24 +548,65 @@ def rollout_placement(job: StageJob, cfg: dict[str, Any], tr: Translation) -> No
     if rollout % vllm_tp:
         tr.refuse(job, f"vLLM's tensor parallel size {vllm_tp} does not divide the {rollout} generation GPUs",
                   "choose rollout_gpus (or nodes x gpus_per_node) as a multiple of it")
+    vllm_memory(job, pipeline, cfg, tr)
+
+
+def vllm_memory(job: StageJob, pipeline: Pipeline, cfg: dict[str, Any], tr: Translation) -> None:
+    """gpu_memory_utilization that lets vLLM start: its weights, overhead and one max-length sequence's KV cache
+    within it, the colocated trainer's resident weights in the rest (r1dsl.plan.vllm_room). When the recipe's
+    value leaves no room, the smallest that does is chosen (and said); when none does, the stage is refused."""
+    from r1dsl.plan import GPU_MEMORY_GB, vllm_room
+
+    arch = architecture(job, pipeline)
+    if arch is None:
+        return
+    gen, res = cfg["policy"]["generation"], job.stage.resources
+    vllm = gen["vllm_cfg"]
+    max_len = int(vllm.get("max_model_len") if isinstance(vllm.get("max_model_len"), int)
+                  else cfg["policy"]["max_total_sequence_length"])
+    room = vllm_room(arch, tp=int(vllm["tensor_parallel_size"]), pp=int(vllm.get("pipeline_parallel_size") or 1),
+                     max_len=max_len, utilization=float(vllm["gpu_memory_utilization"]),
+                     trainer_mp=res.tensor_parallel * res.pipeline_parallel if gen["colocated"]["enabled"] else 0,
+                     capacity_gib=GPU_MEMORY_GB)
+    if room.fits:
+        return
+    chosen = room.smallest_fitting()
+    if chosen is None:
+        tr.refuse(job, f"no gpu_memory_utilization lets vLLM start on {GPU_MEMORY_GB:.0f} GiB cards: {room}",
+                  "raise the vLLM tensor parallel size (more GPUs per engine), give generation its own GPUs "
+                  "(rollout_gpus), or shorten max_model_len")
+        return
+    vllm["gpu_memory_utilization"] = chosen
+    tr.warnings.append(f"stage `{job.stage.name}`: rollout.gpu_memory_utilization = {room.utilization:g} leaves vLLM "
+                       f"no room ({room}); the config uses {chosen:g}: "
+                       f"{replace(room, utilization=chosen)}")
 
 
 # ---------------------------------------------------------------- the two algorithms
 
 
-def save_before_limit(job: StageJob) -> str | None:
-    """checkpointing.checkpoint_must_save_by: NeMo-RL saves and stops once this much training time has passed.
-
-    Its clock starts when training starts, after Ray and the model are up, so the lead before the job's
-    time limit covers start-up and the save: a tenth of the limit, between 15 minutes and 2 hours (at
-    least checkpoint_before_limit_s). None (no timed save) when the limit leaves under 10 minutes.
-    """
+def save_lead_s(job: StageJob) -> int:
+    """Seconds before the job's time limit that NeMo-RL must have saved its last checkpoint by: a tenth of the
+    limit, between 15 minutes and 2 hours (at least checkpoint_before_limit_s), for the save itself."""
     limit = job.stage.resources.time_limit_min * 60
-    lead = max(job.stage.resources.checkpoint_before_limit_s, min(7200, max(900, limit // 10)))
-    budget = limit - lead
-    if budget < 600:
-        return None
-    days, rest = divmod(budget, 86400)
+    return max(job.stage.resources.checkpoint_before_limit_s, min(7200, max(900, limit // 10)))
+
+
+def save_before_limit(job: StageJob) -> str | None:
+    """checkpointing.checkpoint_must_save_by written in the config: NeMo-RL saves and stops once this much time
+    has passed since ITS training loop started (after Ray, the model import and vLLM are up).
+
+    The run script replaces it with the time left from its own start (SLURM_JOB_END_TIME, or the job's start
+    + limit) minus save_lead_s, so start-up comes out of the budget rather than the lead; this value, measured
+    from the job's start, is the fallback where SLURM exports neither. None when under 10 minutes remain.
+    """
+    budget = job.stage.resources.time_limit_min * 60 - save_lead_s(job)
+    return None if budget < 600 else duration(budget)
+
+
+def duration(seconds: int) -> str:
+    """NeMo-RL's DD:HH:MM:SS (nemo_rl/utils/timer.py)."""
+    days, rest = divmod(seconds, 86400)
     return f"{days:02d}:{rest // 3600:02d}:{rest % 3600 // 60:02d}:{rest % 60:02d}"
 
 
@@ -570,7 +683,7 @@ def grpo_config(job: StageJob, pipeline: Pipeline) -> Translation:
         gen["vllm_cfg"]["max_model_len"] = int(stage.rollout.max_model_len)
     optimizer_keys(job, policy, int(rollouts), decay_steps(job, rollouts))
     parallel_keys(job, pipeline, cfg, tr)
-    rollout_placement(job, cfg, tr)
+    rollout_placement(job, pipeline, cfg, tr)
     checkpoint_and_logger_keys(job, pipeline, cfg, g.checkpoint_every // per_rollout)
     data_blocks(job, pipeline, cfg, tr)
     validates = cfg["data"]["validation"] is not None
@@ -668,7 +781,9 @@ def mounts(pipeline: Pipeline, trs: list[Translation]) -> list[str]:
     """Host folders the NeMo-RL containers see at the same path: the run folder, data files and local models
     outside it, the HF cache, and a host NeMo-RL checkout named by $NEMO_RL_DIR."""
     run = pipeline.run_dir
-    folders = {run, hf_home()} | {m for tr in trs for m in tr.mounts}
+    folders = {run} | {m for tr in trs for m in tr.mounts}
+    if os.path.isdir(hf_home()):  # pyxis fails the job on a mount whose source folder does not exist
+        folders.add(hf_home())
     if os.environ.get("NEMO_RL_DIR") and os.path.isdir(os.environ["NEMO_RL_DIR"]):
         folders.add(os.path.abspath(os.environ["NEMO_RL_DIR"]))
     inside = {f for f in folders if any(f != g and f.startswith(g.rstrip("/") + "/") for g in folders)}
@@ -698,7 +813,7 @@ def launch_checks(job: StageJob, pipeline: Pipeline, tr: Translation) -> None:
                       f"use a path of the characters {_PATH_WORD.pattern} (no blanks, quotes, `$`, `,` or `:`)")
 
 
-def run_script_values(job: StageJob, tr: Translation, config: Path) -> dict[str, Any]:
+def run_script_values(job: StageJob, pipeline: Pipeline, tr: Translation, config: Path) -> dict[str, Any]:
     """Everything templates/nemo_rl/stage_run.sh.j2 renders (the template holds no logic)."""
     t = job.stage.train
     epochs = bool(tr.algorithm == "sft" and t.epochs)
@@ -712,12 +827,17 @@ def run_script_values(job: StageJob, tr: Translation, config: Path) -> dict[str,
         "backend": tr.backend,
         "converter": CONVERTERS[tr.backend],
         "uv_extra": ["--extra", "mcore"] if tr.backend == "megatron" else [],
+        "hf_export": needs_hf_export(job, pipeline),
+        "megatron_weights": str(Path(job.dir) / MEGATRON_WEIGHTS) if tr.backend == "megatron" else "",
         # the step count of a finished run (NeMo-RL names checkpoints step_<steps done> and always saves the last)
         "max_steps": "$R1DSL_TOTAL_STEPS" if epochs else int(tr.config[tr.algorithm]["max_num_steps"]),
         "row_files": tr.row_files if epochs else [],
         "epochs": int(t.epochs or 0) if epochs else 0,
         "batch_size": int(t.batch_size),
         "warmup": max(1, job.stage.optim.warmup_steps),
+        "hub_extracts": [(hub, split, json.dumps(columns), path) for hub, split, columns, path in tr.hub_extracts],
+        "limit_s": int(job.stage.resources.time_limit_min * 60),
+        "save_lead_s": save_lead_s(job),
     }
 
 
@@ -754,7 +874,7 @@ def emit_nemo_stage(job: StageJob, pipeline: Pipeline, tr: Translation, ray_sub:
         (stage_dir / name).write_text(text)
         written.append(stage_dir / name)
     run_script = slurm.write_script(stage_dir / "nemo_rl_run.sh",
-                                    render("nemo_rl/stage_run.sh.j2", **run_script_values(job, tr, config)))
+                                    render("nemo_rl/stage_run.sh.j2", **run_script_values(job, pipeline, tr, config)))
     written.append(run_script)
 
     gpus = tr.config["cluster"]["gpus_per_node"]
@@ -789,14 +909,15 @@ def translations(pipeline: Pipeline) -> dict[str, Translation]:
 def refusals(pipeline: Pipeline) -> list[Refusal]:
     """What the target will not emit (the CLI prints these and writes nothing)."""
     trs = translations(pipeline)
-    found = [r for tr in trs.values() for r in tr.refusals]
+    found: list[Any] = [r for tr in trs.values() for r in tr.refusals]
+    found += slurm.refusals(pipeline, [job for job in pipeline.jobs if not runs_on_nemo_rl(job)])
     return list(dict.fromkeys(found))
 
 
 def emit(pipeline: Pipeline) -> list[Path]:
     """Write NeMo-RL configs and run scripts for grpo/sft/distill stages, sbatch scripts for the others."""
     trs = translations(pipeline)
-    refused = list(dict.fromkeys(r for tr in trs.values() for r in tr.refusals))
+    refused = refusals(pipeline)
     if refused:
         raise TargetError(refused)
     written: list[Path] = []
@@ -829,6 +950,48 @@ def unsupported(pipeline: Pipeline) -> list[str]:
             warnings.append(f"stage `{job.stage.name}`: NeMo-RL has no {job.stage.kind} stage; it runs on r1dsl's "
                             "own backend (python -m backends.run_stage) in the same SLURM chain")
     return list(dict.fromkeys(warnings))
+
+
+def runtime_table(pipeline: Pipeline) -> str:
+    """What runs each stage under this target (for `r1dsl plan --target nemo-rl`): entry point, training and
+    generation engines, and vLLM's memory per GPU (plan.vllm_room) for the generation of NeMo-RL stages."""
+    from r1dsl.plan import GPU_MEMORY_GB, GiB, vllm_room
+
+    trs = translations(pipeline)
+    lines = [f"on NeMo-RL {NEMO_RL_VERSION} (GPUs of {GPU_MEMORY_GB:.0f} GiB):"]
+    for job in pipeline.jobs:
+        name, res = job.stage.name, job.stage.resources
+        if not runs_on_nemo_rl(job):
+            lines.append(f"  {name}: r1dsl backend (python -m backends.run_stage in job.sbatch), "
+                         f"{res.nodes} x {res.gpus_per_node} ranks, engine {job.stage.rollout.engine}")
+            arch = architecture(job, pipeline)
+            if arch is not None and res.gpus_per_node and 2 * arch.params / GiB > GPU_MEMORY_GB:
+                lines.append(f"    ! every rank loads the whole model: {arch.params / 1e9:,.0f}B parameters x 2 bytes "
+                             f"(bf16) = {2 * arch.params / GiB:,.0f} GiB per GPU, more than {GPU_MEMORY_GB:.0f}: "
+                             "this stage cannot run at this scale on this target (issue 23 item 1)")
+            continue
+        tr = trs[name]
+        policy = tr.config["policy"]
+        m = policy["megatron_cfg"]
+        layout = (f"Megatron TP {m['tensor_model_parallel_size']} x PP {m['pipeline_model_parallel_size']} x CP "
+                  f"{m['context_parallel_size']}" + (f", EP {m['expert_model_parallel_size']}" if
+                                                     m.get("expert_model_parallel_size", 1) > 1 else "")
+                  if tr.backend == "megatron" else f"DTensor TP {policy['dtensor_cfg']['tensor_parallel_size']}")
+        start = (f"from {policy['pretrained_checkpoint']['path']} (Megatron)" if "pretrained_checkpoint" in policy
+                 else f"from {policy['model_name']}")
+        lines.append(f"  {name}: {ENTRY_POINTS[tr.algorithm]} through ray.sub; training {layout}; {start}")
+        arch = architecture(job, pipeline)
+        if tr.algorithm == "grpo" and arch is not None:
+            gen = policy["generation"]
+            vllm = gen["vllm_cfg"]
+            mp = res.tensor_parallel * res.pipeline_parallel
+            room = vllm_room(arch, tp=int(vllm["tensor_parallel_size"]), pp=1,
+                             max_len=int(policy["max_total_sequence_length"]),
+                             utilization=float(vllm["gpu_memory_utilization"]),
+                             trainer_mp=mp if gen["colocated"]["enabled"] else 0)
+            lines.append(f"    generation: vLLM TP {vllm['tensor_parallel_size']}, "
+                         f"{'colocated' if gen['colocated']['enabled'] else 'own GPUs'}: {room}")
+    return "\n".join(lines)
 
 
 def run(pipeline: Pipeline, dry_run: bool = False) -> int:

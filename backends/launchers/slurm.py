@@ -16,6 +16,7 @@ only the options whose values are plain words. Torch-free: the compiler imports 
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 from dataclasses import dataclass
@@ -112,11 +113,22 @@ def common_options(job: StageJob, pipeline: Pipeline, *, gpus_per_node: int | No
         options.append(f"--gres=gpu:{gpus}")
     else:
         options.append(f"--cpus-per-task={res.cpu_processes}")
-    if res.partition:
-        options.append(f"--partition={res.partition}")
-    if res.account:
-        options.append(f"--account={res.account}")
+    if partition(job):
+        options.append(f"--partition={partition(job)}")
+    if account(job):
+        options.append(f"--account={account(job)}")
     return options
+
+
+def account(job: StageJob) -> str | None:
+    """resources.account, else sbatch's own SBATCH_ACCOUNT of the compile environment (written into the script,
+    so the job runs where the compiling user meant even when submit.sh runs in another shell)."""
+    return job.stage.resources.account or os.environ.get("SBATCH_ACCOUNT") or None
+
+
+def partition(job: StageJob) -> str | None:
+    """resources.partition, else SBATCH_PARTITION of the compile environment."""
+    return job.stage.resources.partition or os.environ.get("SBATCH_PARTITION") or None
 
 
 def checkpoint_lead_s(job: StageJob) -> int:
@@ -263,11 +275,25 @@ def run(pipeline: Pipeline, dry_run: bool = False) -> int:
 
 
 def unsupported(pipeline: Pipeline) -> list[str]:
-    """What this target cannot honour (every stage runs through our own backend): container mounts of odd paths."""
-    warnings = []
-    if any(job.stage.resources.container_image for job in pipeline.jobs):
-        for path in container_mounts(pipeline):
-            if "," in path or ":" in path:
-                warnings.append(f"`{path}` holds `,` or `:`, which container mount lists cannot express: the container "
-                                "will not see it; choose a run folder (-o) and checkout without them")
-    return warnings
+    """What this target cannot honour (every stage runs through our own backend): nothing beyond `refusals`."""
+    return []
+
+
+@dataclass(frozen=True)
+class MountRefusal:
+    """A folder a container must see that its mount list cannot name (printed by the CLI; nothing is written)."""
+
+    path: str
+
+    def __str__(self) -> str:
+        return (f"error: `{self.path}` holds `,` or `:`: pyxis (--container-mounts) and apptainer (--bind) split "
+                "their mount lists there, so the container would not see it\n"
+                "  help: choose a run folder (-o) and an r1dsl checkout whose paths hold neither `,` nor `:`")
+
+
+def refusals(pipeline: Pipeline, jobs: Sequence[StageJob] | None = None) -> list[MountRefusal]:
+    """Folders that stages in a container (of `jobs`, default all) need mounted but a mount list cannot express."""
+    jobs = pipeline.jobs if jobs is None else jobs
+    if not any(job.stage.resources.container_image for job in jobs):
+        return []
+    return [MountRefusal(path) for path in container_mounts(pipeline) if "," in path or ":" in path]

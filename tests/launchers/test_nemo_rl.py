@@ -9,6 +9,7 @@ the setup asserts of grpo.py and lm_policy.py (`nemo_rl_types.setup_errors`).
 from __future__ import annotations
 
 import ast
+import json
 import os
 import re
 import shlex
@@ -23,7 +24,7 @@ import yaml
 from omegaconf import OmegaConf
 
 import nemo_rl_types
-from backends.launchers import nemo_rl
+from backends.launchers import nemo_rl, slurm
 from handmade import ACCURACY, grpo_stage, make_pipeline, make_recipe, r1_like
 from r1dsl.ir import GRPO, Dataset, Model, Optim, Resources, Rollout, Stage, Template, Train
 from test_slurm import shellcheck
@@ -42,6 +43,14 @@ def compile_env(monkeypatch):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("R1DSL_TOTAL_STEPS", "40")  # what nemo_rl_run.sh exports for epoch-based SFT
     monkeypatch.setenv("R1DSL_DECAY_STEPS", "39")
+
+
+def bf16_dir(folder: Path) -> str:
+    """A NEMO_RL_BF16_DIR holding (a stand-in of) the BF16 conversions the DeepSeek recipes read."""
+    for name in ("DeepSeek-V3-Base-BF16", "DeepSeek-V3-BF16"):
+        (folder / name).mkdir(parents=True, exist_ok=True)
+        (folder / name / "config.json").write_text("{}")
+    return str(folder)
 
 
 def _resolvers() -> None:
@@ -151,7 +160,7 @@ def test_compiled_recipes_load_into_nemo_rls_master_config_and_pass_its_setup_as
     from r1dsl.compiler import compile_recipe
     from r1dsl.frontend import load_recipe
 
-    monkeypatch.setenv("NEMO_RL_BF16_DIR", str(tmp_path / "bf16"))
+    monkeypatch.setenv("NEMO_RL_BF16_DIR", bf16_dir(tmp_path / "bf16"))
     recipe = on_cluster(load_recipe(str(ROOT / "recipes" / f"{name}.r1")))
     pipeline = compile_recipe(recipe, str(tmp_path / "run"), "nemo-rl")
     assert nemo_rl.refusals(pipeline) == []
@@ -196,14 +205,15 @@ def test_deepseek_v3_follows_nemo_rls_own_recipe(tmp_path, monkeypatch):
     from r1dsl.compiler import compile_recipe
     from r1dsl.frontend import load_recipe
 
-    monkeypatch.setenv("NEMO_RL_BF16_DIR", "/ckpt/bf16")
+    bf16 = bf16_dir(tmp_path / "ckpt" / "bf16")
+    monkeypatch.setenv("NEMO_RL_BF16_DIR", bf16)
     recipe = on_cluster(load_recipe(str(ROOT / "recipes" / "deepseek_r1_zero.r1")))
-    pipeline = compile_recipe(recipe, str(tmp_path), "nemo-rl")
+    pipeline = compile_recipe(recipe, str(tmp_path / "run"), "nemo-rl")
     nemo_rl.emit(pipeline)
-    cfg = validate(tmp_path / "r1_zero" / "nemo_rl.yaml", "grpo")
+    cfg = validate(tmp_path / "run" / "r1_zero" / "nemo_rl.yaml", "grpo")
     theirs = yaml.safe_load((FIXTURE / "examples/configs/recipes/llm/grpo-dapomath17k-dsv3-megatron.yaml").read_text())
     ours_m, theirs_m = cfg["policy"]["megatron_cfg"], theirs["policy"]["megatron_cfg"]
-    assert cfg["policy"]["model_name"] == "/ckpt/bf16/DeepSeek-V3-Base-BF16"  # docs/guides/deepseek.md's conversion
+    assert cfg["policy"]["model_name"] == f"{bf16}/DeepSeek-V3-Base-BF16"  # docs/guides/deepseek.md's conversion
     assert ours_m["enabled"] and not cfg["policy"]["dtensor_cfg"]["enabled"]
     # 61 layers over 8 pipeline stages, as NeMo-RL splits them
     assert (ours_m["num_layers_in_first_pipeline_stage"], ours_m["num_layers_in_last_pipeline_stage"]) == (
@@ -216,10 +226,10 @@ def test_deepseek_v3_follows_nemo_rls_own_recipe(tmp_path, monkeypatch):
     assert vllm["tensor_parallel_size"] == theirs["policy"]["generation"]["vllm_cfg"]["tensor_parallel_size"] == 32
     assert vllm["async_engine"] is True
     assert cfg["policy"]["generation"]["vllm_kwargs"] == theirs["policy"]["generation"]["vllm_kwargs"]
-    run = (tmp_path / "r1_zero" / "nemo_rl_run.sh").read_text()
+    run = (tmp_path / "run" / "r1_zero" / "nemo_rl_run.sh").read_text()
     assert "uv run --extra mcore python examples/converters/convert_megatron_to_hf.py" in run
-    mounts = re.search(r"MOUNTS=(\S+)", (tmp_path / "submit.sh").read_text()).group(1)
-    assert "/ckpt/bf16:/ckpt/bf16" in mounts.split(",")
+    mounts = re.search(r"MOUNTS=(\S+)", (tmp_path / "run" / "submit.sh").read_text()).group(1)
+    assert f"{bf16}:{bf16}" in mounts.split(",")
 
 
 def test_fp8_deepseek_weights_are_refused_without_the_bf16_conversion(tmp_path):
@@ -233,6 +243,52 @@ def test_fp8_deepseek_weights_are_refused_without_the_bf16_conversion(tmp_path):
     assert found[0].startswith(f"{recipe.file}:")  # points at the stage in the recipe
     with pytest.raises(nemo_rl.TargetError):
         nemo_rl.emit(pipeline)
+
+
+def test_a_missing_bf16_conversion_is_refused_at_compile_time(tmp_path, monkeypatch):
+    from r1dsl.compiler import compile_recipe
+    from r1dsl.frontend import load_recipe
+
+    monkeypatch.setenv("NEMO_RL_BF16_DIR", str(tmp_path / "nowhere"))
+    recipe = on_cluster(load_recipe(str(ROOT / "recipes" / "deepseek_r1_zero.r1")))
+    pipeline = compile_recipe(recipe, str(tmp_path / "run"), "nemo-rl")
+    found = [str(r) for r in nemo_rl.refusals(pipeline)]
+    assert len(found) == 1 and str(tmp_path / "nowhere" / "DeepSeek-V3-Base-BF16") in found[0], found
+    assert "config.json" in found[0] and "NEMO_RL_BF16_DIR" in found[0]
+    bf16_dir(tmp_path / "nowhere")
+    assert nemo_rl.refusals(compile_recipe(recipe, str(tmp_path / "run"), "nemo-rl")) == []
+
+
+def test_a_missing_hf_cache_folder_is_not_mounted(tmp_path, monkeypatch):
+    pipeline = make_pipeline(on_cluster(r1_like(tmp_path).recipe), tmp_path / "run", "nemo-rl")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "no-hf-cache"))
+    assert str(tmp_path / "no-hf-cache") not in nemo_rl.mounts(pipeline, list(nemo_rl.translations(pipeline).values()))
+    (tmp_path / "no-hf-cache").mkdir()
+    assert str(tmp_path / "no-hf-cache") in nemo_rl.mounts(pipeline, list(nemo_rl.translations(pipeline).values()))
+
+
+def test_our_backends_stages_get_the_sbatch_account_and_partition_of_the_compile_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("SBATCH_ACCOUNT", "proj7")
+    monkeypatch.setenv("SBATCH_PARTITION", "batch")
+    pipeline = make_pipeline(r1_like(tmp_path).recipe, tmp_path / "run", "nemo-rl")
+    nemo_rl.emit(pipeline)
+    ours = [job for job in pipeline.jobs if not nemo_rl.runs_on_nemo_rl(job)]
+    assert ours
+    for job in ours:
+        text = (Path(job.dir) / "job.sbatch").read_text()
+        assert "#SBATCH --account=proj7" in text and "#SBATCH --partition=batch" in text, job.stage.name
+
+
+@pytest.mark.parametrize("odd", ["a,b", "a:b"])
+def test_a_run_folder_a_container_mount_list_cannot_name_is_refused(tmp_path, odd):
+    base = on_cluster(r1_like(tmp_path).recipe)
+    rs = next(s for s in base.stages if s.kind == "rejection_sample")  # runs on our backend under either target
+    recipe = replace(base, stages=tuple(replace(s, resources=replace(s.resources, container_image="img.sqsh"))
+                                        if s is rs else s for s in base.stages))
+    for target in (nemo_rl, slurm):
+        pipeline = make_pipeline(recipe, tmp_path / odd, target.__name__.rsplit(".", 1)[-1].replace("_", "-"))
+        found = [str(r) for r in target.refusals(pipeline)]
+        assert any("--container-mounts" in f and str(tmp_path / odd) in f for f in found), (target, found)
 
 
 # ---------------------------------------------------------------- keys and values
@@ -624,6 +680,7 @@ def test_values_ray_sub_would_split_are_refused(value, tmp_path):
 
 
 def test_a_hugging_face_cache_ray_sub_would_split_is_refused(tmp_path, monkeypatch):
+    (tmp_path / "hf cache").mkdir()  # mounted only when it exists
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf cache"))
     found = "\n".join(str(r) for r in nemo_rl.refusals(pipeline_of([grpo_stage("zero", "qwen_7b")], tmp_path / "r")))
     assert "hf cache" in found and "mounted folder" in found
@@ -678,6 +735,7 @@ def test_the_real_ray_sub_passes_every_value_to_srun_as_one_word(tmp_path, monke
     data = tmp_path / "data_@+=-.d"
     data.mkdir()
     image = "nvcr.io#nvidia/nemo-rl:v0.7.0_@+=-"
+    (tmp_path / "hf-cache").mkdir()
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-cache"))
     ds = Dataset("gsm", "jsonl", path=str(data / "x.jsonl"), provides=("prompt", "answer"))
     stage = replace(grpo_stage("zero", "qwen_7b"), data=("gsm",), eval_data=(),
@@ -799,3 +857,134 @@ def test_without_the_refusal_ray_sub_would_hand_srun_an_injected_word(tmp_path):
     submit.write_text(submit.read_text().replace(word, "'CONTAINER=img --container-mounts=/:/host'"))
     (head,) = run_ray_sub(pipeline, tmp_path)
     assert "--container-image=img" in head and "--container-mounts=/:/host" in head  # an extra word, a root mount
+
+
+# ---------------------------------------------------------------- vLLM's memory (issue 23 item 2)
+
+
+def _zero_config(tmp_path, monkeypatch):
+    from r1dsl.compiler import compile_recipe
+    from r1dsl.frontend import load_recipe
+
+    monkeypatch.setenv("NEMO_RL_BF16_DIR", bf16_dir(tmp_path / "bf16"))
+    recipe = on_cluster(load_recipe(str(ROOT / "recipes" / "deepseek_r1_zero.r1")))
+    return compile_recipe(recipe, str(tmp_path / "run"), "nemo-rl")
+
+
+def test_vllm_gets_room_for_its_weights_and_a_kv_cache_next_to_the_colocated_trainer(tmp_path, monkeypatch):
+    from r1dsl.plan import GPU_MEMORY_GB, GiB, VLLM_OVERHEAD_GIB, known_arch
+
+    pipeline = _zero_config(tmp_path, monkeypatch)
+    assert nemo_rl.refusals(pipeline) == []
+    nemo_rl.emit(pipeline)
+    cfg = validate(tmp_path / "run" / "r1_zero" / "nemo_rl.yaml", "grpo")
+    vllm = cfg["policy"]["generation"]["vllm_cfg"]
+    arch = known_arch("deepseek-ai/DeepSeek-V3-Base")
+    weights = 2 * arch.params / vllm["tensor_parallel_size"] / GiB  # ~39 GiB at TP 32
+    kv = arch.kv_bytes_per_token * cfg["policy"]["max_total_sequence_length"] / GiB
+    budget = vllm["gpu_memory_utilization"] * GPU_MEMORY_GB
+    assert weights + VLLM_OVERHEAD_GIB + kv <= budget  # 0.5 (39.8-40 GiB) does not hold them
+    trainer = 2 * arch.params / (cfg["policy"]["megatron_cfg"]["tensor_model_parallel_size"]
+                                 * cfg["policy"]["megatron_cfg"]["pipeline_model_parallel_size"]) / GiB
+    assert trainer <= GPU_MEMORY_GB - budget
+    assert any("gpu_memory_utilization = 0.5 leaves vLLM no room" in w for w in nemo_rl.unsupported(pipeline))
+
+
+def test_a_vllm_engine_that_cannot_start_at_any_utilization_is_refused_with_the_arithmetic(tmp_path, monkeypatch):
+    from r1dsl import plan
+
+    monkeypatch.setattr(plan, "GPU_MEMORY_GB", 40.0)  # 40 GiB cards: 39 GiB of weights leave no KV cache
+    found = [str(r) for r in nemo_rl.refusals(_zero_config(tmp_path, monkeypatch))]
+    assert len(found) == 1 and "no gpu_memory_utilization lets vLLM start" in found[0], found
+    assert "GiB of bf16 weights" in found[0] and "KV cache" in found[0]
+
+
+def test_long_deepseek_sequences_are_split_by_context_parallelism_as_nemo_rls_recipe_does(tmp_path, monkeypatch):
+    pipeline = _zero_config(tmp_path, monkeypatch)
+    nemo_rl.emit(pipeline)
+    cfg = validate(tmp_path / "run" / "r1_zero" / "nemo_rl.yaml", "grpo")
+    m, policy = cfg["policy"]["megatron_cfg"], cfg["policy"]
+    seq, cp = policy["max_total_sequence_length"], m["context_parallel_size"]
+    assert seq > 16384 and cp >= 4  # the reference: CP 4 at 16,384
+    gpus = cfg["cluster"]["num_nodes"] * cfg["cluster"]["gpus_per_node"]
+    assert gpus % (m["tensor_model_parallel_size"] * m["pipeline_model_parallel_size"] * cp) == 0
+    assert seq / cp <= 2 * nemo_rl.REFERENCE_TOKENS_PER_CP_RANK
+    assert policy["make_sequence_length_divisible_by"] == m["tensor_model_parallel_size"] * 2 * cp
+
+
+@pytest.mark.parametrize("clock", ["end", "start"])
+def test_the_last_save_is_timed_from_the_jobs_clock_not_from_nemo_rls_training_loop(tmp_path, monkeypatch, clock):
+    import time
+
+    log = run_stub_env(tmp_path, monkeypatch)
+    pipeline = pipeline_of([grpo_stage("zero", "qwen_7b", time_limit_min=600)], tmp_path / "run")
+    nemo_rl.emit(pipeline)
+    assert resolved(tmp_path / "run" / "zero" / "nemo_rl.yaml")["checkpointing"]["checkpoint_must_save_by"] == \
+        "00:09:00:00"  # the fallback, from the job's start: 10 h less the save lead (1 h)
+    started = int(time.time()) - 2 * 3600  # two hours of queueing for Ray, the model import, vLLM ... (or a requeue)
+    env = dict(os.environ, SLURM_JOB_START_TIME=str(started))
+    if clock == "end":
+        env = dict(os.environ, SLURM_JOB_END_TIME=str(started + 600 * 60))
+    subprocess.run(["bash", str(tmp_path / "run" / "zero" / "nemo_rl_run.sh")], check=True, capture_output=True,
+                   env=env)
+    call = next(c for c in log.read_text().splitlines() if "examples/run_grpo.py" in c)
+    save_by = re.search(r"checkpointing\.checkpoint_must_save_by=(\d\d):(\d\d):(\d\d):(\d\d)", call)
+    assert save_by, call
+    d, h, m, s = map(int, save_by.groups())
+    left = ((d * 24 + h) * 60 + m) * 60 + s
+    assert 7 * 3600 - 120 <= left <= 7 * 3600  # 10 h - 2 h gone - 1 h to save
+
+
+def test_a_job_with_too_little_time_left_does_not_start_training(tmp_path, monkeypatch):
+    import time
+
+    log = run_stub_env(tmp_path, monkeypatch)
+    pipeline = pipeline_of([grpo_stage("zero", "qwen_7b", time_limit_min=600)], tmp_path / "run")
+    nemo_rl.emit(pipeline)
+    env = dict(os.environ, SLURM_JOB_END_TIME=str(int(time.time()) + 3600 + 300))
+    done = subprocess.run(["bash", str(tmp_path / "run" / "zero" / "nemo_rl_run.sh")], capture_output=True,
+                          text=True, env=env)
+    assert done.returncode == 75 and "too little to start training" in done.stderr
+    assert not log.exists() or "run_grpo" not in log.read_text()
+
+
+def test_a_hub_dataset_with_a_messages_column_trains_on_the_columns_the_recipe_names(tmp_path, monkeypatch):
+    """OpenR1-Math-220k has `messages` (R1's whole solution): ResponseDataset would take it over input/output_key."""
+    log = run_stub_env(tmp_path, monkeypatch)
+    hub = tmp_path / "openr1"  # a local stand-in: datasets.load_dataset reads a folder as it reads a hub id
+    hub.mkdir()
+    (hub / "train.jsonl").write_text("".join(json.dumps(
+        {"problem": f"What is {i}+{i}?", "answer": str(2 * i), "solution": f"long solution {i}",
+         "messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": f"long solution {i}"}]}) + "\n"
+        for i in range(3)))
+    ds = Dataset("openr1", "hf", path=str(hub), split="train", fields={"prompt": "problem", "answer": "answer"},
+                 provides=("prompt", "answer"))
+    stage = replace(grpo_stage("zero", "qwen_7b"), data=("openr1",), eval_data=())
+    pipeline = pipeline_of([stage], tmp_path / "run", datasets={"openr1": ds})
+    nemo_rl.emit(pipeline)
+    cfg = validate(tmp_path / "run" / "zero" / "nemo_rl.yaml", "grpo")
+    train = cfg["data"]["train"]
+    assert (train["input_key"], train["output_key"]) == ("prompt", "answer")
+    subprocess.run(["bash", str(tmp_path / "run" / "zero" / "nemo_rl_run.sh")], check=True, capture_output=True)
+    rows = [json.loads(line) for line in Path(train["data_path"]).read_text().splitlines()]
+    assert rows == [{"prompt": f"What is {i}+{i}?", "answer": str(2 * i)} for i in range(3)]
+    assert "messages" not in Path(train["data_path"]).read_text()
+
+
+def test_a_megatron_stage_starts_from_the_previous_stages_megatron_checkpoint_without_an_hf_export(tmp_path, monkeypatch):
+    log = run_stub_env(tmp_path, monkeypatch)
+    first = grpo_stage("first", "qwen_7b", nodes=2, tensor_parallel=4, pipeline_parallel=2)
+    second = replace(grpo_stage("second", "first", True, nodes=2, tensor_parallel=4, pipeline_parallel=2),
+                     after=("first",))
+    pipeline = pipeline_of([first, second], tmp_path / "run")
+    nemo_rl.emit(pipeline)
+    cfg = validate(tmp_path / "run" / "second" / "nemo_rl.yaml", "grpo")
+    link = tmp_path / "run" / "first" / nemo_rl.MEGATRON_WEIGHTS
+    assert cfg["policy"]["pretrained_checkpoint"] == {"path": str(link), "format": "megatron_bridge"}
+    assert cfg["policy"]["model_name"] == "Qwen/Qwen2.5-Math-7B"  # tokenizer and architecture of the root model
+    subprocess.run(["bash", str(tmp_path / "run" / "first" / "nemo_rl_run.sh")], check=True, capture_output=True)
+    assert link.resolve() == (tmp_path / "run" / "first" / "checkpoints" / "step_100" / "policy" / "weights").resolve()
+    assert not (tmp_path / "run" / "first" / "model").exists()  # no 1.3 TB single-process export in between
+    assert "converters" not in log.read_text()
+    subprocess.run(["bash", str(tmp_path / "run" / "second" / "nemo_rl_run.sh")], check=True, capture_output=True)
+    assert (tmp_path / "run" / "second" / "model" / "config.json").exists()  # the last stage keeps its export

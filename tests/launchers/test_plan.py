@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -10,6 +12,8 @@ import pytest
 from handmade import grpo_stage, make_recipe
 from r1dsl import plan as P
 from r1dsl.ir import GRPO, Dataset, Model, Optim, Resources, Sampling, Stage, Train
+
+ROOT = Path(__file__).resolve().parents[2]
 
 R1_ZERO_REPORTED_GPU_HOURS = 101_000  # [V2 B.4.4]: 64 x 8 H800 for about 198 h
 
@@ -145,3 +149,21 @@ def test_shipped_recipes_plan_without_crashing():
     for path in sorted(root.glob("*.r1")):
         plans = P.plan(load_recipe(str(path)))
         assert len(plans) >= 1 and str(plans)
+
+
+def test_plan_for_nemo_rl_says_per_stage_what_runs_it_and_vllms_memory(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    for name in ("DeepSeek-V3-Base-BF16", "DeepSeek-V3-BF16"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.json").write_text("{}")
+    env = dict(os.environ, SBATCH_ACCOUNT="a", SBATCH_PARTITION="p", NEMO_RL_BF16_DIR=str(tmp_path),
+               PYTHONPATH=str(ROOT))
+    out = subprocess.run([sys.executable, "-m", "r1dsl", "plan", str(ROOT / "recipes" / "deepseek_r1.r1"),
+                          "--target", "nemo-rl"], capture_output=True, text=True, env=env, cwd=ROOT).stdout
+    table = out[out.index("on NeMo-RL"):]
+    assert "reasoning_rl: examples/run_grpo.py through ray.sub; training Megatron TP 8 x PP 8 x CP 8" in table
+    assert "cold_sft/megatron_weights (Megatron)" in table  # the hand-off, no HF export
+    assert re.search(r"generation: vLLM TP 32, colocated: vLLM at gpu_memory_utilization 0\.\d+ has [\d.]+ GiB", table)
+    assert re.search(r"r1_eval: r1dsl backend .*\n    ! every rank loads the whole model: 671B parameters", table)
