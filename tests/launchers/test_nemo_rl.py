@@ -189,7 +189,7 @@ def test_the_papers_rollout_split_reaches_nemo_rl_which_counts_rollouts(tmp_path
     from r1dsl.compiler import compile_recipe
     from r1dsl.frontend import load_recipe
 
-    monkeypatch.setenv("NEMO_RL_BF16_DIR", "/ckpt/bf16")
+    monkeypatch.setenv("NEMO_RL_BF16_DIR", bf16_dir(tmp_path / "bf16"))
     recipe = on_cluster(load_recipe(str(ROOT / "recipes" / "deepseek_r1_zero.r1")))
     pipeline = compile_recipe(recipe, str(tmp_path), "nemo-rl")
     nemo_rl.emit(pipeline)
