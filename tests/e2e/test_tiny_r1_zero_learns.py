@@ -2,7 +2,8 @@
 
 The pretrained base is partly right on held-out arithmetic (10% to 60%); GRPO with rule rewards only
 lifts held-out accuracy by at least 20 points and format compliance above 90%, on each of seeds 7, 11, 13.
-Three seeds are about 10 min of a quiet 2-core machine (3 min 17 s a run): CI's slow pass has the room.
+Three seeds: about 10 min on a quiet 2-core machine (3 min 17 s a run, README), 25 min under load (509 s a
+run, issue 21); CI's slow pass (90 min, about 45 used) has the room, and fewer seeds would not test the claim.
 """
 
 from __future__ import annotations
