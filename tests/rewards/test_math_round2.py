@@ -101,3 +101,20 @@ def test_the_points_differ_between_processes_and_calls():
     from backends.rewards.equivalence import _points
 
     assert _points(["x"]) != _points(["x"])
+
+
+@pytest.mark.parametrize("hostile", [
+    "\\text{" * 33_000, "\\overline{" * 20_000, "\\begin{" * 20_000, "\\mathbb{" * 20_000, "\\textbf{" * 20_000,
+    "0.\\overline{" * 15_000, "\\text{" * 10_000 + "a" + "}" * 10_000,
+], ids=["text", "overline", "begin", "mathbb", "textbf", "repeating", "nested-closed"])
+def test_unclosed_or_nested_groups_are_read_once(hostile):
+    """Each brace group is matched once per answer (a table of closing braces), never rescanned: 33,000
+    unclosed \\text{ took 456 s when every one scanned to the end (found by the math helper's suite)."""
+    import time
+
+    from backends.rewards.mathparse import tokenize
+
+    start = time.perf_counter()
+    tokenize(hostile)
+    assert time.perf_counter() - start < 1.5
+    assert not equivalent("5", hostile, timeout_s=1.0, max_answer_chars=len(hostile))
