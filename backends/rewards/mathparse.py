@@ -108,10 +108,15 @@ def _scripts(s: str) -> str:
             out.append(("^{" if tag == "<super>" else "_{") + unicodedata.normalize("NFKC", s[i:j]) + "}")
             i = j
             continue
+        after_digit = bool(out) and out[-1][-1:].isdigit()
         if tag == "<fraction>":
             num, _, den = unicodedata.normalize("NFKC", s[i]).partition("\u2044")
-            joined = "+" if out and out[-1][-1:].isdigit() else ""
-            out.append(f"{joined}({num}/{den or 1})")
+            out.append(f"{'+' if after_digit else ''}({num}/{den or 1})")
+        elif unicodedata.category(s[i]) in ("No", "Nl") and unicodedata.normalize("NFKC", s[i]) != s[i]:
+            # circled and parenthesised digits, roman numerals: their own value (`①` 1, `Ⅻ` 12), never digits
+            # joined to a neighbour (`①②` is not 12); after a digit there is no reading without a guess
+            value = unicodedata.numeric(s[i], None)
+            out.append("\u00bf" if after_digit or value is None or value != int(value) else f" {{{int(value)}}} ")
         else:
             out.append(s[i])
         i += 1

@@ -72,6 +72,7 @@ print(json.dumps({"took": took, "grew_mb": (resource.getrusage(resource.RUSAGE_S
     ("0.01", "10⁻²", True), ("100", "10⁻²", False), ("1/2", "½", True), ("7/2", "3½", True), ("31/2", "3½", False),
     ("x_1", "x₁", True), ("0.5", "1⁄2", True), ("9", "3²", True), ("32", "3²", False), ("e^{2}", "e²", True),
     ("1", "1", True), ("1/4", "¼", True), ("2^{-1}", "2⁻¹", True), ("21", "2¹", False),
+    ("12", "①②", False), ("12", "Ⅻ", True), ("XII", "Ⅻ", False), ("1", "①", True), ("11", "1①", False),
 ])
 def test_superscripts_are_exponents_not_digits(gold, answer, right):
     clear_cache()
