@@ -38,12 +38,15 @@ def stand_in_generator(provides: tuple[str, ...]) -> str:
 
 
 def stand_in_dataset(ds: ir.Dataset) -> ir.Dataset:
+    # k samples per prompt when evaluated: at most the stage's smoke sampling (2), so pass@k and cons@k still run
+    k = min(ds.eval_samples_per_prompt, 2) if ds.eval_samples_per_prompt else ds.eval_samples_per_prompt
     if ds.source == "stage":
-        return ds
+        return replace(ds, eval_samples_per_prompt=k)
     if ds.source == "generator":
-        return replace(ds, size=min(ds.size or ROWS, ROWS))
+        return replace(ds, size=min(ds.size or ROWS, ROWS), eval_samples_per_prompt=k)
     generator = stand_in_generator(ds.provides)
-    return replace(ds, source="generator", generator=generator, path=None, split="train", size=ROWS, fields={}, params={})
+    return replace(ds, source="generator", generator=generator, path=None, split="train", size=ROWS, fields={}, params={},
+                   eval_samples_per_prompt=k)
 
 
 def smoke_grpo(g: ir.GRPO) -> ir.GRPO:
