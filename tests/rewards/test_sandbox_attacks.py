@@ -13,6 +13,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from sandbox_package import LOAD
 
 from backends.rewards import REWARDS
 from backends.rewards.sandbox import Limits, Sandbox, sandbox_available
@@ -647,21 +648,7 @@ def test_a_root_only_file_inside_a_mounted_directory_stays_unreadable():
                 os.unlink(path)
 
 
-NON_ROOT_PROBE = r'''
-import importlib.util, os, sys, time, types
-root = sys.argv[1]
-for name in ("backends", "backends.rewards"):  # only the sandbox package: the system Python lacks our deps
-    sys.modules[name] = types.ModuleType(name)
-    sys.modules[name].__path__ = []
-pkg = types.ModuleType("backends.rewards.sandbox")
-pkg.__path__ = [root]
-sys.modules[pkg.__name__] = pkg
-for mod in ("isolation", "judge"):
-    spec = importlib.util.spec_from_file_location(f"backends.rewards.sandbox.{mod}", f"{root}/{mod}.py")
-    m = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = m
-    spec.loader.exec_module(m)
-I, J = sys.modules["backends.rewards.sandbox.isolation"], sys.modules["backends.rewards.sandbox.judge"]
+NON_ROOT_PROBE = LOAD + r'''
 L = I.Limits(timeout_s=10, per_test_s=5, memory_mb=256, file_size_mb=4, max_processes=8)
 print("privileged", I.describe()["privileged"])
 print("snippets", J.run_tests("def f(x):\n    return x * x\n", ["assert f(2) == 4", "assert f(3) == 10"], L))

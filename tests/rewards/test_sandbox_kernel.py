@@ -18,6 +18,7 @@ import pytest
 from backends.rewards.sandbox import Limits, Sandbox, run_tests, sandbox_available
 from backends.rewards.sandbox import seccomp
 from backends.rewards.sandbox.isolation import describe, require_sandbox
+from sandbox_package import LOAD as LOAD_SANDBOX_PACKAGE
 
 pytestmark = pytest.mark.skipif(not sandbox_available(), reason="bubblewrap (bwrap) is not installed")
 LIMITS = Limits(timeout_s=20.0, per_test_s=10.0, memory_mb=256, file_size_mb=4, max_processes=16, max_output_kb=256)
@@ -25,23 +26,6 @@ X86 = seccomp.machine() == "x86_64"
 
 # Each probe makes one raw syscall and prints [return value, errno]. Numbers from the filter's own table.
 NR = seccomp.ARCHES[seccomp.machine()][1]
-# Loads the sandbox package alone (stdlib only) from the folder in argv[1], for another user's or a venv's Python
-LOAD_SANDBOX_PACKAGE = r'''
-import importlib.util, json, sys, time, types
-root = sys.argv[1]
-for name in ("backends", "backends.rewards"):
-    sys.modules[name] = types.ModuleType(name)
-    sys.modules[name].__path__ = []
-pkg = types.ModuleType("backends.rewards.sandbox")
-pkg.__path__ = [root]
-sys.modules[pkg.__name__] = pkg
-for mod in ("seccomp", "isolation", "judge"):
-    spec = importlib.util.spec_from_file_location(f"backends.rewards.sandbox.{mod}", f"{root}/{mod}.py")
-    m = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = m
-    setattr(pkg, mod, m)
-    spec.loader.exec_module(m)
-'''
 PROBE = r'''
 import ctypes, json, os
 libc = ctypes.CDLL(None, use_errno=True)
@@ -250,7 +234,6 @@ def test_honest_solutions_with_stdlib_imports_pass(code, tests):
 
 
 NON_ROOT = LOAD_SANDBOX_PACKAGE + r'''
-I, J = sys.modules["backends.rewards.sandbox.isolation"], sys.modules["backends.rewards.sandbox.judge"]
 L = I.Limits(timeout_s=20, per_test_s=10, memory_mb=256, file_size_mb=4, max_processes=8)
 out = {"describe": I.describe()}
 for name, code in json.loads(sys.argv[2]).items():
@@ -283,8 +266,6 @@ def test_as_an_ordinary_user_the_same_classes_are_refused():
 
 
 VENV_PROBE = LOAD_SANDBOX_PACKAGE + r'''
-J = sys.modules["backends.rewards.sandbox.judge"]
-I = sys.modules["backends.rewards.sandbox.isolation"]
 L = I.Limits(timeout_s=20, per_test_s=10, memory_mb=256, file_size_mb=4, max_processes=8)
 code = "import importlib\ndef can(m):\n    try:\n        importlib.import_module(m)\n        return True\n    except ImportError:\n        return False\n"
 mods = json.loads(sys.argv[2])

@@ -11,6 +11,7 @@ import subprocess
 import sys
 
 import pytest
+from sandbox_package import LOAD
 
 from backends.rewards.sandbox import sandbox_available, seccomp
 
@@ -53,21 +54,8 @@ print(json.dumps(got, sort_keys=True))
 # Loads the package by path (an ordinary user's system Python has only the stdlib); runs REACH as a
 # stdin/stdout row (forked child of the worker), as a program (the worker's own process: self only) and
 # an honest row; prints JSON.
-DRIVER = r'''
-import importlib.util, json, sys, time, types
-root, reach = sys.argv[1], sys.stdin.read()
-for name in ("backends", "backends.rewards"):
-    sys.modules[name] = types.ModuleType(name)
-    sys.modules[name].__path__ = []
-pkg = types.ModuleType("backends.rewards.sandbox")
-pkg.__path__ = [root]
-sys.modules[pkg.__name__] = pkg
-for mod in ("seccomp", "isolation", "judge"):
-    spec = importlib.util.spec_from_file_location(f"backends.rewards.sandbox.{mod}", f"{root}/{mod}.py")
-    m = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = m
-    spec.loader.exec_module(m)
-I, J = sys.modules["backends.rewards.sandbox.isolation"], sys.modules["backends.rewards.sandbox.judge"]
+DRIVER = LOAD + r'''
+reach = sys.stdin.read()
 L = I.Limits(timeout_s=20, per_test_s=10, memory_mb=256, file_size_mb=4, max_processes=8)
 out = {"privileged": I.describe()["privileged"]}
 with I.Sandbox("programs", L, code=reach) as b:
