@@ -183,11 +183,7 @@ def route(cx: Context, info: StageInfo, rewards: list[str], data: list[str], eva
     if section is not None:
         settings, _ = flat(cx, section.body, f"stage {info.decl.name}.route")
         for ds, entry in settings.items():
-            if ds not in sets and cx.kind_of(ds) is None and _written(info, ("data", "eval"), ds):
-                continue  # an unknown name, already reported where the stage lists it
-            if ds not in sets:
-                cx.d.error("E002", f"`{ds}` is not a dataset of stage {info.decl.name}", entry.key_span,
-                           help=did_you_mean(ds, sets) or f"its datasets: {', '.join(sets) or 'none'}")
+            if not _names_a_dataset(cx, info, ds, entry, sets, ("data", "eval"), "a dataset"):
                 continue
             value = resolve(cx, entry.value)
             if value is BAD:
@@ -233,11 +229,7 @@ def data_from_step(cx: Context, info: StageInfo, data: list[str], steps: int | N
     settings, _ = flat(cx, section.body, f"stage {info.decl.name}.from_step")
     out: dict[str, int] = {}
     for ds, entry in settings.items():
-        if ds not in data:
-            if cx.kind_of(ds) is None and _written(info, ("data",), ds):
-                continue  # an unknown name, already reported where the stage lists it
-            cx.d.error("E002", f"`{ds}` is not a training dataset of stage {info.decl.name}", entry.key_span,
-                       help=did_you_mean(ds, data) or f"its datasets: {', '.join(data) or 'none'}")
+        if not _names_a_dataset(cx, info, ds, entry, data, ("data",), "a training dataset"):
             continue
         value = resolve(cx, entry.value)
         if value is BAD:
@@ -259,3 +251,14 @@ def data_from_step(cx: Context, info: StageInfo, data: list[str], steps: int | N
                    help="let at least one dataset start at step 0 (leave it out of from_step { })")
         return {}
     return out
+
+
+def _names_a_dataset(cx, info, ds: str, entry, allowed: list[str], listed_in: tuple[str, ...], what: str) -> bool:
+    """A section keyed by dataset (`route`, `from_step`): is `ds` one of the stage's `allowed` datasets? An
+    unknown name the stage lists (in `listed_in`) was reported there already and is skipped silently."""
+    if ds in allowed:
+        return True
+    if not (cx.kind_of(ds) is None and _written(info, listed_in, ds)):
+        cx.d.error("E002", f"`{ds}` is not {what} of stage {info.decl.name}", entry.key_span,
+                   help=did_you_mean(ds, allowed) or f"its datasets: {', '.join(allowed) or 'none'}")
+    return False
