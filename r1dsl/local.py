@@ -130,7 +130,12 @@ def run(pipeline: ir.Pipeline, dry_run: bool = False, from_stage: str | None = N
                 _archive(folder, Path(pipeline.run_dir), old_key or "unkeyed")
         _write(folder / KEY_FILE, d.job.config_hash + "\n")
         print(f"== stage {name} ({d.job.stage.kind}): {d.reason}", flush=True)
-        code = subprocess.call(cmd, cwd=str(ROOT), env=env)
+        code, stopped = _run_stage(cmd, env)
+        if stopped is not None:
+            _record(pipeline, name, "failed", f"stopped by signal {stopped}")
+            print(f"r1dsl: stopped by signal {stopped} while stage {name} ran; it was asked to stop too (it saves a "
+                  "checkpoint where it can); run again to resume", file=sys.stderr)
+            return 128 + stopped
         if code != 0:
             _record(pipeline, name, "failed", f"exit status {code}")
             print(f"r1dsl: stage {name} failed (exit status {code}); fix it and run again: finished stages are skipped, "
@@ -142,6 +147,31 @@ def run(pipeline: ir.Pipeline, dry_run: bool = False, from_stage: str | None = N
         if results.exists():
             _write(Path(pipeline.run_dir) / "results.md", results_table(results, markdown=True))
     return 0
+
+
+def _run_stage(cmd: list[str], env: dict) -> tuple[int, int | None]:
+    """Run one stage to its end: (exit status, the signal that stopped this process or None). SIGTERM and SIGHUP
+    sent to `r1dsl` (a scheduler, a closed terminal, `kill`) are passed on to the stage, which saves a
+    checkpoint and exits; without that the stage would go on running, orphaned, after `r1dsl` is gone."""
+    import signal
+
+    got: list[int] = []
+    proc = subprocess.Popen(cmd, cwd=str(ROOT), env=env)
+
+    def forward(signum, frame):
+        got.append(signum)
+        try:
+            proc.send_signal(signum)
+        except ProcessLookupError:
+            pass
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        code = proc.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return code, (got[0] if got else None)
 
 
 KEEP = ("config.yaml", "launch.sh", KEY_FILE)

@@ -1,6 +1,6 @@
 """NeMo-RL v0.7.0's own config types, loaded from its source without its heavy imports.
 
-`load(module)` parses a NeMo-RL module (from tests/fixtures/nemo_rl_v0_7_0, copied unchanged from the
+`load(module)` parses a NeMo-RL module (from third_party/nemo_rl_v0_7_0, copied unchanged from the
 release, Apache-2.0, see LICENSE/NOTICE there) and executes only what defines config types: imports
 from `typing`/`pydantic`, TypedDict and BaseModel classes (their annotated fields, class keywords such
 as `total=False`/`extra="allow"`), and module-level type aliases. Imports of other NeMo-RL modules
@@ -25,7 +25,7 @@ from typing import Any
 
 import typing_extensions
 
-FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "nemo_rl_v0_7_0"
+FIXTURE = Path(__file__).resolve().parents[2] / "third_party" / "nemo_rl_v0_7_0"
 PACKAGE = "_nemo_rl_v0_7_0_types"  # where the loaded modules live in sys.modules
 MASTER_CONFIGS = {"grpo": "nemo_rl.algorithms.grpo", "sft": "nemo_rl.algorithms.sft"}
 

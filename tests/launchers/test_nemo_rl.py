@@ -1,6 +1,6 @@
 """The NeMo-RL target against NeMo-RL v0.7.0 itself: its config types, its setup asserts, its scripts.
 
-The reference files live in tests/fixtures/nemo_rl_v0_7_0 (copied unchanged, Apache-2.0). Every
+The reference files live in third_party/nemo_rl_v0_7_0 (copied unchanged, Apache-2.0). Every
 emitted config is validated as `examples/run_grpo.py` validates it (`MasterConfig(**config)` after
 resolving), checked for keys neither NeMo-RL's types nor its example config know, and passed through
 the setup asserts of grpo.py and lm_policy.py (`nemo_rl_types.setup_errors`).
