@@ -66,10 +66,7 @@ def hub_refs(recipe: ir.Recipe) -> list[HubRef]:
                 names.append(name)
 
     for stage in recipe.stages:
-        models = [] if stage.init_is_stage else [stage.init]
-        for reward in stage.rewards:
-            models += [v.model for v in reward.params.values() if isinstance(v, ir.ModelRef)]
-        for name in models:
+        for name in stage_models(stage):
             model = recipe.models.get(name)
             if model is not None and model.source == "hf":
                 add("model", model.path, name)
@@ -78,6 +75,14 @@ def hub_refs(recipe: ir.Recipe) -> list[HubRef]:
             if ds is not None and ds.source == "hf":
                 add("dataset", ds.path, name)
     return [HubRef(kind, repo_id, tuple(names)) for (kind, repo_id), names in found.items()]
+
+
+def stage_models(stage: ir.Stage) -> list[str]:
+    """The declared models a stage reads, once each: its `from` (unless an earlier stage) and its rewards' models."""
+    models = [] if stage.init_is_stage else [stage.init]
+    for reward in stage.rewards:
+        models += [v.model for v in reward.params.values() if isinstance(v, ir.ModelRef)]
+    return list(dict.fromkeys(models))
 
 
 def repo_folder(cache: Path, kind: str, repo_id: str) -> Path:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from r1dsl import ir
-from r1dsl.hub import datasets_cache, has_snapshot, hub_cache
+from r1dsl.hub import datasets_cache, has_snapshot, hub_cache, stage_models
 from r1dsl.compiler import model_parallel_misfits
 
 
@@ -154,10 +154,7 @@ def _small(recipe: ir.Recipe, stage: ir.Stage) -> bool:
 
 def _inputs(recipe: ir.Recipe, stage: ir.Stage, machine: Machine) -> list[Problem]:
     out = []
-    models = [] if stage.init_is_stage else [stage.init]
-    for reward in stage.rewards:
-        models += [v.model for v in reward.params.values() if isinstance(v, ir.ModelRef)]
-    for name in dict.fromkeys(models):  # the first stage that needs a model reports it
+    for name in stage_models(stage):  # the first stage that needs a model reports it
         model = recipe.models.get(name)
         if model is None:
             continue

@@ -153,8 +153,12 @@ def apply_filters(
     language_names = [r.name for r in rewards if r.rule == "language_consistency"]
     think_tag, opens = _think_tag(rewards)
 
+    chains: dict[int, str] = {}  # the chain of thought of each candidate, extracted once for all the filters
+
     def cot(c: Candidate) -> str:
-        return chain_of_thought(c.text, think_tag, opens)
+        if id(c) not in chains:
+            chains[id(c)] = chain_of_thought(c.text, think_tag, opens)
+        return chains[id(c)]
 
     def all_at_least(c: Candidate, names: Sequence[str], threshold: float) -> bool:
         values = [c.rewards.get(n, math.nan) for n in names]
