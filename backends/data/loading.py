@@ -79,17 +79,27 @@ def iter_jsonl(path: str | os.PathLike | None, limit: int | None = None) -> Iter
 
 
 def _read_parquet(path: str, limit: int | None) -> list[dict[str, Any]]:
-    if not Path(path).exists():
+    return list(iter_parquet(path, limit))
+
+
+def iter_parquet(path: str | None, limit: int | None = None, batch_rows: int = 2048) -> Iterator[dict[str, Any]]:
+    """The rows of a parquet file a record batch at a time (a file of any size in bounded memory)."""
+    if not path or not Path(path).exists():
         raise DataError(f"{path}: no such file")
     try:
         import pyarrow.parquet as pq
     except ImportError:
         raise DataError(f"{path}: reading parquet needs pyarrow (pip install pyarrow)") from None
+    n = 0
     try:
-        rows = pq.read_table(path).to_pylist()
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows):
+            for row in batch.to_pylist():
+                yield row
+                n += 1
+                if limit is not None and n >= limit:
+                    return
     except Exception as e:  # pyarrow raises several types for corrupt files
         raise DataError(f"{path}: not a readable parquet file ({e})") from None
-    return rows[:limit] if limit is not None else rows
 
 
 def _read_hf(name: str, split: str, limit: int | None) -> list[dict[str, Any]]:

@@ -20,7 +20,7 @@ from typing import Any, Iterator
 
 import pyarrow as pa
 
-from backends.data.loading import DataError, _map_fields, iter_jsonl, load_rows, open_hf
+from backends.data.loading import DataError, _map_fields, iter_jsonl, iter_parquet, load_rows, open_hf
 from r1dsl.config import DatasetConfig
 
 BATCH_ROWS = 2048  # rows converted per Arrow record batch: bounds the conversion's own memory
@@ -127,7 +127,7 @@ def _batches(dataset: DatasetConfig, needed: tuple[str, ...]) -> Iterator[list[d
     if dataset.source in ("jsonl", "stage"):
         rows: Any = iter_jsonl(dataset.path, dataset.size)
     elif dataset.source == "parquet":
-        rows = _stream_parquet(dataset.path, dataset.size)
+        rows = iter_parquet(dataset.path, dataset.size, BATCH_ROWS)
     else:  # generated rows are small: the list loader makes them
         rows = iter(load_rows(dataset))
     batch = []
@@ -143,24 +143,6 @@ def _batches(dataset: DatasetConfig, needed: tuple[str, ...]) -> Iterator[list[d
             batch = []
     if batch:
         yield batch
-
-
-def _stream_parquet(path: str | None, limit: int | None) -> Iterator[dict[str, Any]]:
-    import pyarrow.parquet as pq
-
-    if not path or not Path(path).exists():
-        raise DataError(f"{path}: no such file")
-    try:
-        reader = pq.ParquetFile(path)
-    except Exception as e:  # pyarrow raises several types for corrupt files
-        raise DataError(f"{path}: not a readable parquet file ({e})") from None
-    n = 0
-    for batch in reader.iter_batches(batch_size=BATCH_ROWS):
-        for row in batch.to_pylist():
-            yield row
-            n += 1
-            if limit is not None and n >= limit:
-                return
 
 
 def _write(path: Path, batches: Iterator[list[dict[str, Any]]], needed: tuple[str, ...]) -> None:
